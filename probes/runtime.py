@@ -1,0 +1,103 @@
+"""Turn one measurement function into a probe: an endless, scheduled stream of Samples.
+
+Every probe shares these rules, so they live here once: a fixed cadence that
+does not drift, a hard timeout per measurement, and failures turned into error
+Samples instead of exceptions, so one bad probe never stops another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from probes.samples import (
+    ERROR_EXCEPTION,
+    ERROR_TIMEOUT,
+    LOCAL_HOST,
+    JSONValue,
+    Sample,
+    error_sample,
+)
+
+MeasureResult = Sample | Iterable[Sample]
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """What to run: the same description drives a local probe and a remote agent's."""
+
+    kind: str
+    """Probe module name in probes/ ("tcp", "system", ...)."""
+    target: str = ""
+    """What to measure, as the user wrote it; "" for host-wide probes."""
+    interval: float = 1.0
+    """Seconds between the starts of two measurements."""
+    timeout: float = 2.0
+    """Hard limit for one measurement; past it the probe yields a timeout Sample."""
+    options: dict[str, JSONValue] = field(default_factory=dict)
+    """Probe-specific settings (JSON-safe so they can travel to a remote agent)."""
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {"kind": self.kind, "target": self.target, "interval": self.interval,
+                "timeout": self.timeout, "options": self.options}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, JSONValue]) -> ProbeSpec:
+        interval = data.get("interval", 1.0)
+        timeout = data.get("timeout", 2.0)
+        options = data.get("options") or {}
+        if not isinstance(interval, (int, float)) or not isinstance(timeout, (int, float)):
+            raise ValueError("interval and timeout must be numbers")
+        if not isinstance(options, dict):
+            raise ValueError("options must be an object")
+        return cls(kind=str(data["kind"]), target=str(data.get("target", "")),
+                   interval=float(interval), timeout=float(timeout), options=options)
+
+
+async def scheduled(
+    measure: Callable[[], Awaitable[MeasureResult]],
+    *,
+    kind: str,
+    target: str,
+    interval: float,
+    timeout: float,
+    host: str = LOCAL_HOST,
+    count: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Sample]:
+    """Call ``measure`` every ``interval`` seconds and yield what it returns.
+
+    A measurement that raises yields an "exception" Sample with the original
+    message; one that runs past ``timeout`` is cancelled and yields a "timeout"
+    Sample. Ticks missed while a measurement overran are skipped rather than
+    fired in a burst, so a slow target is not hammered to catch up.
+    """
+    next_at = clock()
+    done = 0
+    while count is None or done < count:
+        try:
+            result = await asyncio.wait_for(measure(), timeout)
+        except asyncio.TimeoutError:
+            yield error_sample(kind, target, ERROR_TIMEOUT, f"no result within {timeout:g} s", host=host)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a probe's bug must not stop the others
+            yield error_sample(kind, target, ERROR_EXCEPTION, f"{type(exc).__name__}: {exc}", host=host)
+        else:
+            if isinstance(result, Sample):
+                yield result
+            else:
+                for sample in result:
+                    yield sample
+        done += 1
+        if count is not None and done >= count:
+            return
+        next_at += interval
+        now = clock()
+        if next_at < now and interval > 0:
+            # Stay on the original grid: skip the ticks that passed during the overrun.
+            next_at += math.ceil((now - next_at) / interval) * interval
+        await asyncio.sleep(next_at - now)
