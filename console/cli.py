@@ -1,0 +1,81 @@
+"""The `warroom` command line.
+
+Sub-commands live in their own modules (console/cmd_*.py) and are imported
+only when used, so `warroom --version` and `warroom --json` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from console import __version__
+
+#: Sub-command name -> module with ``main(argv: list[str]) -> int``.
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "console.cmd_demo",
+    "check": "console.cmd_check",
+    "capture": "console.cmd_capture",
+}
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="warroom",
+        description="Live incident console: why can't the service reach its backend?",
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap "
+               "(each has --help). With no target, warroom watches this host only and probes no address.",
+    )
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="host:port, [v6]:port or http(s):// URL to probe")
+    parser.add_argument("--version", action="version", version=f"warroom {__version__}")
+    parser.add_argument("--json", action="store_true",
+                        help="open no screen: print the Sample stream as JSON lines")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="with --json: stop after this many seconds")
+    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                        help="seconds between probes of one target (default 1)")
+    parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
+    parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    return parser
+
+
+def fail(message: str) -> int:
+    print(f"warroom: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list and args_list[0] in SUBCOMMANDS:
+            module = importlib.import_module(SUBCOMMANDS[args_list[0]])
+            return int(module.main(args_list[1:]))
+        from console.run import run_main  # noqa: PLC0415 - keep --version/--help fast
+
+        args = build_parser().parse_args(args_list)
+        return run_main(args)
+    except UsageError as exc:
+        return fail(f"{exc} (see warroom --help)")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
