@@ -1,0 +1,183 @@
+"""The warroom App: panes over the store, fed by the hub. Built by `create_app` only."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from console.hub import Hub
+from console.probe_plan import host_specs, specs_for_target
+from console.recorder import Recorder
+from console.screens import AddTargetScreen, HelpScreen
+from console.store import Store
+from themes import DEFAULT_THEME, THEME_NAMES, THEMES
+from widgets.system_pane import SystemPane
+from widgets.targets_pane import TargetsPane
+
+THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+
+
+@dataclass
+class AppConfig:
+    """Everything the app needs to start; the CLI and the tests both build one."""
+
+    targets: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    """Friendly names for targets (the demo's "slow", "refused" ...)."""
+    interval: float = 1.0
+    demo: bool = False
+    live: bool = True
+    """False: start no probes and no clock (tests and snapshots fill the store themselves)."""
+    theme: str = DEFAULT_THEME
+    record: Recorder | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+class WarroomApp(App[int]):
+    """The console. Probes feed the hub, the hub the store, the panes read the store."""
+
+    TITLE = "warroom"
+    CSS_PATH = str(THEMES_DIR / "warroom.tcss")
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("a", "add_target", "add target"),
+        Binding("x", "remove_target", "remove target"),
+        Binding("p", "toggle_pause", "pause"),
+        Binding("t", "cycle_theme", "theme"),
+        Binding("1", "show_tab('overview')", "overview", show=False),
+    ]
+    #: Shown in the help screen beside the bindings above (they belong to Textual itself).
+    EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
+                  ("tab / shift+tab", "move focus between panes"),
+                  ("up / down", "move between target rows")]
+
+    paused: reactive[bool] = reactive(False)
+    """Freezes what the panes show (to read or screenshot); probes keep recording."""
+
+    def __init__(self, config: AppConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.store = Store()
+        self.hub = Hub(self.store)
+        self.demo_lab: object | None = None
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = config.theme
+        if config.record is not None:
+            self.hub.listeners.append(config.record)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=self.config.live, icon="▣")
+        with TabbedContent(initial="overview"):
+            with TabPane("1 Overview", id="overview"):
+                yield TargetsPane(self.store, id="targets")
+                yield SystemPane(self.store, id="system")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.config.hostname + ("  demo" if self.config.demo else "")
+        pane = self.query_one(TargetsPane)
+        for target in self.config.targets:
+            pane.add_target(target, self.config.labels.get(target))
+        if self.config.live:
+            # After the first frame: the first paint should not wait for probe imports.
+            self.call_after_refresh(self.start_live)
+
+    async def start_live(self) -> None:
+        if self.config.demo:
+            from console.demo import DemoLab  # noqa: PLC0415 - only the demo needs it
+
+            lab = await DemoLab.start()
+            self.demo_lab = lab
+            pane = self.query_one(TargetsPane)
+            for demo_target in lab.targets:
+                self.config.labels[demo_target.target] = f"{demo_target.name}: {demo_target.story}"
+                pane.add_target(demo_target.target, self.config.labels[demo_target.target])
+                self.config.targets.append(demo_target.target)
+        for spec in host_specs(self.config.interval):
+            self.hub.start_probe(spec)
+        for target in self.config.targets:
+            self.start_target_probes(target)
+
+    def start_target_probes(self, target: str) -> None:
+        for spec in specs_for_target(target, self.config.interval):
+            self.hub.start_probe(spec)
+
+    async def on_unmount(self) -> None:
+        await self.hub.stop()
+        if self.demo_lab is not None:
+            await self.demo_lab.stop()  # type: ignore[attr-defined]
+        if self.config.record is not None:
+            self.config.record.close()
+
+    # -- actions ---------------------------------------------------------------
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            key = binding.key_display or binding.key
+            if key not in seen:
+                seen.add(key)
+                rows.append((key, binding.description or binding.action))
+        return rows + self.EXTRA_HELP
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def action_cycle_theme(self) -> None:
+        index = THEME_NAMES.index(self.theme) if self.theme in THEME_NAMES else -1
+        self.theme = THEME_NAMES[(index + 1) % len(THEME_NAMES)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def watch_paused(self, paused: bool) -> None:
+        for pane in (self.query_one(TargetsPane), self.query_one(SystemPane)):
+            pane.paused = paused
+        base = self.config.hostname + ("  demo" if self.config.demo else "")
+        self.sub_title = base + ("  PAUSED (probes still recording; p resumes)" if paused else "")
+
+    def action_add_target(self) -> None:
+        def added(target: str | None) -> None:
+            if target:
+                self.add_target(target)
+
+        self.push_screen(AddTargetScreen(), added)
+
+    def add_target(self, target: str) -> None:
+        if target in self.config.targets:
+            self.notify(f"{target} is already probed", timeout=3)
+            return
+        self.config.targets.append(target)
+        self.query_one(TargetsPane).add_target(target)
+        if self.config.live:
+            self.start_target_probes(target)
+
+    def action_remove_target(self) -> None:
+        pane = self.query_one(TargetsPane)
+        target = pane.focused_target()
+        if target is None:
+            self.notify("focus a target row first (up/down), then press x", timeout=3)
+            return
+        self.hub.remove_target(target)
+        self.config.targets.remove(target)
+        pane.remove_target(target)
+        self.notify(f"stopped probing {target}", timeout=2)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+
+def create_app(config: AppConfig | None = None) -> WarroomApp:
+    """The one way to build the app: the CLI and the tests both call this."""
+    return WarroomApp(config or AppConfig())

@@ -1,0 +1,33 @@
+"""Recording: the Sample stream written as JSON lines, one Sample per line.
+
+The lines are exactly what `warroom --json` prints and what the SSH agent
+sends, so a recording can be replayed through the hub or used as a fixture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+from probes.samples import Sample
+
+
+class Recorder:
+    """A hub listener that appends each Sample to a file, flushed line by line."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[str] = self.path.open("a", encoding="utf-8", buffering=1)
+        self.written = 0
+
+    def __call__(self, sample: Sample) -> None:
+        self._file.write(sample.to_json() + "\n")
+        self.written += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def open_recorder(path: str) -> Recorder:
+    """Open ``path`` for appending or raise OSError with the reason (caller reports it)."""
+    return Recorder(path)

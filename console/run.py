@@ -1,0 +1,85 @@
+"""Plain `warroom [TARGET...]`: the live console, or the JSON stream with --json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from console.cli import UsageError
+from console.hub import Hub
+from console.probe_plan import host_specs, specs_for_target
+from console.recorder import Recorder
+from console.store import Store
+from probes.runtime import ProbeSpec
+from probes.samples import Sample
+from probes.targets import TargetError
+
+
+def plan(targets: list[str], interval: float) -> list[ProbeSpec]:
+    """All probes for the command line, or a UsageError naming the first bad target."""
+    specs = host_specs(interval)
+    for text in targets:
+        try:
+            specs += specs_for_target(text, interval)
+        except TargetError as exc:
+            raise UsageError(f"bad target: {exc}") from None
+    return specs
+
+
+async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: Recorder | None) -> int:
+    """Print every Sample as one JSON line until ``duration`` passes (or forever)."""
+    hub = Hub(Store(per_series=16))  # nothing reads the store here: keep it tiny
+    out = sys.stdout
+
+    def emit(sample: Sample) -> None:
+        out.write(sample.to_json() + "\n")
+        out.flush()
+
+    hub.listeners.append(emit)
+    if recorder is not None:
+        hub.listeners.append(recorder)
+    for spec in specs:
+        hub.start_probe(spec)
+    try:
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)
+    finally:
+        await hub.stop()
+    return 0
+
+
+def run_main(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        raise UsageError("--interval must be more than 0 seconds")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be more than 0 seconds")
+    if args.duration is not None and not args.json:
+        raise UsageError("--duration goes with --json")
+    specs = plan(args.targets, args.interval)
+    recorder = None
+    if args.record:
+        try:
+            recorder = Recorder(args.record)
+        except OSError as exc:
+            raise UsageError(f"cannot write the recording {args.record}: {exc.strerror}") from None
+    try:
+        if args.json:
+            try:
+                return asyncio.run(stream_json(specs, args.duration, recorder))
+            except BrokenPipeError:
+                return 0  # the reader (head, jq) went away: that is a normal end
+        from console.app import AppConfig, create_app  # noqa: PLC0415
+        from themes import DEFAULT_THEME, THEME_NAMES  # noqa: PLC0415
+
+        theme = args.theme or DEFAULT_THEME
+        if theme not in THEME_NAMES:
+            raise UsageError(f"unknown theme {theme!r}: choose one of {', '.join(THEME_NAMES)}")
+        app = create_app(AppConfig(targets=list(args.targets), interval=args.interval, theme=theme,
+                                   record=recorder))
+        return int(app.run() or 0)
+    finally:
+        if recorder is not None:
+            recorder.close()
