@@ -75,10 +75,9 @@ class WarroomApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.config.live, icon="▣")
-        with TabbedContent(initial="overview"):
-            with TabPane("1 Overview", id="overview"):
-                yield TargetsPane(self.store, id="targets")
-                yield SystemPane(self.store, id="system")
+        with TabbedContent(initial="overview"), TabPane("1 Overview", id="overview"):
+            yield TargetsPane(self.store, id="targets")
+            yield SystemPane(self.store, id="system")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -92,7 +91,7 @@ class WarroomApp(App[int]):
 
     async def start_live(self) -> None:
         if self.config.demo:
-            from console.demo import DemoLab  # noqa: PLC0415 - only the demo needs it
+            from console.demo import DemoLab
 
             lab = await DemoLab.start()
             self.demo_lab = lab

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args_list and args_list[0] in SUBCOMMANDS:
             module = importlib.import_module(SUBCOMMANDS[args_list[0]])
             return int(module.main(args_list[1:]))
-        from console.run import run_main  # noqa: PLC0415 - keep --version/--help fast
+        from console.run import run_main
 
         args = build_parser().parse_args(args_list)
         return run_main(args)

@@ -13,7 +13,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     config = AppConfig(demo=True)
     if args.theme:
-        from themes import THEME_NAMES  # noqa: PLC0415
+        from themes import THEME_NAMES
 
         if args.theme not in THEME_NAMES:
             raise UsageError(f"unknown theme {args.theme!r}: choose one of {', '.join(THEME_NAMES)}")

@@ -53,7 +53,7 @@ def diagnose(store: Store, rules: dict[str, Rule] | None = None) -> list[Finding
     for name, func in (rules or RULES).items():
         try:
             findings.extend(func(store))
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
+        except Exception as exc:
             findings.append(Finding(rule=name, title=f"rule {name} failed: {exc}", severity="info",
                                     layer="console", confidence=0.0))
     order = {sev: i for i, sev in enumerate(reversed(SEVERITIES))}

@@ -89,7 +89,7 @@ class Hub:
                     delay = self.backoff_start
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reported as a Sample, then restarted
+            except Exception as exc:
                 self.publish(error_sample(running.kind, running.target, ERROR_EXCEPTION,
                                           f"probe stopped: {type(exc).__name__}: {exc}"))
             if not running.restart:

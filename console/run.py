@@ -71,8 +71,8 @@ def run_main(args: argparse.Namespace) -> int:
                 return asyncio.run(stream_json(specs, args.duration, recorder))
             except BrokenPipeError:
                 return 0  # the reader (head, jq) went away: that is a normal end
-        from console.app import AppConfig, create_app  # noqa: PLC0415
-        from themes import DEFAULT_THEME, THEME_NAMES  # noqa: PLC0415
+        from console.app import AppConfig, create_app
+        from themes import DEFAULT_THEME, THEME_NAMES
 
         theme = args.theme or DEFAULT_THEME
         if theme not in THEME_NAMES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
@@ -30,6 +31,6 @@ def rfc3550_jitter(transit_times: Sequence[float]) -> float | None:
     if len(transit_times) < 2:
         return None
     jitter = 0.0
-    for previous, current in zip(transit_times, transit_times[1:]):
+    for previous, current in pairwise(transit_times):
         jitter += (abs(current - previous) - jitter) / 16.0
     return jitter

@@ -84,7 +84,7 @@ async def scheduled(
             yield error_sample(kind, target, ERROR_TIMEOUT, f"no result within {timeout:g} s", host=host)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a probe's bug must not stop the others
+        except Exception as exc:
             yield error_sample(kind, target, ERROR_EXCEPTION, f"{type(exc).__name__}: {exc}", host=host)
         else:
             if isinstance(result, Sample):

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 #: The host name local probes report; remote samples carry the SSH host's name.
 LOCAL_HOST = "local"
 
-JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
+JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007 - recursive alias needs Union at runtime
 
 #: Failure kinds shared by every probe, so the UI and diagnosis can group them.
 #: Probes may add their own (for example "nxdomain" or "cert-expired").

@@ -66,7 +66,7 @@ async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST) -> S
         rtt_ms = await connect_once(target.host, port, timeout)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure is evidence, classified below
+    except Exception as exc:
         return error_sample(KIND, target_text, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
                             fields={"endpoint": target.endpoint})
     return Sample(kind=KIND, target=target_text, ts=time.time(), host=host,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.markup import escape
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 

@@ -7,7 +7,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.store import Store
+from console.store import SeriesKey, Store
 from probes.samples import LOCAL_HOST
 from widgets.target_row import TargetRow
 
@@ -98,11 +98,17 @@ class TargetsPane(VerticalScroll):
             return
         self._seen_version = self.store.version
         for row in self.query(TargetRow):
-            for kind, field in PRIMARY_SERIES:
-                key = (self.host, kind, row.target)
-                if self.store.last(key) is not None:
-                    break
-            else:
+            primary = self._primary_series(row.target)
+            if primary is None:
                 continue
+            key, field = primary
             stats = self.store.stats(key, field=field, seconds=STATS_WINDOW_S)
-            row.show(stats, self.store.values(key, field, seconds=STATS_WINDOW_S), kind)
+            row.show(stats, self.store.values(key, field, seconds=STATS_WINDOW_S), key[1])
+
+    def _primary_series(self, target: str) -> tuple[SeriesKey, str] | None:
+        """The series a row graphs: the highest layer that has samples for the target."""
+        for kind, field in PRIMARY_SERIES:
+            key = (self.host, kind, target)
+            if self.store.last(key) is not None:
+                return key, field
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 from console.hub import Hub
 from console.store import Store
@@ -49,7 +50,7 @@ async def test_overrun_skips_missed_ticks_instead_of_bursting() -> None:
         return Sample("fake", "t", time.time())
 
     _ = [s async for s in scheduled(measure, kind="fake", target="t", interval=0.1, timeout=1, count=3)]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in pairwise(stamps)]
     assert gaps[0] >= 0.29  # next tick on the grid after the overrun (0.3 s), not immediately
     assert 0.08 < gaps[1] < 0.2
 

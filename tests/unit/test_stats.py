@@ -20,7 +20,7 @@ def test_jitter_from_rfc3550_transit_times() -> None:
     # at 100, 125, 140, 170 ms: transits 100, 105, 100, 110; |D| = 5, 5, 10.
     sent = [0, 20, 40, 60]
     arrived = [100, 125, 140, 170]
-    transit = [a - s for a, s in zip(arrived, sent)]
+    transit = [a - s for a, s in zip(arrived, sent, strict=True)]
     j1 = 5 / 16
     j2 = j1 + (5 - j1) / 16
     j3 = j2 + (10 - j2) / 16

@@ -34,7 +34,7 @@ def test_series_beyond_the_limit_evict_the_least_recently_updated() -> None:
         store.add(Sample("tcp", target, 1.0))
     store.add(Sample("tcp", "a", 2.0))  # "a" is fresh again, "b" is now the oldest
     store.add(Sample("tcp", "d", 3.0))
-    assert sorted(k[2] for k in store.keys()) == ["a", "c", "d"]
+    assert sorted(k[2] for k in store.keys(kind="tcp")) == ["a", "c", "d"]
 
 
 def test_stats_over_a_window() -> None:

@@ -1,0 +1,64 @@
+"""`warroom demo`'s servers misbehave as advertised, and the live console shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from console.app import AppConfig, create_app
+from console.demo import DemoLab
+from probes import tcp
+from probes.targets import parse_target
+from widgets.target_row import TargetRow
+
+
+async def _http_get(target: str, timeout: float) -> tuple[float, bytes]:
+    parsed = parse_target(target)
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.tcp_port)
+    try:
+        writer.write(f"GET {parsed.path} HTTP/1.1\r\nHost: demo\r\n\r\n".encode())
+        await writer.drain()
+        first = await asyncio.wait_for(reader.read(1), timeout)
+        return time.perf_counter() - start, first
+    finally:
+        writer.close()
+
+
+async def test_demo_servers_behave_like_their_stories() -> None:
+    lab = await DemoLab.start()
+    try:
+        targets = {t.name: t.target for t in lab.targets}
+        assert all(parse_target(t).host == "127.0.0.1" for t in targets.values())  # loopback only
+        assert (await tcp.measure(targets["api"], 1)).ok
+        assert (await tcp.measure(targets["refused"], 1)).error == "refused"
+        outcomes = [(await tcp.measure(targets["backlog"], 0.3)).error for _ in range(4)]
+        assert outcomes[-1] == "timeout"
+        try:
+            await _http_get(targets["stall"], timeout=0.5)
+            raise AssertionError("the stall server answered")
+        except asyncio.TimeoutError:
+            pass
+        slow = [(await _http_get(targets["slow"], timeout=2))[0] * 1000 for _ in range(12)]
+        fast = [(await _http_get(targets["api"], timeout=2))[0] * 1000 for _ in range(5)]
+        assert statistics.mean(slow) > 60 and statistics.pstdev(slow) > 5
+        assert statistics.mean(fast) < 50
+    finally:
+        await lab.stop()
+
+
+async def test_live_demo_shows_failures_within_seconds() -> None:
+    app = create_app(AppConfig(demo=True, hostname="h"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        rows: dict[str, str] = {}
+        for _ in range(20):
+            await pilot.pause(0.25)
+            rows = {row.label.split(":")[0]: " ".join(str(w.render()) for w in row.query("Label, Static"))
+                    for row in app.query(TargetRow)}
+            if "REFUSED" in rows.get("refused", "") and "TIMEOUT" in rows.get("backlog", ""):
+                break
+        assert set(rows) == {"api", "slow", "refused", "stall", "backlog"}
+        assert "REFUSED" in rows["refused"]
+        assert "TIMEOUT" in rows["backlog"]
+        assert "OK" in rows["api"]

@@ -1,0 +1,112 @@
+"""Press the keys a responder presses and check what changed on screen."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Label, Static
+
+from console.app import WarroomApp
+from console.screens import AddTargetScreen, HelpScreen
+from themes import THEME_NAMES
+from widgets.target_row import TargetRow
+from widgets.targets_pane import TargetsPane
+
+
+def row_text(row: TargetRow) -> str:
+    return " ".join(str(w.render()) for w in row.query("Label, Static"))
+
+
+async def test_rows_show_stats_and_failure_kinds(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.7)
+        rows = {row.target: row_text(row) for row in app.query(TargetRow)}
+        assert "REFUSED" in rows["127.0.0.1:8003"] and "loss 100%" in rows["127.0.0.1:8003"]
+        assert "TIMEOUT" in rows["127.0.0.1:8005"]
+        assert "loss 0%" in rows["http://127.0.0.1:8002/orders"]
+        assert "p50 130" in rows["http://127.0.0.1:8002/orders"]
+
+
+async def test_help_lists_every_binding_and_closes(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one(Static).render())
+        for binding in app.BINDINGS:
+            assert binding.description in text  # type: ignore[union-attr]
+        assert "ctrl+p" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_t_cycles_through_every_theme(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        seen = [app.theme]
+        for _ in THEME_NAMES:
+            await pilot.press("t")
+            seen.append(app.theme)
+        assert set(seen) == set(THEME_NAMES)
+        assert seen[-1] == seen[0]
+
+
+async def test_p_freezes_the_panes_until_pressed_again(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.7)
+        row = next(r for r in app.query(TargetRow) if r.target == "http://127.0.0.1:8001/health")
+        before = row_text(row)
+        await pilot.press("p")
+        assert "PAUSED" in app.sub_title
+        import time
+
+        from probes.samples import Sample
+        for _ in range(20):
+            app.hub.publish(Sample("tcp", row.target, time.time(), {}, error="timeout", message="x"))
+        await pilot.pause(0.7)
+        assert row_text(row) == before  # frozen
+        await pilot.press("p")
+        await pilot.pause(0.7)
+        assert "PAUSED" not in app.sub_title
+        assert "TIMEOUT" in row_text(row)
+
+
+async def test_a_adds_a_target_and_rejects_a_bad_one(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        assert isinstance(app.screen, AddTargetScreen)
+        await pilot.press(*"host:99999", "enter")
+        assert isinstance(app.screen, AddTargetScreen)  # still open, with the reason
+        assert "outside 1-65535" in str(app.screen.query_one("#error", Label).render())
+        app.screen.query_one(Input).value = ""
+        await pilot.press(*"127.0.0.1:6379", "enter")
+        assert not isinstance(app.screen, AddTargetScreen)
+        assert "127.0.0.1:6379" in app.query_one(TargetsPane).targets
+
+
+async def test_x_removes_the_focused_target(app: WarroomApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(TargetsPane)
+        first = pane.targets[0]
+        pane.query(TargetRow).first().focus()
+        await pilot.press("down", "up")  # move away and back: keyboard-only navigation
+        assert pane.focused_target() == first
+        await pilot.press("x")
+        await pilot.pause()
+        assert first not in pane.targets
+        assert first not in app.config.targets
+
+
+async def test_q_quits() -> None:
+    from tests.conftest import fixed_app
+
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+    assert app.return_code == 0 or app.return_code is None
+    assert not app.is_running
+
+
+async def test_empty_console_says_how_to_get_data() -> None:
+    from console.app import AppConfig, create_app
+
+    app = create_app(AppConfig(live=False, hostname="h"))
+    async with app.run_test(size=(80, 24)):
+        text = str(app.query_one(TargetsPane).query_one(".empty", Static).render())
+        assert "run warroom HOST:PORT" in text and "press a" in text

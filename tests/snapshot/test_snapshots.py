@@ -1,0 +1,36 @@
+"""SVG snapshots of the console over fixed data (no clock, no live probes), 80x24 and 120x40.
+
+Update after an intended change with: python3 -m pytest tests/snapshot --snapshot-update
+"""
+
+from __future__ import annotations
+
+from tests.conftest import fixed_app
+
+
+def test_overview_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_overview_120x40(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(fixed_app(), terminal_size=(120, 40), run_before=_settle)
+
+
+def test_help_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def open_help(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _settle(pilot)
+        await pilot.press("question_mark")
+
+    assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=open_help)
+
+
+def test_contrast_theme_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def contrast(pilot) -> None:  # type: ignore[no-untyped-def]
+        pilot.app.theme = "warroom-contrast"
+        await _settle(pilot)
+
+    assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=contrast)
+
+
+async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause(1.2)  # one refresh of every pane's timer
