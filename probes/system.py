@@ -34,21 +34,26 @@ def _fd_max() -> int | None:
 
 
 def _top_processes(limit: int) -> list[JSONValue]:
-    rows: list[tuple[float, dict[str, JSONValue]]] = []
-    for proc in psutil.process_iter(["pid", "name", "cpu_percent", "memory_info", "num_fds", "username"]):
+    """The busiest processes. Only pid, name and CPU are read for every process;
+    RSS, fds and user (the costly reads) only for the ``limit`` shown."""
+    by_cpu = sorted(psutil.process_iter(["pid", "name", "cpu_percent"]),
+                    key=lambda proc: proc.info.get("cpu_percent") or 0.0, reverse=True)
+    rows: list[JSONValue] = []
+    for proc in by_cpu[:limit]:
         info = proc.info
-        mem = info.get("memory_info")
-        row: dict[str, JSONValue] = {
-            "pid": info["pid"],
-            "name": info.get("name") or "?",
-            "cpu": round(info.get("cpu_percent") or 0.0, 1),
-            "rss_mb": round(mem.rss / 1048576, 1) if mem else None,
-            "fds": info.get("num_fds"),  # None: another user's process that we may not read
-            "user": info.get("username"),
-        }
-        rows.append((row["cpu"] or 0.0, row))  # type: ignore[arg-type]
-    rows.sort(key=lambda pair: pair[0], reverse=True)
-    return [row for _, row in rows[:limit]]
+        row: dict[str, JSONValue] = {"pid": info["pid"], "name": info.get("name") or "?",
+                                     "cpu": round(info.get("cpu_percent") or 0.0, 1)}
+        try:
+            with proc.oneshot():
+                row["rss_mb"] = round(proc.memory_info().rss / 1048576, 1)
+                row["user"] = proc.username()
+                row["fds"] = proc.num_fds()
+        except psutil.AccessDenied:
+            row["fds"] = None  # another user's process: root would show more
+        except psutil.NoSuchProcess:
+            continue
+        rows.append(row)
+    return rows
 
 
 def snapshot(top: int = TOP_PROCESSES) -> dict[str, JSONValue]:

@@ -40,6 +40,7 @@ class SystemPane(Static):
         self.store = store
         self.host = host
         self._seen_version = -1
+        self._shown = ""
         self.border_title = f"System ({host})"
 
     def on_mount(self) -> None:
@@ -70,4 +71,7 @@ class SystemPane(Static):
             lines.append("[dim]top CPU:[/] " + "  ".join(
                 f"{escape(short(str(p.get('name')), 14))}({p.get('pid')}) {p.get('cpu')}%"
                 for p in top[:3] if isinstance(p, dict)))
-        self.update("\n".join(lines))
+        text = "\n".join(lines)
+        if text != self._shown:
+            self._shown = text
+            self.update(text)

@@ -56,6 +56,9 @@ class TargetRow(Widget, can_focus=True):
         self.target = target
         """The target text as the user gave it; names the series in the store."""
         self.label = label or target
+        self._shown_state = ""
+        self._shown_graph: list[float] = []
+        self._shown_numbers = ""
 
     def compose(self) -> ComposeResult:
         yield Label(self._state_text(None, "tcp"), classes="state")
@@ -84,8 +87,16 @@ class TargetRow(Widget, can_focus=True):
 
     def show(self, stats: SeriesStats, rtts: list[float], layer: str) -> None:
         """Update from the store's figures; called by the pane on its refresh timer."""
-        self.query_one(".state", Label).update(self._state_text(stats, layer))
-        self.query_one(Sparkline).data = rtts[-40:]
+        state = self._state_text(stats, layer)
+        graph = rtts[-40:]
+        if state != self._shown_state:  # unchanged text costs no layout or repaint
+            self._shown_state = state
+            self.query_one(".state", Label).update(state)
+        if graph != self._shown_graph:
+            self._shown_graph = graph
+            self.query_one(Sparkline).data = graph
         numbers = (f"{ms(stats.last)}ms p50 {ms(stats.p50)} p95 {ms(stats.p95)} p99 {ms(stats.p99)}"
                    f" jit {ms(stats.jitter)} loss {pct(stats.loss_pct)}")
-        self.query_one(".numbers", Static).update(numbers)
+        if numbers != self._shown_numbers:
+            self._shown_numbers = numbers
+            self.query_one(".numbers", Static).update(numbers)

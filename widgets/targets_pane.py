@@ -14,6 +14,8 @@ from widgets.target_row import TargetRow
 #: Which series a row graphs, best first: the layer closest to what the user asked for.
 PRIMARY_SERIES: tuple[tuple[str, str], ...] = (("http", "total_ms"), ("tcp", "rtt_ms"))
 STATS_WINDOW_S = 60.0
+#: Probes run at 1 Hz by default: redrawing faster would only repaint the same figures.
+REFRESH_S = 1.0
 EMPTY_TEXT = "no targets: run warroom HOST:PORT or a URL, or press a to add one"
 
 
@@ -54,7 +56,7 @@ class TargetsPane(VerticalScroll):
         yield Static(EMPTY_TEXT, classes="empty")
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, self.refresh_rows)
+        self.set_interval(REFRESH_S, self.refresh_rows)
 
     @property
     def targets(self) -> list[str]:
