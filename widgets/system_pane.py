@@ -45,6 +45,7 @@ class SystemPane(Static):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh_figures)
+        self.call_after_refresh(self.refresh_figures)
 
     def refresh_figures(self) -> None:
         if self.paused or self.store.version == self._seen_version:

@@ -60,11 +60,16 @@ class TargetRow(Widget, can_focus=True):
         self._shown_graph: list[float] = []
         self._shown_numbers = ""
 
+        # Built here, not in compose, so show() can update them before they are mounted.
+        self._state = Label(self._state_text(None, "tcp"), classes="state")
+        self._graph = Sparkline([], summary_function=max)
+        self._numbers = Static("waiting for the first probe…", classes="numbers")
+
     def compose(self) -> ComposeResult:
-        yield Label(self._state_text(None, "tcp"), classes="state")
+        yield self._state
         with Horizontal():
-            yield Sparkline([], summary_function=max)
-            yield Static("waiting for the first probe…", classes="numbers")
+            yield self._graph
+            yield self._numbers
 
     def _state_text(self, stats: SeriesStats | None, layer: str) -> str:
         """Markup for the first line; the symbol carries the state even without colour."""
@@ -91,12 +96,12 @@ class TargetRow(Widget, can_focus=True):
         graph = rtts[-40:]
         if state != self._shown_state:  # unchanged text costs no layout or repaint
             self._shown_state = state
-            self.query_one(".state", Label).update(state)
+            self._state.update(state)
         if graph != self._shown_graph:
             self._shown_graph = graph
-            self.query_one(Sparkline).data = graph
+            self._graph.data = graph
         numbers = (f"{ms(stats.last)}ms p50 {ms(stats.p50)} p95 {ms(stats.p95)} p99 {ms(stats.p99)}"
                    f" jit {ms(stats.jitter)} loss {pct(stats.loss_pct)}")
         if numbers != self._shown_numbers:
             self._shown_numbers = numbers
-            self.query_one(".numbers", Static).update(numbers)
+            self._numbers.update(numbers)

@@ -57,6 +57,7 @@ class TargetsPane(VerticalScroll):
 
     def on_mount(self) -> None:
         self.set_interval(REFRESH_S, self.refresh_rows)
+        self.call_after_refresh(self.refresh_rows)  # show what the store already holds at once
 
     @property
     def targets(self) -> list[str]:

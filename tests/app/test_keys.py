@@ -17,7 +17,7 @@ def row_text(row: TargetRow) -> str:
 
 async def test_rows_show_stats_and_failure_kinds(app: WarroomApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.7)
+        await pilot.pause(1.2)
         rows = {row.target: row_text(row) for row in app.query(TargetRow)}
         assert "REFUSED" in rows["127.0.0.1:8003"] and "loss 100%" in rows["127.0.0.1:8003"]
         assert "TIMEOUT" in rows["127.0.0.1:8005"]
@@ -49,7 +49,7 @@ async def test_t_cycles_through_every_theme(app: WarroomApp) -> None:
 
 async def test_p_freezes_the_panes_until_pressed_again(app: WarroomApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.7)
+        await pilot.pause(1.2)
         row = next(r for r in app.query(TargetRow) if r.target == "http://127.0.0.1:8001/health")
         before = row_text(row)
         await pilot.press("p")
@@ -59,10 +59,10 @@ async def test_p_freezes_the_panes_until_pressed_again(app: WarroomApp) -> None:
         from probes.samples import Sample
         for _ in range(20):
             app.hub.publish(Sample("tcp", row.target, time.time(), {}, error="timeout", message="x"))
-        await pilot.pause(0.7)
+        await pilot.pause(1.2)
         assert row_text(row) == before  # frozen
         await pilot.press("p")
-        await pilot.pause(0.7)
+        await pilot.pause(1.2)
         assert "PAUSED" not in app.sub_title
         assert "TIMEOUT" in row_text(row)
 
