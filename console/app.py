@@ -17,6 +17,7 @@ from console.recorder import Recorder
 from console.screens import AddTargetScreen, HelpScreen
 from console.store import Store
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
+from widgets.findings_pane import FindingsPane
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 
@@ -51,7 +52,8 @@ class WarroomApp(App[int]):
         Binding("x", "remove_target", "remove target"),
         Binding("p", "toggle_pause", "pause"),
         Binding("t", "cycle_theme", "theme"),
-        Binding("1", "show_tab('overview')", "overview", show=False),
+        Binding("1", "show_tab('overview')", "overview tab", show=False),
+        Binding("2", "show_tab('findings')", "findings tab", show=False),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -75,9 +77,12 @@ class WarroomApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.config.live, icon="▣")
-        with TabbedContent(initial="overview"), TabPane("1 Overview", id="overview"):
-            yield TargetsPane(self.store, id="targets")
-            yield SystemPane(self.store, id="system")
+        with TabbedContent(initial="overview"):
+            with TabPane("1 Overview", id="overview"):
+                yield TargetsPane(self.store, id="targets")
+                yield SystemPane(self.store, id="system")
+            with TabPane("2 Findings", id="findings"):
+                yield FindingsPane(self.store, id="findings-pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -141,8 +146,9 @@ class WarroomApp(App[int]):
         self.paused = not self.paused
 
     def watch_paused(self, paused: bool) -> None:
-        for pane in (self.query_one(TargetsPane), self.query_one(SystemPane)):
-            pane.paused = paused
+        for widget in self.query("*"):
+            if isinstance(getattr(type(widget), "paused", None), reactive):
+                widget.paused = paused  # type: ignore[attr-defined]
         base = self.config.hostname + ("  demo" if self.config.demo else "")
         self.sub_title = base + ("  PAUSED (probes still recording; p resumes)" if paused else "")
 

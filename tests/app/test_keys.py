@@ -110,3 +110,17 @@ async def test_empty_console_says_how_to_get_data() -> None:
     async with app.run_test(size=(80, 24)):
         text = str(app.query_one(TargetsPane).query_one(".empty", Static).render())
         assert "run warroom HOST:PORT" in text and "press a" in text
+
+
+async def test_findings_tab_names_the_unreachable_target_with_its_original_error(app: WarroomApp) -> None:
+    from widgets.findings_pane import FindingsPane
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        pane = app.query_one(FindingsPane)
+        titles = [f.title for f in pane.findings]
+        assert any("127.0.0.1:8003 unreachable" in t and "refused" in t for t in titles)
+        text = str(pane._body.render())
+        assert "Connect call failed ('127.0.0.1', 8003)" in text  # the original error, unedited
+        assert "next:" in text
