@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="open no screen: print the Sample stream as JSON lines")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --json: stop after this many seconds")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
                         help="seconds between probes of one target (default 1)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
     parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
     return parser

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from console.cli import UsageError
+from console.config import ConfigError, load_config
 from console.hub import Hub
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
@@ -52,6 +53,15 @@ async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: 
 
 
 def run_main(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    # The command line wins over the file; targets from both are probed.
+    args.targets = list(dict.fromkeys([*config.targets, *args.targets]))
+    args.interval = args.interval if args.interval is not None else (config.interval or 1.0)
+    args.theme = args.theme or config.theme
+    args.record = args.record or config.record
     if args.interval <= 0:
         raise UsageError("--interval must be more than 0 seconds")
     if args.duration is not None and args.duration <= 0:
