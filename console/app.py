@@ -38,6 +38,8 @@ class AppConfig:
     theme: str = DEFAULT_THEME
     record: Recorder | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    replay_end: float | None = None
+    """Replaying a recording: the panes' "now" is its last timestamp."""
 
 
 class WarroomApp(App[int]):
@@ -66,7 +68,7 @@ class WarroomApp(App[int]):
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
         self.config = config
-        self.store = Store()
+        self.store = Store() if config.replay_end is None else Store(clock=lambda: config.replay_end or 0.0)
         self.hub = Hub(self.store)
         self.demo_lab: object | None = None
         for theme in THEMES:
@@ -86,7 +88,7 @@ class WarroomApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = self.config.hostname + ("  demo" if self.config.demo else "")
+        self.sub_title = self._base_subtitle()
         pane = self.query_one(TargetsPane)
         for target in self.config.targets:
             pane.add_target(target, self.config.labels.get(target))
@@ -121,6 +123,14 @@ class WarroomApp(App[int]):
         if self.config.record is not None:
             self.config.record.close()
 
+    def _base_subtitle(self) -> str:
+        if self.config.replay_end is not None:
+            import time
+
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
+            return f"REPLAY of a recording ending {stamp}"
+        return self.config.hostname + ("  demo" if self.config.demo else "")
+
     # -- actions ---------------------------------------------------------------
 
     def help_rows(self) -> list[tuple[str, str]]:
@@ -149,8 +159,7 @@ class WarroomApp(App[int]):
         for widget in self.query("*"):
             if isinstance(getattr(type(widget), "paused", None), reactive):
                 widget.paused = paused  # type: ignore[attr-defined]
-        base = self.config.hostname + ("  demo" if self.config.demo else "")
-        self.sub_title = base + ("  PAUSED (probes still recording; p resumes)" if paused else "")
+        self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if paused else "")
 
     def action_add_target(self) -> None:
         def added(target: str | None) -> None:

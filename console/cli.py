@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "console.cmd_demo",
     "check": "console.cmd_check",
     "capture": "console.cmd_capture",
+    "replay": "console.cmd_replay",
 }
 
 EXIT_OK = 0
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="warroom",
         description="Live incident console: why can't the service reach its backend?",
-        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap "
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | warroom replay FILE "
                "(each has --help). With no target, warroom watches this host only and probes no address.",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",

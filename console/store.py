@@ -38,8 +38,11 @@ class SeriesStats:
 class Store:
     """Bounded per-series rings with a change counter widgets can poll cheaply."""
 
-    def __init__(self, per_series: int = 3600, max_series: int = 5000) -> None:
+    def __init__(self, per_series: int = 3600, max_series: int = 5000,
+                 clock: Callable[[], float] = time.time) -> None:
         self.per_series = per_series
+        self.clock = clock
+        """What "now" is for windows: wall time live, the recording's end in a replay."""
         self.max_series = max_series
         self._series: OrderedDict[SeriesKey, deque[Sample]] = OrderedDict()
         self.version = 0
@@ -79,7 +82,7 @@ class Store:
             return []
         if seconds is None:
             return list(ring)
-        cutoff = (time.time() if now is None else now) - seconds
+        cutoff = (self.clock() if now is None else now) - seconds
         out: list[Sample] = []
         for sample in reversed(ring):  # newest first, so old data is not scanned
             if sample.ts < cutoff:
