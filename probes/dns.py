@@ -214,8 +214,8 @@ def _answer_key(fields: dict[str, JSONValue]) -> tuple[object, ...] | None:
 def flag_disagreement(rows: list[dict[str, JSONValue]]) -> None:
     """Set ``disagrees_with`` on each row: the resolvers whose answer differs from its own."""
     keys = [_answer_key(row) for row in rows]
-    for row, key in zip(rows, keys):
-        row["disagrees_with"] = [other["resolver"] for other, other_key in zip(rows, keys)
+    for row, key in zip(rows, keys, strict=True):
+        row["disagrees_with"] = [other["resolver"] for other, other_key in zip(rows, keys, strict=True)
                                  if key is not None and other_key is not None and other_key != key]
 
 
