@@ -43,6 +43,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
 from probes.targets import parse_target
@@ -224,19 +225,20 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
                   host: str = LOCAL_HOST) -> list[Sample]:
     """One round: one Sample per resolver (or one for a literal address or a hosts-file entry)."""
     target = parse_target(target_text)
+    label = redact_url(target_text)  # the series name: never with a password in it
     now = time.time()
     try:
         literal = str(ipaddress.ip_address(target.host))
     except ValueError:
         literal = None
     if literal is not None:
-        return [Sample(KIND, target_text, now, host=host,
+        return [Sample(KIND, label, now, host=host,
                        fields={"name": literal, "literal": True, "addresses": [literal], "time_ms": 0.0,
                                "resolver": None, "source": "literal", "rcode": None, "disagrees_with": []})]
     if hosts_file:
         from_hosts = await asyncio.to_thread(hosts_lookup, target.host, hosts_file)
         if from_hosts:
-            return [Sample(KIND, target_text, time.time(), host=host,
+            return [Sample(KIND, label, time.time(), host=host,
                            fields={"name": target.host, "addresses": from_hosts, "resolver": hosts_file,
                                    "source": "hosts", "rcode": None, "time_ms": 0.0, "ttl": None,
                                    "cname_chain": [], "disagrees_with": []})]
@@ -247,7 +249,7 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
         if resolver not in asked:
             asked.append(resolver)
     if not asked:
-        return [Sample(KIND, target_text, time.time(), host=host, error="no-resolver",
+        return [Sample(KIND, label, time.time(), host=host, error="no-resolver",
                        message="no resolver to ask: /etc/resolv.conf lists none and none was given",
                        fields={"name": target.host})]
     rows = list(await asyncio.gather(*(query_resolver(target.host, r, timeout, qtypes) for r in asked)))
@@ -256,7 +258,7 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
     for row in rows:
         error = row.pop("_error", None)
         message = row.pop("_message", None)
-        out.append(Sample(KIND, target_text, time.time(), fields=row, host=host,
+        out.append(Sample(KIND, label, time.time(), fields=row, host=host,
                           error=str(error) if error else None, message=str(message) if message else None))
     return out
 
@@ -271,4 +273,4 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     return scheduled(
         lambda: resolve(spec.target, timeout=spec.timeout * 0.9, resolvers=resolvers, system=system,
                         qtypes=[str(q) for q in qtypes], hosts_file=str(hosts_file or ""), host=host),
-        kind=KIND, target=spec.target, interval=spec.interval, timeout=spec.timeout, host=host)
+        kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout, host=host)
