@@ -129,8 +129,8 @@ def render_bars(samples: Sequence[Sample]) -> list[str]:
         if ms is None:
             lines.append(f"  {name:<9}{'-':>10}  {'':<{BAR_WIDTH}}  (did not finish)")
             continue
-        start = int(round(offset / total * BAR_WIDTH)) if total else 0
-        length = max(1, int(round(ms / total * BAR_WIDTH))) if total else 1
+        start = round(offset / total * BAR_WIDTH) if total else 0
+        length = max(1, round(ms / total * BAR_WIDTH)) if total else 1
         start = min(start, BAR_WIDTH - 1)
         length = min(length, BAR_WIDTH - start)
         lines.append(f"  {name:<9}{_ms(ms):>10}  {' ' * start}{glyph * length}")
