@@ -96,10 +96,10 @@ def parse_resolver(text: str, source: str = "user") -> Resolver:
     return Resolver(ip, port, source)
 
 
-def system_resolvers() -> list[Resolver]:
+def system_resolvers(path: str = "/etc/resolv.conf") -> list[Resolver]:
     """The nameservers of /etc/resolv.conf (blocking: call through asyncio.to_thread)."""
     try:
-        conf = dns.resolver.Resolver(configure=True)
+        conf = dns.resolver.Resolver(filename=path, configure=True)
     except (dns.resolver.NoResolverConfiguration, OSError):
         return []
     out = []

@@ -132,6 +132,14 @@ def classify_verify_error(code: int, chain: list[dict[str, JSONValue]]) -> str:
     return "cert-invalid"
 
 
+class _HandshakeFailed(Exception):
+    """The TCP connect worked; the TLS handshake then failed (``cause`` says how)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 async def _handshake(address: str, port: int, server_name: str, ctx: ssl.SSLContext,
                      timeout: float) -> tuple[asyncio.StreamWriter, float, float]:
     """TCP connect then TLS handshake; returns the writer, connect ms and handshake ms."""
@@ -142,9 +150,11 @@ async def _handshake(address: str, port: int, server_name: str, ctx: ssl.SSLCont
         remaining = max(0.05, timeout - (connected - start))
         await asyncio.wait_for(writer.start_tls(ctx, server_hostname=server_name,
                                                 ssl_handshake_timeout=remaining), remaining)
-    except BaseException:
+    except BaseException as exc:
         writer.transport.abort()
-        raise
+        if isinstance(exc, (ssl.SSLCertVerificationError, asyncio.CancelledError)):
+            raise
+        raise _HandshakeFailed(exc) from exc  # so the caller knows the TCP connect itself worked
     done = time.perf_counter()
     return writer, (connected - start) * 1000.0, (done - connected) * 1000.0
 
@@ -186,17 +196,24 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
     except ssl.SSLCertVerificationError as exc:
         verify_code, verify_message = int(exc.verify_code or 0), str(exc.verify_message or exc)
         original = str(exc)
-    except ssl.SSLError as exc:
-        return Sample(KIND, shown, time.time(), host=host, error="handshake", message=str(exc),
-                      fields={**base, "phase": "handshake", "verdict": None})
+    except _HandshakeFailed as failed:
+        cause = failed.cause
+        if isinstance(cause, (asyncio.TimeoutError, TimeoutError)):
+            return Sample(KIND, shown, time.time(), host=host, error=ERROR_TIMEOUT,
+                          message=f"TCP connected, but no TLS handshake within {timeout:g} s",
+                          fields={**base, "phase": "handshake", "verdict": None})
+        # A protocol or cipher mismatch, an alert, or the server hanging up mid-handshake.
+        return Sample(KIND, shown, time.time(), host=host, error="handshake",
+                      message=str(cause) or type(cause).__name__,
+                      fields={**base, "phase": "handshake", "verdict": None, "cause": failure_kind(cause)
+                              if not isinstance(cause, ssl.SSLError) else "tls-alert"})
     except (asyncio.TimeoutError, TimeoutError) as exc:
         return Sample(KIND, shown, time.time(), host=host, error=ERROR_TIMEOUT,
-                      message=str(exc) or f"no TLS session within {timeout:g} s",
-                      fields={**base, "phase": "connect-or-handshake", "verdict": None})
+                      message=str(exc) or f"TCP connect did not finish within {timeout:g} s",
+                      fields={**base, "phase": "connect", "verdict": None})
     except OSError as exc:
-        phase = "handshake" if isinstance(exc, (ConnectionResetError, BrokenPipeError)) else "connect"
         return Sample(KIND, shown, time.time(), host=host, error=failure_kind(exc),
-                      message=str(exc) or type(exc).__name__, fields={**base, "phase": phase, "verdict": None})
+                      message=str(exc) or type(exc).__name__, fields={**base, "phase": "connect", "verdict": None})
     else:
         try:
             fields = {**base, "connect_ms": round(connect_ms, 3), "handshake_ms": round(handshake_ms, 3),
@@ -210,7 +227,7 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
     try:
         writer, connect_ms, handshake_ms = await _handshake(
             connect_to, port, name, client_context(None, False, alpn), max(0.1, deadline - time.monotonic()))
-    except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+    except (OSError, asyncio.TimeoutError, ssl.SSLError, _HandshakeFailed) as exc:
         fields["describe_error"] = str(exc) or type(exc).__name__
         chain: list[dict[str, JSONValue]] = []
     else:
