@@ -141,9 +141,9 @@ def classify(exc: BaseException) -> str:
 def _waf_hint(response: httpx.Response, body: bytes) -> str | None:
     if response.status_code not in (403, 406, 429):
         return None
-    for name in _WAF_HEADERS:
-        if name in response.headers:
-            return f"header {name}: {response.headers[name]}"
+    for name, value in response.headers.items():
+        if name.lower().startswith(_WAF_HEADERS):  # prefixes: x-amzn-waf-action, x-iinfo ...
+            return f"header {name.lower()}: {value}"
     server = response.headers.get("server", "")
     if server.lower() in ("cloudflare", "akamaighost", "sucuri/cloudproxy"):
         return f"server: {server}"
