@@ -109,8 +109,9 @@ def test_system_resolvers_come_from_resolv_conf(tmp_path: Path) -> None:
         ("127.0.0.53", 53, "system"), ("::1", 53, "system")]
 
 
-@pytest.mark.parametrize(("text", "expected"), [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.2:5353", ("127.0.0.2", 5353)),
-                                                ("[::1]:5300", ("::1", 5300)), ("::1", ("::1", 53))])
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.2:5353", ("127.0.0.2", 5353)),
+    ("[::1]:5300", ("::1", 5300)), ("::1", ("::1", 53))])
 def test_parse_resolver(text: str, expected: tuple[str, int]) -> None:
     resolver = dns_probe.parse_resolver(text)
     assert (resolver.ip, resolver.port) == expected

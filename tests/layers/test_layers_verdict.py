@@ -10,8 +10,8 @@ from console.verdict import judge
 from probes.dns import parse_resolver
 from probes.layers import check_once, layers_for
 from probes.targets import parse_target
-from tests.layers.helpers import closed_port
 from tests.lab.servers import DNSBehaviour
+from tests.layers.helpers import closed_port
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ async def test_dns_faults_stop_the_check_at_dns(dns_server, http_server, behavio
     web = http_server()
     server = dns_server({"api.test": behaviour})
     started = time.monotonic()
-    samples, verdict = await _verdict(f"http://api.test:{web.port}/ok", [server.address], timeout=0.5)
+    _samples, verdict = await _verdict(f"http://api.test:{web.port}/ok", [server.address], timeout=0.5)
     assert time.monotonic() - started < 2.0
     assert verdict.status == "failed"
     assert verdict.first_broken_layer == "dns" and verdict.error == error
@@ -70,7 +70,7 @@ async def test_resolvers_that_disagree_degrade_the_dns_layer(dns_server, http_se
     web = http_server()
     a = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.1"])}, host="127.0.0.1")
     b = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.66"])}, host="127.0.0.2")
-    samples, verdict = await _verdict(f"api.test:{web.port}", [a.address, b.address])
+    _samples, verdict = await _verdict(f"api.test:{web.port}", [a.address, b.address])
     assert verdict.status == "degraded" and verdict.exit_code == 1
     assert verdict.first_broken_layer == "dns" and verdict.error == "resolvers-disagree"
     assert "127.0.0.66" in (verdict.message or "")
@@ -97,7 +97,7 @@ async def test_refused_port_fails_at_tcp(resolver) -> None:
     ("self_signed", "self-signed"), ("missing_intermediate", "missing-intermediate")])
 async def test_certificate_faults_fail_at_tls(resolver, tls_server, cert_lab, fault: str, error: str) -> None:
     server = tls_server(fault)
-    samples, verdict = await _verdict(f"https://good.test:{server.port}/ok", [resolver.address],
+    _samples, verdict = await _verdict(f"https://good.test:{server.port}/ok", [resolver.address],
                                       ca_file=str(cert_lab.ca_file))
     assert verdict.first_broken_layer == "tls" and verdict.error == error
     assert "certificate verify failed" in (verdict.message or "")
