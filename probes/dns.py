@@ -168,6 +168,7 @@ async def query_resolver(name: str, resolver: Resolver, timeout: float,
             rcode = this_rcode  # an error rcode on any question outranks NOERROR on another
         if this_rcode != dns.rcode.NOERROR:
             continue
+        assert isinstance(result, dns.message.QueryMessage)  # make_query's replies always are
         chain = result.resolve_chaining()
         for cname in chain.cnames:
             ttls.append(cname.ttl)
@@ -177,6 +178,8 @@ async def query_resolver(name: str, resolver: Resolver, timeout: float,
         if chain.answer is not None:
             ttls.append(chain.answer.ttl)
             addresses.extend(rdata.address for rdata in chain.answer)
+    if rcode == dns.rcode.NOERROR and not addresses and failure is not None:
+        rcode = None  # one question timed out and the other had nothing: the timeout is the news
     if rcode is None:
         assert failure is not None
         if isinstance(failure, (dns.exception.Timeout, asyncio.TimeoutError, TimeoutError)):
@@ -187,9 +190,11 @@ async def query_resolver(name: str, resolver: Resolver, timeout: float,
             fields["_message"] = f"{resolver.label}: {failure or type(failure).__name__}"
         fields["rcode"] = None
         return fields
-    rcode_text = dns.rcode.to_text(rcode)
-    fields.update(rcode=rcode_text, addresses=sorted(set(addresses), key=_address_order),
-                  cname_chain=cnames, ttl=min(ttls) if ttls else None)
+    rcode_text = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+    by_family = sorted(set(addresses), key=_address_order)
+    ordered: list[JSONValue] = list(by_family)
+    chain_names: list[JSONValue] = list(cnames)
+    fields.update(rcode=rcode_text, addresses=ordered, cname_chain=chain_names, ttl=min(ttls) if ttls else None)
     if rcode != dns.rcode.NOERROR:
         fields["_error"] = rcode_text.lower()
         fields["_message"] = f"{rcode_text} for {fields['name']} from {resolver.label}"
@@ -236,7 +241,7 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
                        fields={"name": literal, "literal": True, "addresses": [literal], "time_ms": 0.0,
                                "resolver": None, "source": "literal", "rcode": None, "disagrees_with": []})]
     if hosts_file:
-        from_hosts = await asyncio.to_thread(hosts_lookup, target.host, hosts_file)
+        from_hosts: list[JSONValue] = list(await asyncio.to_thread(hosts_lookup, target.host, hosts_file))
         if from_hosts:
             return [Sample(KIND, label, time.time(), host=host,
                            fields={"name": target.host, "addresses": from_hosts, "resolver": hosts_file,

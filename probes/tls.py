@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
@@ -102,12 +101,12 @@ def sent_chain_der(ssl_object: Any) -> tuple[list[bytes], str]:
 def describe_cert(der: bytes) -> dict[str, JSONValue]:
     cert = x509.load_der_x509_certificate(der)
     try:
-        is_ca = bool(cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca)
+        is_ca = bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         is_ca = False
     try:
         san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        san = [str(v) for v in san_ext.get_values_for_type(x509.DNSName)]
+        san: list[JSONValue] = [str(v) for v in san_ext.get_values_for_type(x509.DNSName)]
         san += [str(v) for v in san_ext.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
         san = []
