@@ -154,7 +154,7 @@ def _layer_line(sample: Sample) -> str:
             extra += " DISAGREES with " + ", ".join(str(r) for r in f["disagrees_with"])  # type: ignore[union-attr]
             state = "WARN" if sample.ok else state
         ttl = f" ttl {f['ttl']}" if f.get("ttl") is not None else ""
-        head = f"  DNS   {state:<5} {f.get('resolver')} ({f.get('source')}) {f.get('rcode') or sample.error} "
+        head = f"  DNS   {state:<5} {f.get('resolver')} ({f.get('source')}) {f.get('rcode') or sample.error or ''} "
         return f"{head}{addresses}{ttl} {_ms(f.get('time_ms'))}{extra}"
     if sample.kind == "tcp":
         detail = _ms(f.get("rtt_ms")) if sample.ok else f"{sample.error}: {sample.message}"
@@ -184,6 +184,20 @@ def _layer_line(sample: Sample) -> str:
     return f"  {sample.kind.upper():<5} {state:<5} {sample.message or ''}"
 
 
+def render_summary(rounds: Sequence[Sequence[Sample]]) -> list[str]:
+    """min / mean / max of each phase over several checks (only the checks where it finished)."""
+    seen: dict[str, list[float]] = {}
+    for samples in rounds:
+        for name, ms in phases(samples):
+            if ms is not None:
+                seen.setdefault(name, []).append(ms)
+    lines = [f"  {'phase':<9}{'min':>10}{'mean':>10}{'max':>10}   over {len(rounds)} checks"]
+    for name, values in seen.items():
+        lines.append(f"  {name:<9}{_ms(min(values)):>10}{_ms(sum(values) / len(values)):>10}{_ms(max(values)):>10}"
+                     f"{'' if len(values) == len(rounds) else f'   ({len(values)} finished)'}")
+    return lines
+
+
 def render_verdict(verdict: Verdict) -> str:
     if verdict.healthy:
         ran = ", ".join(name for name, s in verdict.layers.items() if s.state == "ok")
@@ -202,6 +216,7 @@ async def _run(args: argparse.Namespace, resolvers: list[dns_probe.Resolver]) ->
     worst = EXIT_OK
     for target_text in args.targets:
         collected: list[Sample] = []
+        rounds: list[list[Sample]] = []
         for attempt in range(args.count):
             if attempt:
                 await asyncio.sleep(args.interval)
@@ -212,6 +227,7 @@ async def _run(args: argparse.Namespace, resolvers: list[dns_probe.Resolver]) ->
                 if args.json:
                     print(sample.to_json(), flush=True)
             collected.extend(this_round)
+            rounds.append(this_round)
             if not args.json:
                 label = this_round[0].target if this_round else target_text
                 suffix = f"  (check {attempt + 1} of {args.count})" if args.count > 1 else ""
@@ -222,6 +238,9 @@ async def _run(args: argparse.Namespace, resolvers: list[dns_probe.Resolver]) ->
                     print(line)
                 print(flush=True)
         verdict = judge(target_text, collected, attempts=args.count)
+        if not args.json and args.count > 1:
+            for line in render_summary(rounds):
+                print(line)
         print(verdict.to_json() if args.json else render_verdict(verdict), flush=True)
         worst = max(worst, verdict.exit_code)
     return worst
@@ -240,3 +259,7 @@ def main(argv: list[str]) -> int:
         return asyncio.run(_run(args, resolvers))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`warroom check ... | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED

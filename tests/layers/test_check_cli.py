@@ -117,3 +117,13 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_count_prints_each_check_and_a_summary(http_server) -> None:
+    web = http_server()
+    result = warroom(web.url("/ok"), "--count", "3", "--interval", "0")
+    assert result.returncode == 0
+    assert result.stdout.count("(check ") == 3
+    assert "over 3 checks" in result.stdout
+    summary = result.stdout[result.stdout.index("over 3 checks"):]
+    assert "connect" in summary and "server" in summary

@@ -135,3 +135,19 @@ async def test_intermittent_failure_over_several_attempts_is_degraded(resolver, 
     verdict = judge(target, good + bad, attempts=2)
     assert verdict.status == "degraded"
     assert verdict.layers["tcp"].state == "warn" and "1 of 2" in verdict.layers["tcp"].summary
+
+
+async def test_layers_as_a_periodic_probe(resolver, http_server) -> None:
+    from probes.registry import stream
+    from probes.runtime import ProbeSpec
+
+    web = http_server()
+    spec = ProbeSpec(kind="layers", target=f"http://good.test:{web.port}/ok", interval=0.1, timeout=1,
+                     options={"resolvers": [resolver.address], "system_resolvers": False})
+    probe = stream(spec)
+    try:
+        samples = [await anext(probe) for _ in range(6)]
+    finally:
+        await probe.aclose()
+    assert [s.kind for s in samples] == ["dns", "tcp", "http"] * 2
+    assert all(s.ok for s in samples)
