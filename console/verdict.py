@@ -9,8 +9,8 @@ Each layer gets a state:
              disagree, some attempts failed, a certificate expires within
              ``EXPIRY_WARN_DAYS``
 - "fail"     no attempt worked (DNS gave no address, every connect failed, the
-             certificate is rejected, HTTP timed out, answered >= 400, or
-             redirected to a challenge/login page)
+             certificate is rejected, HTTP timed out, answered >= 400,
+             redirected to a challenge/login page, or kept redirecting)
 - "skipped"  not needed (DNS for an IP literal)
 - "not-run"  it applies but was not reached because a lower layer failed
 
@@ -79,6 +79,9 @@ def _http_problem(sample: Sample) -> tuple[str, str] | None:
         status = first.get("status") if isinstance(first, dict) else None
         return "challenge-redirect", f"HTTP {status or 302} redirect to {where}"
     status = fields.get("status")
+    if fields.get("redirect_limit_reached"):
+        return "too-many-redirects", f"still HTTP {status} after {len(fields.get('redirects') or [])} redirects " \
+                                     f"(last to {fields.get('final_url')})"  # type: ignore[arg-type]
     if isinstance(status, int) and status >= 400:
         reason = fields.get("reason") or ""
         hint = f" ({fields['waf_hint']})" if fields.get("waf_hint") else ""

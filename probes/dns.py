@@ -19,12 +19,15 @@ with no address), "timeout" (no reply within the timeout), or the TCP probe's
 socket failure kinds.
 
 A name listed in /etc/hosts is answered from there (source "hosts"), as the
-C library would, and no resolver is asked. A target that is an IP literal
+C library would, and the system resolvers are not asked; resolvers the user
+named still are, so a stale pinned address shows up as a disagreement. With
+``system_resolvers: false`` the hosts file is not read either. A target that is an IP literal
 needs no lookup and yields one Sample with ``literal: true``.
 
 Options: resolvers (list of "ip", "ip:port" or "[v6]:port"),
 system_resolvers (bool, default true: also ask those of /etc/resolv.conf),
-qtypes (default ["A", "AAAA"]), hosts_file (default "/etc/hosts", "" to skip).
+qtypes (default ["A", "AAAA"]), hosts_file (default "/etc/hosts", "" to skip),
+resolv_conf (default "/etc/resolv.conf").
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from probes.tcp import failure_kind
 KIND = "dns"
 DEFAULT_QTYPES = ("A", "AAAA")
 HOSTS_FILE = "/etc/hosts"
+RESOLV_CONF = "/etc/resolv.conf"
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def parse_resolver(text: str, source: str = "user") -> Resolver:
     return Resolver(ip, port, source)
 
 
-def system_resolvers(path: str = "/etc/resolv.conf") -> list[Resolver]:
+def system_resolvers(path: str = RESOLV_CONF) -> list[Resolver]:
     """The nameservers of /etc/resolv.conf (blocking: call through asyncio.to_thread)."""
     try:
         conf = dns.resolver.Resolver(filename=path, configure=True)
@@ -210,6 +214,8 @@ def _address_order(address: str) -> tuple[int, str]:
 
 def _answer_key(fields: dict[str, JSONValue]) -> tuple[object, ...] | None:
     """What two resolvers must share to agree; None for a resolver that gave no answer."""
+    if fields.get("source") == "hosts":
+        return ("NOERROR", tuple(sorted(str(a) for a in fields.get("addresses") or [])))  # type: ignore[union-attr]
     if fields.get("rcode") is None:
         return None
     addresses = fields.get("addresses") or []
@@ -227,7 +233,7 @@ def flag_disagreement(rows: list[dict[str, JSONValue]]) -> None:
 
 async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resolver] = (),
                   system: bool = True, qtypes: Sequence[str] = DEFAULT_QTYPES, hosts_file: str = HOSTS_FILE,
-                  host: str = LOCAL_HOST) -> list[Sample]:
+                  resolv_conf: str = RESOLV_CONF, host: str = LOCAL_HOST) -> list[Sample]:
     """One round: one Sample per resolver (or one for a literal address or a hosts-file entry)."""
     target = parse_target(target_text)
     label = redact_url(target_text)  # the series name: never with a password in it
@@ -240,24 +246,28 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
         return [Sample(KIND, label, now, host=host,
                        fields={"name": literal, "literal": True, "addresses": [literal], "time_ms": 0.0,
                                "resolver": None, "source": "literal", "rcode": None, "disagrees_with": []})]
-    if hosts_file:
+    rows: list[dict[str, JSONValue]] = []
+    asked: list[Resolver] = []
+    if system and hosts_file:
+        started = time.perf_counter()
         from_hosts: list[JSONValue] = list(await asyncio.to_thread(hosts_lookup, target.host, hosts_file))
         if from_hosts:
-            return [Sample(KIND, label, time.time(), host=host,
-                           fields={"name": target.host, "addresses": from_hosts, "resolver": hosts_file,
-                                   "source": "hosts", "rcode": None, "time_ms": 0.0, "ttl": None,
-                                   "cname_chain": [], "disagrees_with": []})]
-    asked: list[Resolver] = []
-    if system:
-        asked.extend(await asyncio.to_thread(system_resolvers))
+            # The C library answers from the hosts file and never asks DNS ("files dns"),
+            # so the system resolvers are not asked; resolvers the user named still are,
+            # and a stale pinned address then shows up as a disagreement.
+            rows.append({"name": target.host, "addresses": from_hosts, "resolver": hosts_file, "source": "hosts",
+                         "rcode": None, "ttl": None, "cname_chain": [],
+                         "time_ms": round((time.perf_counter() - started) * 1000.0, 3)})
+    if system and not rows:
+        asked.extend(await asyncio.to_thread(system_resolvers, resolv_conf))
     for resolver in resolvers:
         if resolver not in asked:
             asked.append(resolver)
-    if not asked:
+    if not asked and not rows:
         return [Sample(KIND, label, time.time(), host=host, error="no-resolver",
                        message="no resolver to ask: /etc/resolv.conf lists none and none was given",
                        fields={"name": target.host})]
-    rows = list(await asyncio.gather(*(query_resolver(target.host, r, timeout, qtypes) for r in asked)))
+    rows += await asyncio.gather(*(query_resolver(target.host, r, timeout, qtypes) for r in asked))
     flag_disagreement(rows)
     out = []
     for row in rows:
@@ -274,8 +284,10 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     system = spec.options.get("system_resolvers", True) is not False
     qtypes = spec.options.get("qtypes") or list(DEFAULT_QTYPES)
     hosts_file = spec.options.get("hosts_file", HOSTS_FILE)
+    resolv_conf = str(spec.options.get("resolv_conf") or RESOLV_CONF)
     assert isinstance(qtypes, list)
     return scheduled(
         lambda: resolve(spec.target, timeout=spec.timeout * 0.9, resolvers=resolvers, system=system,
-                        qtypes=[str(q) for q in qtypes], hosts_file=str(hosts_file or ""), host=host),
+                        qtypes=[str(q) for q in qtypes], hosts_file=str(hosts_file or ""), resolv_conf=resolv_conf,
+                        host=host),
         kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout, host=host)

@@ -10,7 +10,8 @@ fields: url, address, status, reason, http_version, dns_ms, connect_ms,
 tls_ms, ttfb_ms (request sent to first response byte: "server processing"),
 transfer_ms, total_ms, bytes, redirects ([{status, location}]), final_url,
 challenge_redirect (true when a 302/303/307 leads to a challenge or login
-page), challenge_location, server, waf_hint (a 403/406/429 that carries a WAF's
+page), challenge_location, redirect_limit_reached (still redirected after
+max_redirects hops), server, waf_hint (a 403/406/429 that carries a WAF's
 marks), timeouts (the connect/read/write/pool/total limits used) and, on
 failure, phase (dns, connect, tls, request, ttfb, transfer).
 
@@ -295,6 +296,8 @@ async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, 
                 url = next_url
                 hop += 1
                 continue
+            if response.status_code in REDIRECTS and location:
+                fields["redirect_limit_reached"] = True  # a loop, or more hops than max_redirects
             return response, size, body_done, head
 
     try:

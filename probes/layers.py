@@ -18,7 +18,7 @@ the DNS layer's time).
 
 The same function runs locally and, through the agent, remotely; as a probe
 (kind "layers") it repeats the check every ``interval`` seconds. Options: as
-probes.dns (resolvers, system_resolvers, hosts_file) plus ca_file.
+probes.dns (resolvers, system_resolvers, hosts_file, resolv_conf) plus ca_file.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ async def _tcp(target: Target, label: str, address: str, timeout: float, host: s
 
 async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[dns_probe.Resolver] = (),
                 system_resolvers: bool = True, ca_file: str | None = None,
-                hosts_file: str = dns_probe.HOSTS_FILE, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
+                hosts_file: str = dns_probe.HOSTS_FILE, resolv_conf: str = dns_probe.RESOLV_CONF,
+                host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     """Yield each applicable layer's Samples, lowest first; stop after the first broken layer.
 
     ``timeout`` bounds each layer separately (each DNS question, the connect,
@@ -99,7 +100,8 @@ async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[d
     dns_ms: float | None = 0.0 if is_literal(target.host) else None
     if "dns" in layers:
         dns_samples = await dns_probe.resolve(target_text, timeout=timeout, resolvers=resolvers,
-                                              system=system_resolvers, hosts_file=hosts_file, host=host)
+                                              system=system_resolvers, hosts_file=hosts_file,
+                                              resolv_conf=resolv_conf, host=host)
         for sample in dns_samples:
             yield sample
         address, dns_ms = chosen_address(dns_samples)
@@ -133,9 +135,11 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     resolvers = dns_probe.resolvers_from_options(spec.options)
     ca_file = spec.options.get("ca_file")
     hosts_file = spec.options.get("hosts_file", dns_probe.HOSTS_FILE)
+    resolv_conf = str(spec.options.get("resolv_conf") or dns_probe.RESOLV_CONF)
     return scheduled(
         lambda: check_once(spec.target, timeout=spec.timeout, resolvers=resolvers,
                            system_resolvers=spec.options.get("system_resolvers", True) is not False,
-                           ca_file=str(ca_file) if ca_file else None, hosts_file=str(hosts_file or ""), host=host),
+                           ca_file=str(ca_file) if ca_file else None, hosts_file=str(hosts_file or ""),
+                           resolv_conf=resolv_conf, host=host),
         kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout * len(LAYERS) + 1.0,
         host=host)

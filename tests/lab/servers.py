@@ -61,6 +61,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     /challenge          302 to a CDN challenge page (which answers 200)
     /login-redirect     302 to a login page
     /see-other          303 to /ok (an innocent redirect)
+    /loop               302 to itself, forever
     /waf                403 with a WAF's block page and header
     /stall              reads the request, then never answers
     /stall-body         headers and part of the body, then nothing
@@ -106,6 +107,8 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             self._send(302, b"", {"Location": LOGIN_PATH})
         elif path == "/login":
             self._send(200, b"<html>Please sign in</html>")
+        elif path == "/loop":
+            self._send(302, b"", {"Location": "/loop"})
         elif path == "/see-other":
             self._send(303, b"", {"Location": "/ok"})
         elif path == "/waf":

@@ -87,19 +87,53 @@ async def test_a_timeout_is_not_counted_as_disagreement(dns_server) -> None:
     assert all(s.fields["disagrees_with"] == [] for s in samples)
 
 
-async def test_hosts_file_answers_before_any_resolver(dns_server, tmp_path: Path) -> None:
-    server = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.99"])})
+async def test_hosts_file_answers_instead_of_system_resolvers(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.42  api.test api  # pinned\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")  # loopback, and must not be asked at all
+    [sample] = await dns_probe.resolve("api.test", timeout=1, system=True, hosts_file=str(hosts),
+                                       resolv_conf=str(resolv))
+    assert sample.ok
+    assert sample.fields["source"] == "hosts" and sample.fields["addresses"] == ["127.0.0.42"]
+
+
+async def test_stale_hosts_entry_disagrees_with_named_resolver(dns_server, tmp_path: Path) -> None:
+    server = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.99"])})
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.42  api.test\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    pinned, asked = await dns_probe.resolve("api.test", timeout=1, resolvers=[_resolver(server)], system=True,
+                                            hosts_file=str(hosts), resolv_conf=str(resolv))
+    assert pinned.fields["source"] == "hosts" and asked.fields["addresses"] == ["127.0.0.99"]
+    assert pinned.fields["disagrees_with"] == [server.address]
+    assert asked.fields["disagrees_with"] == [str(hosts)]
+
+
+async def test_hosts_file_is_ignored_without_system_resolution(dns_server, tmp_path: Path) -> None:
+    server = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.99"])})
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.42  api.test\n")
     [sample] = await dns_probe.resolve("api.test", timeout=1, resolvers=[_resolver(server)], system=False,
                                        hosts_file=str(hosts))
-    assert sample.fields["source"] == "hosts" and sample.fields["addresses"] == ["127.0.0.42"]
-    assert server.queries == []
+    assert sample.fields["source"] == "user" and sample.fields["addresses"] == ["127.0.0.99"]
 
 
 async def test_ip_literal_needs_no_lookup() -> None:
     [sample] = await dns_probe.resolve("127.0.0.1:80", timeout=1, system=False)
     assert sample.ok and sample.fields["literal"] is True and sample.fields["addresses"] == ["127.0.0.1"]
+
+
+async def test_system_resolvers_are_asked(dns_server, tmp_path: Path) -> None:
+    server = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.10"])}, port=0)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")  # port 53 on loopback: nothing there in the test
+    samples = await dns_probe.resolve("api.test", timeout=0.5, system=True, resolv_conf=str(resolv),
+                                      resolvers=[_resolver(server)], hosts_file="")
+    assert [s.fields["source"] for s in samples] == ["system", "user"]
+    assert samples[0].fields["resolver"] == "127.0.0.1:53"
+    assert samples[1].ok
 
 
 def test_system_resolvers_come_from_resolv_conf(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ async def test_certificate_faults_fail_at_tls(resolver, tls_server, cert_lab, fa
 @pytest.mark.parametrize(("path", "error"), [
     ("/status/502", "http-502"), ("/status/504", "http-504"), ("/challenge", "challenge-redirect"),
     ("/login-redirect", "challenge-redirect"), ("/waf", "http-403"), ("/stall", "read-timeout"),
-    ("/drip", "total-timeout")])
+    ("/drip", "total-timeout"), ("/loop", "too-many-redirects")])
 async def test_http_faults_fail_at_http(resolver, http_server, path: str, error: str) -> None:
     web = http_server()
     started = time.monotonic()
