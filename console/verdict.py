@@ -80,8 +80,9 @@ def _http_problem(sample: Sample) -> tuple[str, str] | None:
         return "challenge-redirect", f"HTTP {status or 302} redirect to {where}"
     status = fields.get("status")
     if fields.get("redirect_limit_reached"):
-        return "too-many-redirects", f"still HTTP {status} after {len(fields.get('redirects') or [])} redirects " \
-                                     f"(last to {fields.get('final_url')})"  # type: ignore[arg-type]
+        hops = fields.get("redirects")
+        count = len(hops) if isinstance(hops, list) else 0
+        return "too-many-redirects", f"still HTTP {status} after {count} redirects (last to {fields.get('final_url')})"
     if isinstance(status, int) and status >= 400:
         reason = fields.get("reason") or ""
         hint = f" ({fields['waf_hint']})" if fields.get("waf_hint") else ""
