@@ -32,7 +32,7 @@ from probes import http as http_probe
 from probes import tls as tls_probe
 from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
-from probes.samples import LOCAL_HOST, Sample, error_sample
+from probes.samples import LOCAL_HOST, JSONValue, Sample, error_sample
 from probes.targets import Target, parse_target
 from probes.tcp import connect_once, failure_kind
 
@@ -143,3 +143,38 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
                            resolv_conf=resolv_conf, host=host),
         kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout * len(LAYERS) + 1.0,
         host=host)
+
+
+def options_from_config(section: dict[str, object]) -> dict[str, JSONValue]:
+    """ProbeSpec options for dns/tls/http/layers from the config file's ``[layers]`` section.
+
+    Shape (every key optional)::
+
+        [layers]
+        resolvers = ["127.0.0.53", "10.0.0.2:5353"]   # asked besides the system's
+        system_resolvers = true
+        ca_file = "/etc/ssl/private-ca.pem"
+
+    Raises ValueError naming the bad key, so the console can print one line.
+    """
+    known = {"resolvers", "system_resolvers", "ca_file"}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(f"[layers]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    options: dict[str, JSONValue] = {}
+    resolvers = section.get("resolvers", [])
+    if not isinstance(resolvers, list) or not all(isinstance(r, str) for r in resolvers):
+        raise ValueError("[layers] resolvers must be a list of \"ip\" or \"ip:port\" strings")
+    for text in resolvers:
+        dns_probe.parse_resolver(text)  # raises ValueError with the reason
+    options["resolvers"] = list(resolvers)
+    system = section.get("system_resolvers", True)
+    if not isinstance(system, bool):
+        raise ValueError("[layers] system_resolvers must be true or false")
+    options["system_resolvers"] = system
+    ca_file = section.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not ca_file:
+            raise ValueError("[layers] ca_file must be a path")
+        options["ca_file"] = ca_file
+    return options

@@ -9,7 +9,9 @@ presented. Fields:
 address, port, sni, connect_ms, handshake_ms, protocol ("TLSv1.3"), cipher,
 alpn, chain (as the server sent it, leaf first: subject, issuer, not_before,
 not_after, is_ca, san), chain_source, verdict, verify_code, verify_message,
-days_until_expiry (leaf; negative once expired), trust ("system" or the CA file).
+days_until_expiry (leaf; negative once expired), trust ("system" or the CA file),
+problems (on failure: the verdict plus "expired"/"not-yet-valid" read from
+the leaf's dates, since OpenSSL names only its first complaint).
 
 verdict / error: "ok" (error None), "expired", "not-yet-valid",
 "hostname-mismatch", "self-signed", "missing-intermediate", "untrusted-ca",
@@ -120,6 +122,19 @@ def describe_cert(der: bytes) -> dict[str, JSONValue]:
     }
 
 
+def _problems(verdict: str, chain: list[dict[str, JSONValue]]) -> list[JSONValue]:
+    """The verdict plus what the leaf's dates say: OpenSSL stops at its first complaint,
+    so an expired certificate with the wrong name is reported only as a mismatch."""
+    problems: list[JSONValue] = [verdict]
+    if chain:
+        now = dt.datetime.now(dt.timezone.utc)
+        if dt.datetime.fromisoformat(str(chain[0]["not_after"])) < now and "expired" not in problems:
+            problems.append("expired")
+        if dt.datetime.fromisoformat(str(chain[0]["not_before"])) > now and "not-yet-valid" not in problems:
+            problems.append("not-yet-valid")
+    return problems
+
+
 def classify_verify_error(code: int, chain: list[dict[str, JSONValue]]) -> str:
     if code in _VERIFY_VERDICTS:
         return _VERIFY_VERDICTS[code]
@@ -216,7 +231,8 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
     else:
         try:
             fields = {**base, "connect_ms": round(connect_ms, 3), "handshake_ms": round(handshake_ms, 3),
-                      **_session_fields(writer), "verdict": "ok", "verify_code": 0, "verify_message": None}
+                      **_session_fields(writer), "verdict": "ok", "verify_code": 0, "verify_message": None,
+                      "problems": []}
         finally:
             writer.transport.abort()
         return Sample(KIND, shown, time.time(), fields=fields, host=host)
@@ -238,6 +254,7 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
         chain = fields.get("chain") or []  # type: ignore[assignment]
     verdict = classify_verify_error(verify_code, chain)
     fields["verdict"] = verdict
+    fields["problems"] = _problems(verdict, chain)
     return Sample(KIND, shown, time.time(), fields=fields, host=host, error=verdict, message=original)
 
 

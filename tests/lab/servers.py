@@ -318,6 +318,14 @@ class TLSCertLab:
                    not_after=now - dt.timedelta(days=2)).configure_cert(ctx)
         return ctx
 
+    def expired_wrong_name(self) -> ssl.SSLContext:
+        """Two faults at once: OpenSSL names only one of them."""
+        now = dt.datetime.now(dt.timezone.utc)
+        ctx = self._context()
+        self._leaf("other.test", not_before=now - dt.timedelta(days=60),
+                   not_after=now - dt.timedelta(days=2)).configure_cert(ctx)
+        return ctx
+
     def not_yet_valid(self) -> ssl.SSLContext:
         now = dt.datetime.now(dt.timezone.utc)
         ctx = self._context()
@@ -347,7 +355,8 @@ class TLSCertLab:
         ctx.load_cert_chain(str(cert_path), str(key_path))
         return ctx
 
-    FAULTS = ("good", "expired", "not_yet_valid", "wrong_name", "self_signed", "missing_intermediate")
+    FAULTS = ("good", "expired", "not_yet_valid", "wrong_name", "self_signed", "missing_intermediate",
+              "expired_wrong_name")
 
     def context(self, fault: str) -> ssl.SSLContext:
         if fault not in self.FAULTS:

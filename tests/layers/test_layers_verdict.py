@@ -151,3 +151,15 @@ async def test_layers_as_a_periodic_probe(resolver, http_server) -> None:
         await probe.aclose()
     assert [s.kind for s in samples] == ["dns", "tcp", "http"] * 2
     assert all(s.ok for s in samples)
+
+
+def test_config_section_becomes_probe_options() -> None:
+    from probes.layers import options_from_config
+
+    assert options_from_config({}) == {"resolvers": [], "system_resolvers": True}
+    assert options_from_config({"resolvers": ["127.0.0.1:5353"], "system_resolvers": False, "ca_file": "/x.pem"}) == {
+        "resolvers": ["127.0.0.1:5353"], "system_resolvers": False, "ca_file": "/x.pem"}
+    for bad in ({"resolvers": "127.0.0.1"}, {"resolvers": ["dns.google"]}, {"system_resolvers": "yes"},
+                {"resolver": ["127.0.0.1"]}):
+        with pytest.raises(ValueError):
+            options_from_config(bad)

@@ -35,6 +35,16 @@ async def test_verdict_for_each_certificate_fault(tls_server, cert_lab, fault: s
     assert sample.fields["handshake_ms"] > 0 and sample.fields["connect_ms"] > 0
     if fault != "good":
         assert "certificate verify failed" in (sample.message or "")  # the original OpenSSL text, kept
+        assert sample.fields["problems"][0] == EXPECTED[fault]
+    else:
+        assert sample.fields["problems"] == []
+
+
+async def test_every_problem_is_listed_when_openssl_names_one(tls_server, cert_lab) -> None:
+    server = tls_server("expired_wrong_name")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    assert sample.error in ("hostname-mismatch", "expired")
+    assert sorted(sample.fields["problems"]) == ["expired", "hostname-mismatch"]
 
 
 async def test_chain_as_sent_and_expiry(tls_server, cert_lab) -> None:
