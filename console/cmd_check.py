@@ -93,8 +93,17 @@ def _bar_glyph() -> str:
     return "█" if "utf" in encoding else "#"
 
 
+#: The phase names of the bars, and which http probe "phase" each stands for.
+_BAR_OF_PHASE = {"dns": "dns", "connect": "connect", "tls": "tls", "request": "server", "ttfb": "server",
+                 "transfer": "transfer"}
+
+
 def phases(samples: Sequence[Sample]) -> list[tuple[str, float | None]]:
-    """(phase, ms) in order for one check, from the layers that ran (HTTP's own timings preferred)."""
+    """(phase, ms) in order for one check, from the layers that ran (HTTP's own timings preferred).
+
+    A phase that did not finish has ms None, except the one an HTTP failure
+    ran out in: it gets the time spent in it (elapsed minus the phases before).
+    """
     by_kind = {s.kind: s for s in samples}
     http = by_kind.get("http")
     tcp = by_kind.get("tcp")
@@ -106,15 +115,26 @@ def phases(samples: Sequence[Sample]) -> list[tuple[str, float | None]]:
         value = sample.fields.get(key) if sample else None
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
+    def first_of(*values: float | None) -> float | None:
+        return next((v for v in values if v is not None), None)
+
     if dns_samples:
         out.append(("dns", chosen_address(dns_samples)[1]))
     if tcp or http:
-        out.append(("connect", num(http, "connect_ms") if num(http, "connect_ms") is not None else num(tcp, "rtt_ms")))
-    if tls or num(http, "tls_ms") is not None:
-        out.append(("tls", num(http, "tls_ms") if num(http, "tls_ms") is not None else num(tls, "handshake_ms")))
+        out.append(("connect", first_of(num(http, "connect_ms"), num(tcp, "rtt_ms"))))
+    if tls or num(http, "tls_ms") is not None or (http and str(http.target).startswith("https")):
+        out.append(("tls", first_of(num(http, "tls_ms"), num(tls, "handshake_ms"))))
     if http:
         out.append(("server", num(http, "ttfb_ms")))
         out.append(("transfer", num(http, "transfer_ms")))
+        elapsed = num(http, "elapsed_ms")
+        ran_out = _BAR_OF_PHASE.get(str(http.fields.get("phase")))
+        if not http.ok and elapsed is not None and ran_out:
+            spent = sum(ms for name, ms in out if ms is not None and name != "dns")
+            out = [(name, max(0.0, elapsed - spent) if name == ran_out and ms is None else ms) for name, ms in out]
+            # Phases after the one that ran out never started: drop them rather than show blanks.
+            names = [name for name, _ in out]
+            out = out[: names.index(ran_out) + 1] if ran_out in names else out
     return out
 
 
@@ -122,6 +142,8 @@ def render_bars(samples: Sequence[Sample]) -> list[str]:
     """A waterfall: each phase's bar starts where the previous one ended, scaled to the total."""
     rows = phases(samples)
     total = sum(ms for _, ms in rows if ms is not None)
+    http = next((s for s in samples if s.kind == "http"), None)
+    ran_out = _BAR_OF_PHASE.get(str(http.fields.get("phase"))) if http is not None and not http.ok else None
     glyph = _bar_glyph()
     lines: list[str] = []
     offset = 0.0
@@ -133,7 +155,9 @@ def render_bars(samples: Sequence[Sample]) -> list[str]:
         length = max(1, round(ms / total * BAR_WIDTH)) if total else 1
         start = min(start, BAR_WIDTH - 1)
         length = min(length, BAR_WIDTH - start)
-        lines.append(f"  {name:<9}{_ms(ms):>10}  {' ' * start}{glyph * length}")
+        note = f"  (ran out: {http.error})" if http is not None and name == ran_out else ""
+        lines.append(f"  {name:<9}{_ms(ms):>10}  {' ' * start}{glyph * length}{' ' * (BAR_WIDTH - start - length)}"
+                     f"{note}".rstrip())
         offset += ms
     if rows:
         lines.append(f"  {'total':<9}{_ms(total):>10}")

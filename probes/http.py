@@ -13,7 +13,8 @@ challenge_redirect (true when a 302/303/307 leads to a challenge or login
 page), challenge_location, redirect_limit_reached (still redirected after
 max_redirects hops), server, waf_hint (a 403/406/429 that carries a WAF's
 marks), timeouts (the connect/read/write/pool/total limits used) and, on
-failure, phase (dns, connect, tls, request, ttfb, transfer).
+failure, phase (dns, connect, tls, request, ttfb, transfer) and elapsed_ms
+(from the start until it gave up).
 
 error (only when the exchange did not complete; a 502 is a completed exchange
 whose status the verdict judges): "connect-timeout", "read-timeout",
@@ -304,11 +305,11 @@ async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, 
         remaining = max(0.01, deadline_at - time.perf_counter())
         response, size, body_done, head = await asyncio.wait_for(exchange(), remaining)
     except (asyncio.TimeoutError, TimeoutError):
-        fields.update(_phase_fields(first))
+        fields.update(_phase_fields(first), elapsed_ms=round((time.perf_counter() - started) * 1000.0, 3))
         return failed("total-timeout", f"no complete response within the total limit of {limits['total']:g} s",
                       current.phase)
     except httpx.HTTPError as exc:
-        fields.update(_phase_fields(first))
+        fields.update(_phase_fields(first), elapsed_ms=round((time.perf_counter() - started) * 1000.0, 3))
         return failed(classify(exc), _describe(exc, limits, current.phase), current.phase)
     except OSError as exc:
         return failed(failure_kind(exc), str(exc) or type(exc).__name__, current.phase)
