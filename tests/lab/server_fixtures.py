@@ -8,6 +8,8 @@ provide one. Import these fixtures into a test area's conftest.py with
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +23,47 @@ from tests.lab.servers import (
     TLSCertLab,
 )
 
-__all__ = ["cert_lab", "dns_server", "http_server", "stall_server", "tls_server"]
+__all__ = ["cert_lab", "dns_server", "http_server", "loopback_only", "stall_server", "tls_server"]
+
+
+class NonLoopbackTraffic(PermissionError):
+    """A test tried to reach an address outside 127.0.0.0/8 and ::1."""
+
+
+def _check_address(address: object) -> None:
+    if isinstance(address, tuple) and address and isinstance(address[0], str):
+        try:
+            ip = ipaddress.ip_address(address[0].split("%", 1)[0])
+        except ValueError:
+            raise NonLoopbackTraffic(f"test tried to reach {address[0]!r} by name: use an address") from None
+        if not ip.is_loopback:
+            raise NonLoopbackTraffic(f"test tried to reach {address[0]}: only loopback is allowed")
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any in-process connect/sendto to a non-loopback address (the house network rule, enforced).
+
+    Subprocesses are not covered; tests that start the CLI pass loopback
+    targets and --no-system-resolvers themselves.
+    """
+    real_connect, real_connect_ex, real_sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+
+    def connect(self: socket.socket, address: object) -> None:
+        _check_address(address)
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        _check_address(address)
+        return real_connect_ex(self, address)  # type: ignore[arg-type]
+
+    def sendto(self: socket.socket, data: bytes, *args: object) -> int:
+        _check_address(args[-1] if args else None)
+        return real_sendto(self, data, *args)  # type: ignore[arg-type,call-overload]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket.socket, "sendto", sendto)
 
 
 @pytest.fixture(scope="session")

@@ -169,3 +169,12 @@ async def test_stream_through_the_registry(dns_server) -> None:
         await probe.aclose()
     assert first.fields["addresses"] == second.fields["addresses"] == ["127.0.0.10"]
     assert len(server.queries) >= 4  # A and AAAA, twice
+
+
+async def test_the_network_rule_is_enforced_in_tests(tmp_path: Path) -> None:
+    """The autouse guard refuses a non-loopback resolver before any packet leaves."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 192.0.2.1\n")  # TEST-NET-1: would never be contacted anyway
+    [sample] = await dns_probe.resolve("api.test", timeout=0.5, system=True, resolv_conf=str(resolv), hosts_file="")
+    assert not sample.ok
+    assert "only loopback is allowed" in (sample.message or "")
