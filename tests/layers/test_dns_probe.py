@@ -47,7 +47,7 @@ async def test_slow_resolver_is_a_timeout_within_the_limit(dns_server) -> None:
     server = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.1"], delay_ms=3000)})
     started = time.monotonic()
     [sample] = await dns_probe.resolve("api.test", timeout=0.5, resolvers=[_resolver(server)], system=False)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5
     assert sample.error == "timeout"
     assert sample.fields["rcode"] is None
 

@@ -67,7 +67,7 @@ async def test_stall_before_headers_is_a_read_timeout_in_ttfb(http_server) -> No
     server = http_server()
     started = time.monotonic()
     sample = await http.measure(server.url("/stall"), 1.0)
-    assert time.monotonic() - started < 1.5  # bounded by its own limits
+    assert time.monotonic() - started < 2.5  # its own limits (1 s) plus slack for a busy CI; a hang would be unbounded
     assert sample.error == "read-timeout"
     assert sample.fields["phase"] == "ttfb"
     assert "ReadTimeout" in (sample.message or "")
@@ -85,7 +85,7 @@ async def test_drip_never_trips_read_timeout_but_total_deadline_stops_it(http_se
     server = http_server()
     started = time.monotonic()
     sample = await http.measure(server.url("/drip"), 1.0)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5
     assert sample.error == "total-timeout"
     assert sample.fields["phase"] == "transfer"
 
@@ -94,7 +94,7 @@ async def test_server_that_accepts_and_never_speaks(stall_server) -> None:
     server = stall_server()
     started = time.monotonic()
     sample = await http.measure(f"http://127.0.0.1:{server.port}/", 0.8)
-    assert time.monotonic() - started < 1.3
+    assert time.monotonic() - started < 2.3
     assert sample.error == "read-timeout" and sample.fields["phase"] == "ttfb"
 
 
@@ -149,5 +149,5 @@ async def test_stream_never_hangs_on_a_stalling_server(http_server) -> None:
         samples = [await anext(probe), await anext(probe)]
     finally:
         await probe.aclose()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
     assert [s.error for s in samples] == ["read-timeout", "read-timeout"]

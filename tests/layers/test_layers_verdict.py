@@ -59,7 +59,7 @@ async def test_dns_faults_stop_the_check_at_dns(dns_server, http_server, behavio
     server = dns_server({"api.test": behaviour})
     started = time.monotonic()
     _samples, verdict = await _verdict(f"http://api.test:{web.port}/ok", [server.address], timeout=0.5)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
     assert verdict.status == "failed"
     assert verdict.first_broken_layer == "dns" and verdict.error == error
     assert verdict.layers["tcp"].state == "not-run" and verdict.layers["http"].state == "not-run"
@@ -113,7 +113,7 @@ async def test_http_faults_fail_at_http(resolver, http_server, path: str, error:
     web = http_server()
     started = time.monotonic()
     _samples, verdict = await _verdict(f"http://good.test:{web.port}{path}", [resolver.address], timeout=1.0)
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 4.0
     assert verdict.status == "failed"
     assert verdict.first_broken_layer == "http" and verdict.error == error
     assert verdict.layers["tcp"].state == "ok"

@@ -102,7 +102,7 @@ async def test_stalled_handshake_is_a_bounded_timeout(stall_server) -> None:
     server = stall_server()
     started = time.monotonic()
     sample = await tls.measure(f"127.0.0.1:{server.port}", 0.5)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5
     assert sample.error == "timeout"
     assert sample.fields["phase"] == "handshake"  # the connect worked; the handshake never came
 
