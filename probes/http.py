@@ -228,7 +228,7 @@ async def measure(target_text: str, timeout: float, *, address: str | None = Non
     try:
         return await _measure(client, target_text, target, literal, fields, limits, failed, address=address,
                               server_name=server_name, dns_ms=dns_ms, method=method, max_redirects=max_redirects,
-                              max_body=max_body, host=host, shown=shown)
+                              max_body=max_body, host=host, label=shown)
     finally:
         await client.aclose()
 
@@ -236,7 +236,7 @@ async def measure(target_text: str, timeout: float, *, address: str | None = Non
 async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, literal: bool,
                    fields: dict[str, JSONValue], limits: dict[str, float], failed: Callable[[str, str, str], Sample],
                    *, address: str | None, server_name: str | None, dns_ms: float | None, method: str,
-                   max_redirects: int, max_body: int, host: str, shown: str) -> Sample:
+                   max_redirects: int, max_body: int, host: str, label: str) -> Sample:
     port = target.tcp_port or 80
     started = time.perf_counter()
     resolved_outside = address is not None and dns_ms is not None
@@ -327,7 +327,7 @@ async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, 
         server=response.headers.get("server"),
         waf_hint=_waf_hint(response, head),
     )
-    return Sample(KIND, shown, time.time(), fields=fields, host=host)
+    return Sample(KIND, label, time.time(), fields=fields, host=host)
 
 
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
