@@ -142,6 +142,7 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], tls: ssl.SSLContext | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.stop_event = threading.Event()
         self.requests: list[str] = []
         self.tls = tls

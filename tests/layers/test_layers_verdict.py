@@ -163,3 +163,11 @@ def test_config_section_becomes_probe_options() -> None:
                 {"resolver": ["127.0.0.1"]}):
         with pytest.raises(ValueError):
             options_from_config(bad)
+
+
+async def test_ipv6_loopback_target(http_server) -> None:
+    web = http_server("::1")
+    samples = await check_once(web.url("/ok"), timeout=2, system_resolvers=False)
+    assert web.url("/ok").startswith("http://[::1]:")
+    assert judge(web.url("/ok"), samples).healthy
+    assert samples[0].fields["endpoint"] == f"[::1]:{web.port}"
