@@ -1,0 +1,289 @@
+"""`warroom check TARGET...`: the layered check, headless, in the spirit of httpstat.
+
+For each target, runs DNS -> TCP -> TLS -> HTTP (as applicable; see
+probes/layers.py) once or ``--count`` times, prints each layer's result and a
+waterfall of phase bars, then one verdict line naming the first broken layer
+with its original error. ``--json`` prints the Samples as JSON lines and then
+one verdict JSON object per target (the line with a "verdict" key).
+
+Exit status: 0 every target healthy; 1 some layer failed or is degraded (a
+resolver failing or disagreeing counts: a script should hear about it); 2 bad
+input (one line on stderr, before anything runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from console.verdict import Verdict, judge
+from probes import dns as dns_probe
+from probes.layers import check, chosen_address
+from probes.redact import scrub, url_secrets
+from probes.samples import Sample
+from probes.targets import TargetError, parse_target
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_COUNT = 1000
+BAR_WIDTH = 40
+
+
+class _BadInput(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _BadInput(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="warroom check",
+        description="Check each TARGET layer by layer (DNS, TCP, TLS, HTTP) and name the first broken layer.",
+        epilog="TARGET: host, host:port, [v6]:port or an http(s):// URL. Exit 0 healthy, 1 a layer failed or is "
+               "degraded, 2 bad input.")
+    parser.add_argument("targets", nargs="+", metavar="TARGET")
+    parser.add_argument("--json", action="store_true", help="print Samples and verdicts as JSON lines")
+    parser.add_argument("--count", type=int, default=1, metavar="N", help="run the check N times (default 1)")
+    parser.add_argument("--timeout", type=float, default=3.0, metavar="S",
+                        help="seconds allowed to each layer (default 3)")
+    parser.add_argument("--interval", type=float, default=1.0, metavar="S",
+                        help="with --count: seconds between checks (default 1)")
+    parser.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
+                        help="also ask this DNS resolver (repeatable)")
+    parser.add_argument("--no-system-resolvers", action="store_true",
+                        help="ask only the --resolver ones, not those of /etc/resolv.conf")
+    parser.add_argument("--ca-file", metavar="FILE", help="trust these CA certificates instead of the system's")
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> list[dns_probe.Resolver]:
+    for text in args.targets:
+        parse_target(text)  # raises TargetError with a one-line reason
+    if not 1 <= args.count <= MAX_COUNT:
+        raise _BadInput(f"--count must be 1-{MAX_COUNT}, not {args.count}")
+    if not 0 < args.timeout <= 300:
+        raise _BadInput(f"--timeout must be more than 0 and at most 300 seconds, not {args.timeout:g}")
+    if args.interval < 0:
+        raise _BadInput("--interval cannot be negative")
+    try:
+        resolvers = [dns_probe.parse_resolver(text) for text in args.resolver]
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from None
+    if args.no_system_resolvers and not resolvers:
+        raise _BadInput("--no-system-resolvers needs at least one --resolver IP[:PORT]")
+    if args.ca_file and not os.path.isfile(args.ca_file):
+        raise _BadInput(f"--ca-file {args.ca_file!r}: no such file")
+    return resolvers
+
+
+# --------------------------------------------------------------- rendering
+
+
+def _ms(value: object) -> str:
+    return f"{value:.1f} ms" if isinstance(value, (int, float)) else "-"
+
+
+def _bar_glyph() -> str:
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
+    return "█" if "utf" in encoding else "#"
+
+
+#: The phase names of the bars, and which http probe "phase" each stands for.
+_BAR_OF_PHASE = {"dns": "dns", "connect": "connect", "tls": "tls", "request": "server", "ttfb": "server",
+                 "transfer": "transfer"}
+
+
+def phases(samples: Sequence[Sample]) -> list[tuple[str, float | None]]:
+    """(phase, ms) in order for one check, from the layers that ran (HTTP's own timings preferred).
+
+    A phase that did not finish has ms None, except the one an HTTP failure
+    ran out in: it gets the time spent in it (elapsed minus the phases before).
+    """
+    by_kind = {s.kind: s for s in samples}
+    http = by_kind.get("http")
+    tcp = by_kind.get("tcp")
+    tls = by_kind.get("tls")
+    dns_samples = [s for s in samples if s.kind == "dns"]
+    out: list[tuple[str, float | None]] = []
+
+    def num(sample: Sample | None, key: str) -> float | None:
+        value = sample.fields.get(key) if sample else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def first_of(*values: float | None) -> float | None:
+        return next((v for v in values if v is not None), None)
+
+    if dns_samples:
+        out.append(("dns", chosen_address(dns_samples)[1]))
+    if tcp or http:
+        out.append(("connect", first_of(num(http, "connect_ms"), num(tcp, "rtt_ms"))))
+    if tls or num(http, "tls_ms") is not None or (http and str(http.target).startswith("https")):
+        out.append(("tls", first_of(num(http, "tls_ms"), num(tls, "handshake_ms"))))
+    if http:
+        out.append(("server", num(http, "ttfb_ms")))
+        out.append(("transfer", num(http, "transfer_ms")))
+        elapsed = num(http, "elapsed_ms")
+        ran_out = _BAR_OF_PHASE.get(str(http.fields.get("phase")))
+        if not http.ok and elapsed is not None and ran_out:
+            spent = sum(ms for name, ms in out if ms is not None and name != "dns")
+            out = [(name, max(0.0, elapsed - spent) if name == ran_out and ms is None else ms) for name, ms in out]
+            # Phases after the one that ran out never started: drop them rather than show blanks.
+            names = [name for name, _ in out]
+            out = out[: names.index(ran_out) + 1] if ran_out in names else out
+    return out
+
+
+def render_bars(samples: Sequence[Sample]) -> list[str]:
+    """A waterfall: each phase's bar starts where the previous one ended, scaled to the total."""
+    rows = phases(samples)
+    total = sum(ms for _, ms in rows if ms is not None)
+    http = next((s for s in samples if s.kind == "http"), None)
+    ran_out = _BAR_OF_PHASE.get(str(http.fields.get("phase"))) if http is not None and not http.ok else None
+    glyph = _bar_glyph()
+    lines: list[str] = []
+    offset = 0.0
+    for name, ms in rows:
+        if ms is None:
+            lines.append(f"  {name:<9}{'-':>10}  {'':<{BAR_WIDTH}}  (did not finish)")
+            continue
+        start = round(offset / total * BAR_WIDTH) if total else 0
+        length = max(1, round(ms / total * BAR_WIDTH)) if total else 1
+        start = min(start, BAR_WIDTH - 1)
+        length = min(length, BAR_WIDTH - start)
+        note = f"  (ran out: {http.error})" if http is not None and name == ran_out else ""
+        lines.append(f"  {name:<9}{_ms(ms):>10}  {' ' * start}{glyph * length}{' ' * (BAR_WIDTH - start - length)}"
+                     f"{note}".rstrip())
+        offset += ms
+    if rows:
+        lines.append(f"  {'total':<9}{_ms(total):>10}")
+    return lines
+
+
+def _layer_line(sample: Sample) -> str:
+    f = sample.fields
+    state = "ok" if sample.ok else "FAIL"
+    if sample.kind == "dns":
+        if f.get("source") == "literal":
+            return f"  DNS   ok    literal address {f.get('name')}"
+        addresses = ",".join(str(a) for a in f.get("addresses") or []) or "-"  # type: ignore[union-attr]
+        extra = ""
+        if f.get("cname_chain"):
+            extra += " via CNAME " + " -> ".join(str(c) for c in f["cname_chain"])  # type: ignore[union-attr]
+        if f.get("disagrees_with"):
+            extra += " DISAGREES with " + ", ".join(str(r) for r in f["disagrees_with"])  # type: ignore[union-attr]
+            state = "WARN" if sample.ok else state
+        ttl = f" ttl {f['ttl']}" if f.get("ttl") is not None else ""
+        head = f"  DNS   {state:<5} {f.get('resolver')} ({f.get('source')}) {f.get('rcode') or sample.error or ''} "
+        return f"{head}{addresses}{ttl} {_ms(f.get('time_ms'))}{extra}"
+    if sample.kind == "tcp":
+        detail = _ms(f.get("rtt_ms")) if sample.ok else f"{sample.error}: {sample.message}"
+        return f"  TCP   {state:<5} {f.get('endpoint')} {detail}"
+    if sample.kind == "tls":
+        chain = f.get("chain") or []
+        shown = " <- ".join(str(c.get("subject")) for c in chain if isinstance(c, dict))  # type: ignore[union-attr]
+        expiry = f.get("days_until_expiry")
+        expires = f", expires in {expiry:.1f} days" if isinstance(expiry, (int, float)) else ""
+        proto = f"{f.get('protocol') or '-'} {f.get('cipher') or ''} alpn {f.get('alpn') or '-'}{expires}"
+        verdict = "" if sample.ok else f"{f.get('verdict') or sample.error} "
+        line = f"  TLS   {state:<5} {verdict}{proto}"
+        if not sample.ok:
+            line += f"\n              {sample.message}"
+        return line + (f"\n              chain sent: {shown}" if shown else "")
+    if sample.kind == "http":
+        if not sample.ok:
+            return f"  HTTP  FAIL  {sample.error} in phase {f.get('phase')}: {sample.message}"
+        hops = "".join(f" {r.get('status')} -> {r.get('location')};" for r in f.get("redirects") or []  # type: ignore[union-attr]
+                       if isinstance(r, dict))
+        flag = " CHALLENGE REDIRECT" if f.get("challenge_redirect") else ""
+        waf = f" WAF? {f['waf_hint']}" if f.get("waf_hint") else ""
+        status = f.get("status")
+        state = "ok" if isinstance(status, int) and status < 400 and not flag else "FAIL"
+        return (f"  HTTP  {state:<5} {status} {f.get('reason') or ''} {f.get('http_version') or ''} "
+                f"{f.get('bytes')} bytes{';' + hops if hops else ''}{flag}{waf}").rstrip()
+    return f"  {sample.kind.upper():<5} {state:<5} {sample.message or ''}"
+
+
+def render_summary(rounds: Sequence[Sequence[Sample]]) -> list[str]:
+    """min / mean / max of each phase over several checks (only the checks where it finished)."""
+    seen: dict[str, list[float]] = {}
+    for samples in rounds:
+        for name, ms in phases(samples):
+            if ms is not None:
+                seen.setdefault(name, []).append(ms)
+    lines = [f"  {'phase':<9}{'min':>10}{'mean':>10}{'max':>10}   over {len(rounds)} checks"]
+    for name, values in seen.items():
+        lines.append(f"  {name:<9}{_ms(min(values)):>10}{_ms(sum(values) / len(values)):>10}{_ms(max(values)):>10}"
+                     f"{'' if len(values) == len(rounds) else f'   ({len(values)} finished)'}")
+    return lines
+
+
+def render_verdict(verdict: Verdict) -> str:
+    if verdict.healthy:
+        ran = ", ".join(name for name, s in verdict.layers.items() if s.state == "ok")
+        return f"verdict: {verdict.target} healthy ({ran} ok)"
+    not_run = [name for name, s in verdict.layers.items() if s.state == "not-run"]
+    tail = f"; not run: {', '.join(not_run)}" if not_run else ""
+    word = "FAILED" if verdict.status == "failed" else "DEGRADED"
+    return (f"verdict: {verdict.target} {word} at {verdict.first_broken_layer} ({verdict.error}): "
+            f"{verdict.message}{tail}")
+
+
+# ------------------------------------------------------------------- run
+
+
+async def _run(args: argparse.Namespace, resolvers: list[dns_probe.Resolver]) -> int:
+    worst = EXIT_OK
+    for target_text in args.targets:
+        collected: list[Sample] = []
+        rounds: list[list[Sample]] = []
+        for attempt in range(args.count):
+            if attempt:
+                await asyncio.sleep(args.interval)
+            this_round: list[Sample] = []
+            async for sample in check(target_text, timeout=args.timeout, resolvers=resolvers,
+                                      system_resolvers=not args.no_system_resolvers, ca_file=args.ca_file):
+                this_round.append(sample)
+                if args.json:
+                    print(sample.to_json(), flush=True)
+            collected.extend(this_round)
+            rounds.append(this_round)
+            if not args.json:
+                label = this_round[0].target if this_round else target_text
+                suffix = f"  (check {attempt + 1} of {args.count})" if args.count > 1 else ""
+                print(f"{label}{suffix}")
+                for sample in this_round:
+                    print(_layer_line(sample))
+                for line in render_bars(this_round):
+                    print(line)
+                print(flush=True)
+        verdict = judge(target_text, collected, attempts=args.count)
+        if not args.json and args.count > 1:
+            for line in render_summary(rounds):
+                print(line)
+        print(verdict.to_json() if args.json else render_verdict(verdict), flush=True)
+        worst = max(worst, verdict.exit_code)
+    return worst
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        resolvers = _validate(args)
+    except (_BadInput, TargetError) as exc:
+        # A malformed URL may still hold a password: never echo it back.
+        secrets = [secret for text in argv for secret in url_secrets(text)]
+        print(f"warroom: check: {scrub(str(exc), secrets)} (see warroom check --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_run(args, resolvers))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`warroom check ... | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED

@@ -1,0 +1,69 @@
+"""Keep secrets out of everything a probe reports: URLs' userinfo and token-like query values.
+
+Targets are shown on screens, written to recordings and pasted into incident
+reports, so a URL such as ``https://svc:hunter2@api/x?token=abc`` must appear
+as ``https://***@api/x?token=***`` everywhere a Sample carries it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+MASK = "***"
+#: Query parameter names whose values are credentials often enough to hide.
+_SECRET_PARAM = re.compile(
+    r"(token|secret|passw|pwd|pass$|auth|api[-_]?key|^key$|access[-_]?key|sig$|signature|session|credential|"
+    r"^code$|jwt|bearer)", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"(?P<lead>^|&|;)(?P<name>[^=&;#]+)=(?P<value>[^&;#]*)")
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@?#]*)@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with userinfo replaced by *** and secret-looking query values masked.
+
+    Anything that is not a URL comes back unchanged; the rest of the URL is
+    kept byte for byte (no re-encoding), so it still names the same series.
+    """
+    if "://" not in text:
+        return text
+    out = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text, count=1)
+    head, sep, query = out.partition("?")
+    if not sep:
+        return out
+    query, hash_sep, fragment = query.partition("#")
+
+    def mask(match: re.Match[str]) -> str:
+        if _SECRET_PARAM.search(match.group("name")):
+            return f"{match.group('lead')}{match.group('name')}={MASK}"
+        return match.group(0)
+
+    return f"{head}?{_QUERY_PAIR.sub(mask, query)}{hash_sep}{fragment}"
+
+
+def url_secrets(text: str) -> list[str]:
+    """The secret strings inside a URL (password, user, token values) to scrub from error text."""
+    if "://" not in text:
+        return []
+    found: list[str] = []
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        found.append(userinfo)
+    if parts.password:
+        found.append(parts.password)
+    for match in _QUERY_PAIR.finditer(parts.query):
+        if _SECRET_PARAM.search(match.group("name")) and match.group("value"):
+            found.append(match.group("value"))
+    return found
+
+
+def scrub(message: str, secrets: Iterable[str]) -> str:
+    """``message`` with every occurrence of each secret (longest first) replaced by ***."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        message = message.replace(secret, MASK)
+    return message

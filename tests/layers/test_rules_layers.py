@@ -1,0 +1,108 @@
+"""Diagnosis rules for the layers, fed with Samples measured from the lab's real servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from console import rules_layers
+from console.diagnosis import RULES, diagnose
+from console.store import Store
+from probes import dns as dns_probe
+from probes import http, tls
+from tests.lab.servers import DNSBehaviour
+
+LAYER_RULES = {name: RULES[name] for name in (
+    "tls_certificate_rejected", "tls_expiring_soon", "http_challenge_redirect", "http_waf_block",
+    "http_gateway_timeout_or_client_gave_up", "dns_resolvers_disagree", "dns_lookup_failing")}
+
+
+def _findings(*samples):  # type: ignore[no-untyped-def]
+    store = Store()
+    for sample in samples:
+        store.add(sample)
+    return diagnose(store, LAYER_RULES)
+
+
+def test_rules_are_registered() -> None:
+    assert set(LAYER_RULES) <= set(RULES)
+    assert rules_layers.WINDOW_S > 0
+
+
+async def test_missing_intermediate_is_named_with_the_fix(tls_server, cert_lab) -> None:
+    server = tls_server("missing_intermediate")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    [finding] = _findings(sample)
+    assert finding.rule == "tls_certificate_rejected" and finding.severity == "critical"
+    assert "intermediate" in finding.title
+    assert "full chain" in finding.next_step
+    assert any("unable to get local issuer certificate" in e for e in finding.evidence)
+
+
+async def test_good_certificate_gives_no_finding(tls_server, cert_lab) -> None:
+    server = tls_server("good")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    assert _findings(sample) == []
+
+
+async def test_challenge_redirect_finding(http_server) -> None:
+    server = http_server()
+    [finding] = _findings(await http.measure(server.url("/challenge"), 3))
+    assert finding.rule == "http_challenge_redirect"
+    assert "challenge" in finding.title
+
+
+async def test_waf_403_is_told_apart_from_a_plain_403(http_server) -> None:
+    server = http_server()
+    [waf] = _findings(await http.measure(server.url("/waf"), 3))
+    [plain] = _findings(await http.measure(server.url("/status/403"), 3))
+    assert waf.rule == plain.rule == "http_waf_block"
+    assert waf.confidence > plain.confidence
+    assert "from a WAF" in waf.title
+
+
+async def test_504_versus_client_timeout(http_server) -> None:
+    """504: the proxy gave up on its backend. A client read timeout: the client gave up (proxies log 499)."""
+    server = http_server()
+    [gateway] = _findings(await http.measure(server.url("/status/504"), 3))
+    [client] = _findings(await http.measure(server.url("/stall"), 0.6))
+    [logged_499] = _findings(await http.measure(server.url("/status/499"), 3))
+    assert "504" in gateway.title and "proxy" in gateway.title
+    assert "client gave up first" in client.title and "499" in client.title
+    assert "client gave up first" in logged_499.title
+    assert gateway.next_step != client.next_step
+
+
+@pytest.mark.parametrize("path", ["/ok", "/see-other", "/slow?ms=100"])
+async def test_healthy_http_gives_no_finding(http_server, path: str) -> None:
+    server = http_server()
+    assert _findings(await http.measure(server.url(path), 3)) == []
+
+
+async def test_disagreeing_resolvers_finding(dns_server) -> None:
+    a = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.10"])}, host="127.0.0.1")
+    b = dns_server({"api.test": DNSBehaviour(addresses=["127.0.0.99"])}, host="127.0.0.2")
+    samples = await dns_probe.resolve("api.test", timeout=2, system=False,
+                                      resolvers=[dns_probe.parse_resolver(a.address),
+                                                 dns_probe.parse_resolver(b.address)])
+    [finding] = _findings(*samples)
+    assert finding.rule == "dns_resolvers_disagree"
+    assert any("127.0.0.99" in line for line in finding.evidence)
+    assert any("127.0.0.10" in line for line in finding.evidence)
+
+
+async def test_dns_failure_severity_depends_on_how_many_resolvers_fail(dns_server) -> None:
+    dead = dns_server({"api.test": DNSBehaviour(rcode="SERVFAIL")}, host="127.0.0.1")
+    alive = dns_server({"api.test": DNSBehaviour(rcode="SERVFAIL")}, host="127.0.0.2")
+    both = await dns_probe.resolve("api.test", timeout=2, system=False,
+                                   resolvers=[dns_probe.parse_resolver(dead.address),
+                                              dns_probe.parse_resolver(alive.address)])
+    [finding] = _findings(*both)
+    assert finding.rule == "dns_lookup_failing" and finding.severity == "critical"
+    assert "servfail" in finding.title
+    alive.set("api.test", DNSBehaviour(addresses=["127.0.0.10"]))
+    mixed = await dns_probe.resolve("api.test", timeout=2, system=False,
+                                    resolvers=[dns_probe.parse_resolver(dead.address),
+                                               dns_probe.parse_resolver(alive.address)])
+    findings = _findings(*mixed)
+    failing = [f for f in findings if f.rule == "dns_lookup_failing"]
+    assert [f.severity for f in failing] == ["warning"]
