@@ -7,6 +7,7 @@ need no screen, so each is unit-tested by filling a Store with Samples.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -40,6 +41,9 @@ class Finding:
 Rule = Callable[[Store], Iterable[Finding]]
 RULES: dict[str, Rule] = {}
 
+#: Modules whose @rule functions join RULES on the first diagnosis (they import this module).
+RULE_MODULES = ("console.rules_layers",)
+
 
 def rule(func: Rule) -> Rule:
     """Register a diagnosis rule under its function name."""
@@ -49,6 +53,9 @@ def rule(func: Rule) -> Rule:
 
 def diagnose(store: Store, rules: dict[str, Rule] | None = None) -> list[Finding]:
     """Run every rule; a rule that raises is skipped, never the whole diagnosis."""
+    if rules is None:
+        for module in RULE_MODULES:
+            importlib.import_module(module)
     findings: list[Finding] = []
     for name, func in (rules or RULES).items():
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 
 from probes.runtime import ProbeSpec
 from probes.targets import parse_target
@@ -12,12 +13,29 @@ def probe_available(kind: str) -> bool:
     return importlib.util.find_spec(f"probes.{kind}") is not None
 
 
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:
-    """TCP for anything with a port; HTTP on top for URLs. Raises TargetError for bad text."""
+    """The layers that apply, bottom up. Raises TargetError for bad text.
+
+    DNS for names (not IP literals), TCP for anything with a port, TLS for
+    https URLs, HTTP for URLs. DNS and TLS change slowly: they run at a fifth
+    of the rate so a name server or TLS terminator is not hammered.
+    """
     target = parse_target(text)
     specs: list[ProbeSpec] = []
+    if not is_ip_literal(target.host) and probe_available("dns"):
+        specs.append(ProbeSpec("dns", text, interval=interval * 5, timeout=3.0))
     if target.tcp_port is not None:
         specs.append(ProbeSpec("tcp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
+    if target.scheme == "https" and probe_available("tls"):
+        specs.append(ProbeSpec("tls", text, interval=interval * 5, timeout=3.0))
     if target.is_url and probe_available("http"):
         specs.append(ProbeSpec("http", text, interval=interval, timeout=min(5.0, max(interval * 2, 1.0))))
     return specs

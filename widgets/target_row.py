@@ -18,6 +18,12 @@ FAILURE_TEXT = {
     "unreachable": "UNREACHABLE (no route)",
     "reset": "RESET (connection reset)",
     "exception": "ERROR",
+    "connect-timeout": "CONNECT TIMEOUT (no TCP handshake)",
+    "read-timeout": "READ TIMEOUT (connected, no response)",
+    "write-timeout": "WRITE TIMEOUT (request not sent)",
+    "pool-timeout": "POOL TIMEOUT (no free connection)",
+    "total-timeout": "TOTAL TIMEOUT (response too slow)",
+    "dns": "DNS (name did not resolve)",
 }
 
 
@@ -71,28 +77,34 @@ class TargetRow(Widget, can_focus=True):
             yield self._graph
             yield self._numbers
 
-    def _state_text(self, stats: SeriesStats | None, layer: str) -> str:
-        """Markup for the first line; the symbol carries the state even without colour."""
+    def _state_text(self, stats: SeriesStats | None, layer: str, status: int | None = None) -> str:
+        """Markup for the first line; the symbol carries the state even without colour.
+
+        ``status`` is the last HTTP status: a fast 502 is a failure, not an OK.
+        """
         name = escape(short(self.label, 40))
         if stats is None or stats.count == 0:
             return f"[dim]○[/] [b]{name}[/]  waiting for the first probe"
-        failing_now = stats.last is None or (stats.loss_pct or 0) >= 100
+        failing_now = stats.last is None or (stats.loss_pct or 0) >= 100 or (status or 0) >= 500
         if failing_now:
             symbol = "[b $error]✖ FAIL[/]"
-        elif stats.last_error:
+        elif stats.last_error or (status or 0) >= 400:
             symbol = "[b $warning]▲ LOSS[/]"
         else:
             symbol = "[b $success]● OK[/]"
         line = f"{symbol} [b]{name}[/]  [dim]{layer}[/]"
+        if status is not None:
+            colour = "$error" if status >= 500 else "$warning" if status >= 300 else "$success"
+            line += f" [{colour}]{status}[/]"
         if stats.last_error:
             kind = escape(FAILURE_TEXT.get(stats.last_error, stats.last_error.upper()))
             colour = "$error" if failing_now else "$warning"
             line += f"  [{colour}]last: {kind}[/]"
         return line
 
-    def show(self, stats: SeriesStats, rtts: list[float], layer: str) -> None:
+    def show(self, stats: SeriesStats, rtts: list[float], layer: str, status: int | None = None) -> None:
         """Update from the store's figures; called by the pane on its refresh timer."""
-        state = self._state_text(stats, layer)
+        state = self._state_text(stats, layer, status)
         graph = rtts[-40:]
         if state != self._shown_state:  # unchanged text costs no layout or repaint
             self._shown_state = state

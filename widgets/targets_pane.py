@@ -106,7 +106,10 @@ class TargetsPane(VerticalScroll):
                 continue
             key, field = primary
             stats = self.store.stats(key, field=field, seconds=STATS_WINDOW_S)
-            row.show(stats, self.store.values(key, field, seconds=STATS_WINDOW_S), key[1])
+            last = self.store.last(key)
+            status = last.fields.get("status") if last is not None and last.kind == "http" else None
+            row.show(stats, self.store.values(key, field, seconds=STATS_WINDOW_S), key[1],
+                     status if isinstance(status, int) else None)
 
     def _primary_series(self, target: str) -> tuple[SeriesKey, str] | None:
         """The series a row graphs: the highest layer that has samples for the target."""

@@ -124,3 +124,19 @@ async def test_findings_tab_names_the_unreachable_target_with_its_original_error
         text = str(pane._body.render())
         assert "Connect call failed ('127.0.0.1', 8003)" in text  # the original error, unedited
         assert "next:" in text
+
+
+async def test_a_fast_502_reads_as_failing_not_ok() -> None:
+    import time
+
+    from console.app import AppConfig, create_app
+    from probes.samples import Sample
+
+    url = "http://127.0.0.1:8080/api"
+    app = create_app(AppConfig(targets=[url], live=False, hostname="h"))
+    for i in range(5):
+        app.hub.publish(Sample("http", url, time.time() - 5 + i, {"status": 502, "total_ms": 3.0}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        text = row_text(app.query_one(TargetRow))
+        assert "FAIL" in text and "502" in text and "OK" not in text.split()[0:2]
