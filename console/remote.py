@@ -71,6 +71,10 @@ def _known_hosts_host(host: str, port: int | None) -> str:
     return host if port in (None, 22) else f"[{host}]:{port}"
 
 
+def _ssh_hint(host: str, port: int | None) -> str:
+    return f"ssh -p {port} {shlex.quote(host)}" if port not in (None, 22) else f"ssh {shlex.quote(host)}"
+
+
 @dataclass
 class HostKeyChecker:
     """Strict host-key policy, applied by asyncssh's validate_host_public_key hook.
@@ -115,7 +119,7 @@ class HostKeyChecker:
         self.problem = RemoteError(
             HOST_KEY_UNKNOWN,
             f"host key for {name} is unknown: {algorithm} {fingerprint}; check it with the host's owner, then "
-            f"run again with --accept-new-host-keys (or `ssh {shlex.quote(name)}` once) to trust it",
+            f"run again with --accept-new-host-keys (or connect once with `{_ssh_hint(host, port)}`) to trust it",
             {"fingerprint": fingerprint, "algorithm": algorithm})
         return False
 
@@ -232,8 +236,8 @@ async def _connect_one(host: HostConfig, settings: SSHSettings, tunnel: asyncssh
             keepalive_count_max=3,
         )
     except asyncssh.HostKeyNotVerifiable as exc:
-        problem = checker.problem or RemoteError(HOST_KEY_UNKNOWN, f"{label}: host key not verifiable: {exc}")
-        if label != host.name or not str(problem).startswith(label):
+        problem = checker.problem or RemoteError(HOST_KEY_UNKNOWN, f"host key not verifiable: {exc}")
+        if label != host.name:  # a jump host: say which one
             problem = RemoteError(problem.state, f"{label}: {problem}", problem.fields)
         raise problem from None
     except asyncssh.PermissionDenied as exc:
