@@ -61,7 +61,8 @@ def test_unknown_host_key_is_one_line_on_stderr_and_exit_1(fresh_lab: Lab) -> No
     (["--host", "bad host", "--json"], "not a host name"),
     (["--host", "prod:0", "--json"], "1-65535"),
     (["--json"], "give at least one --host"),
-    (["--host", "prod-1", "--json", "127.0.0.1:9;rm -rf /"], "not a number"),
+    (["--host", "prod-1", "--json", "127.0.0.1:9;rm -rf /"], "cannot contain spaces"),
+    (["--host", "prod-1", "--json", "127.0.0.1:$(reboot)"], "not a number"),
     (["--host", "prod-1"], "add --json"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
