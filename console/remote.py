@@ -33,7 +33,7 @@ from console.hosts_config import HostConfig, HostConfigError, SSHSettings, parse
 from probes.agent import AGENT_VERSION, ERROR_UNAVAILABLE
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError
-from probes.ss_text import parse_ss
+from probes.ss_text import SS_COMMAND, parse_ss
 
 KIND_STATUS = "host_status"
 
@@ -427,7 +427,7 @@ class RemoteHost:
                 yield Sample(kind=spec.kind, target=spec.target, ts=time.time(), host=self.name,
                              error=ERROR_UNAVAILABLE,
                              message=f"probe {spec.kind} unavailable on {self.name}: no {self.host.python} on the host")
-        loop_cmd = f'while IFS= read -r _; do ss -tanpH 2>&1; echo "{_SS_END} $?"; done'
+        loop_cmd = f'while IFS= read -r _; do {SS_COMMAND} 2>&1; echo "{_SS_END} $?"; done'
         proc = await connection.conn.create_process(loop_cmd, encoding="utf-8", errors="replace")
         interval = min((s.interval for s in conns), default=self.settings.ping_interval)
         target = conns[0].target if conns else ""
@@ -446,7 +446,8 @@ class RemoteHost:
                     lines.append(line)
                 if conns:
                     if rc == "0":
-                        yield parse_ss("".join(lines), self.name, target=target)
+                        for sample in parse_ss("".join(lines), self.name, target=target):
+                            yield sample
                     else:
                         yield Sample(kind="conns", target=target, ts=time.time(), host=self.name,
                                      error=ERROR_UNAVAILABLE if rc == "127" else "exception",

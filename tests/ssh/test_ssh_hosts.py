@@ -106,17 +106,17 @@ async def test_host_without_python_gets_connections_from_ss(lab: Lab) -> None:
     sshd = lab.hosts["nopy"]
     remote = RemoteHost(HostConfig("nopy"), [ProbeSpec("conns", interval=0.3), ProbeSpec("tcp", "127.0.0.1:9")],
                         fast_settings(lab))
-    seen = await take(remote.stream(), lambda s: sum(x.kind == "conns" for x in s) >= 2)
+    seen = await take(remote.stream(), lambda s: sum(x.kind == "conns_table" for x in s) >= 2)
     status = next(s for s in seen if s.kind == "host_status" and s.fields["state"] == "connected")
     assert status.fields["mode"] == "ss" and "no python3" in str(status.fields["detail"])
     tcp = next(s for s in seen if s.kind == "tcp")
     assert tcp.error == "unavailable" and "no python3" in str(tcp.message)
-    conns = [s for s in seen if s.kind == "conns"][-1]
-    rows = conns.fields["rows"]
-    assert isinstance(rows, list)
+    summary = [s for s in seen if s.kind == "conns"][-1]
+    assert summary.fields["source"] == "ss-remote" and sshd.port in summary.fields["listen_ports"]  # type: ignore[operator]
+    table = [s for s in seen if s.kind == "conns_table"][-1]
+    rows = [dict(zip(table.fields["columns"], r, strict=True)) for r in table.fields["rows"]]  # type: ignore[arg-type,call-overload]
     # The host's own sshd listener is in the table, with its owner (we are root there).
-    listener = [r for r in rows if isinstance(r, dict) and r["local"] == f"{sshd.addr}:{sshd.port}"
-                and r["state"] == "LISTEN"]
+    listener = [r for r in rows if r["local"] == f"{sshd.addr}:{sshd.port}" and r["state"] == "LISTEN"]
     assert listener and listener[0]["process"] == "sshd"
     assert wait_until(lambda: not agent_processes(sshd.addr, sshd.port), 5), "ss loop left behind after close"
 
@@ -171,11 +171,13 @@ async def test_accept_new_records_the_key_and_later_runs_trust_it(fresh_lab: Lab
     sshd = fresh_lab.add("fresh", "127.0.0.8", trust=False)
     settings = fast_settings(fresh_lab, accept_new_host_keys=True)
     spec = [ProbeSpec("tcp", "127.0.0.1:9", interval=0.3)]
-    seen = await take(RemoteHost(HostConfig("fresh"), spec, settings).stream(), lambda s: any(x.kind == "tcp" for x in s))
+    seen = await take(RemoteHost(HostConfig("fresh"), spec, settings).stream(),
+                      lambda s: any(x.kind == "tcp" for x in s))
     connected = next(s for s in seen if s.kind == "host_status" and s.fields["state"] == "connected")
     assert connected.fields["accepted_key"] == fingerprint(Path(str(sshd.host_key) + ".pub"))
     line = fresh_lab.known_hosts.read_text().split()
-    assert line[0] == f"[{sshd.addr}]:{sshd.port}" and line[2] == Path(str(sshd.host_key) + ".pub").read_text().split()[1]
+    host_pub = Path(str(sshd.host_key) + ".pub").read_text().split()
+    assert line[0] == f"[{sshd.addr}]:{sshd.port}" and line[1:3] == host_pub[:2]
     # Strict again: the recorded key is now simply known.
     seen = await take(RemoteHost(HostConfig("fresh"), spec, fast_settings(fresh_lab)).stream(),
                       lambda s: any(x.kind == "tcp" for x in s))

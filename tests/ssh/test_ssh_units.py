@@ -19,7 +19,7 @@ from console.remote import capture_command
 from probes.agent import AGENT_VERSION
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
-from probes.ss_text import parse_line, parse_ss
+from probes.ss_text import COLUMNS, SS_COMMAND, parse_line, parse_ss
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ["; rm -rf /tmp/warroom-pwned", "$(touch /tmp/warroom-pwned)", "`touch /tmp/warroom-pwned`",
@@ -79,12 +79,16 @@ def test_bad_hosts_sections_are_refused(section: dict[str, object]) -> None:
 def test_ss_line_shapes() -> None:
     row = parse_line('ESTAB 0      36     [::ffff:127.0.0.1]:22  [::ffff:127.0.0.1]:50412 '
                      'users:(("sshd",pid=812,fd=4),("sshd",pid=790,fd=4))')
-    assert row == {"proto": "tcp", "local": "[::ffff:127.0.0.1]:22", "remote": "[::ffff:127.0.0.1]:50412",
-                   "state": "ESTAB", "pid": 812, "process": "sshd", "recv_q": 0, "send_q": 36}
+    assert row is not None
+    named = dict(zip(COLUMNS, row, strict=True))
+    assert {k: named[k] for k in ("proto", "state", "local", "remote", "recvq", "sendq", "pid", "process",
+                                  "hidden")} == {
+        "proto": "tcp", "state": "ESTAB", "local": "[::ffff:127.0.0.1]:22", "remote": "[::ffff:127.0.0.1]:50412",
+        "recvq": 0, "sendq": 36, "pid": 812, "process": "sshd", "hidden": False}
     other_user = parse_line("TIME-WAIT 0 0 127.0.0.1:5432 127.0.0.1:40000")
-    assert other_user is not None and other_user["pid"] is None and other_user["process"] is None
-    with_netid = parse_line('tcp   LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))')
-    assert with_netid is not None and with_netid["state"] == "LISTEN" and with_netid["local"] == "0.0.0.0:22"
+    assert other_user is not None and other_user[COLUMNS.index("pid")] is None and other_user[-1] is True
+    with_netid = parse_line('udp   UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:* users:(("resolved",pid=1,fd=3))')
+    assert with_netid is not None and with_netid[:3] == ["udp", "UNCONN", "127.0.0.53%lo:53"]
     assert parse_line("") is None
     assert parse_line("State Recv-Q Send-Q Local Address:Port Peer Address:Port Process") is None
 
@@ -94,13 +98,16 @@ def test_ss_parser_finds_a_real_listening_socket_with_its_owner() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        text = subprocess.run(["ss", "-tanpH"], check=True, capture_output=True, text=True).stdout
-    sample = parse_ss(text, "prod-1")
-    assert sample.kind == "conns" and sample.host == "prod-1" and sample.ok
-    rows = [r for r in sample.fields["rows"] if r["local"] == f"127.0.0.1:{port}"]  # type: ignore[union-attr,index]
-    assert rows and rows[0]["state"] == "LISTEN" and rows[0]["pid"] == os.getpid()  # type: ignore[index]
-    assert sample.fields["count"] == len(sample.fields["rows"])  # type: ignore[arg-type]
-    Sample.from_json(sample.to_json())  # JSON-safe end to end
+        text = subprocess.run(SS_COMMAND.split(), check=True, capture_output=True, text=True).stdout
+    summary, table = parse_ss(text, "prod-1")
+    assert (summary.kind, table.kind) == ("conns", "conns_table")
+    assert summary.host == table.host == "prod-1" and summary.ok and table.ok
+    assert port in summary.fields["listen_ports"]  # type: ignore[operator]
+    rows = [dict(zip(table.fields["columns"], r, strict=True)) for r in table.fields["rows"]]  # type: ignore[arg-type,call-overload]
+    mine = [r for r in rows if r["local"] == f"127.0.0.1:{port}"]
+    assert mine and mine[0]["state"] == "LISTEN" and mine[0]["pid"] == os.getpid()
+    assert summary.fields["total"] == len(rows)
+    Sample.from_json(table.to_json())  # JSON-safe end to end
 
 
 # ---------------------------------------------------------------- the agent, run locally
