@@ -110,3 +110,15 @@ async def test_empty_widgets_say_how_to_get_data() -> None:
         empty = app.query_one(".vantage-empty", Static)
         assert empty.display and "No tcp samples yet" in str(empty.render())
         assert not app.query_one(DataTable).display
+
+
+def test_rule_names_the_only_failing_vantage_point() -> None:
+    from console.rules_remote import only_some_vantage_points_fail, remote_host_not_probing
+
+    store = filled_store()
+    findings = list(only_some_vantage_points_fail(store))
+    assert [f.title for f in findings] == ["127.0.0.1:5432 fails only from prod-2; local, prod-1 reach it"]
+    assert "timeout" in findings[0].evidence[0]
+    assert not list(remote_host_not_probing(store))
+    store.add(status_sample("prod-2", "host_key_changed", "host key for prod-2 CHANGED: ..."))
+    assert [f.title for f in remote_host_not_probing(store)] == ["prod-2 is not probing: host key changed"]
