@@ -283,6 +283,7 @@ class RemoteHost:
         self.state = CONNECTING
         self.connection: Connection | None = None
         self.connects = 0
+        self._agent_proc: asyncssh.SSHClientProcess[bytes] | None = None
 
     def _status(self, state: str, detail: str = "", **extra: JSONValue) -> Sample:
         self.state = state
@@ -346,6 +347,7 @@ class RemoteHost:
                                mode="agent", python=hello.get("python"), agent_pid=hello.get("pid"),
                                accepted_key=connection.accepted_key)
             pinger = asyncio.get_running_loop().create_task(self._ping(proc))
+            self._agent_proc = proc
             try:
                 while True:
                     line = await asyncio.wait_for(proc.stdout.readline(), self.settings.silence_timeout)
@@ -356,6 +358,7 @@ class RemoteHost:
                     if sample is not None:
                         yield sample
             finally:
+                self._agent_proc = None
                 pinger.cancel()
         finally:
             proc.close()
@@ -409,9 +412,24 @@ class RemoteHost:
             await asyncio.sleep(self.settings.ping_interval)
             proc.stdin.write(json.dumps({"ping": time.time()}).encode() + b"\n")
 
-    async def set_specs(self, specs: Sequence[ProbeSpec]) -> None:
-        """Change what runs; applied on the next (re)connect. Restart the stream to apply now."""
+    def set_specs(self, specs: Sequence[ProbeSpec]) -> None:
+        """Change what runs: sent to a running agent at once, and used for every reconnect.
+
+        (A host in ss-only mode keeps its loop; the new specs apply from the next connection.)
+        """
         self.specs = list(specs)
+        if self._agent_proc is not None:
+            line = json.dumps({"specs": [s.to_dict() for s in self.specs]}, separators=(",", ":"))
+            self._agent_proc.stdin.write(line.encode() + b"\n")
+
+    async def capture(self, *, interface: str = "any", bpf: str = "", count: int = 1000, seconds: float = 60,
+                      snaplen: int = 262144) -> AsyncIterator[bytes]:
+        """remote_capture() on this host's open connection (sudo as configured for the host)."""
+        if self.connection is None:
+            raise RemoteCaptureError(f"{self.name} is not connected ({self.state}); capture needs the SSH link")
+        async for chunk in remote_capture(self.connection.conn, interface=interface, bpf=bpf, count=count,
+                                          seconds=seconds, snaplen=snaplen, sudo=self.host.sudo):
+            yield chunk
 
     async def _ss_session(self, connection: Connection) -> AsyncIterator[Sample]:
         """No python3 on the host: serve "conns" from ss, say which probes cannot run.
@@ -487,13 +505,13 @@ def capture_command(*, interface: str = "any", bpf: str = "", count: int = 1000,
         raise ValueError("count, seconds and snaplen must be positive")
     user_filter = f"({bpf}) and " if bpf.strip() else ""
     tcpdump = ["tcpdump", "-U", "-w", "-", "-n", "-c", str(int(count)), "-s", str(int(snaplen)), "-i", interface]
-    prefix = "sudo -n " if sudo else ""
-    words = " ".join(shlex.quote(w) for w in tcpdump)
+    # sudo goes right before tcpdump, so a NOPASSWD rule for tcpdump alone is enough.
+    words = " ".join(shlex.quote(w) for w in (["sudo", "-n", *tcpdump] if sudo else tcpdump))
     return (
         "set -- $SSH_CONNECTION\n"
         f'f={shlex.quote(user_filter)}"not (host $1 and port $2 and host $3 and port $4)"\n'
         "exec 3<&0\n"
-        f"{prefix}setsid timeout -s INT {float(seconds):g} {words} \"$f\" </dev/null &\n"
+        f"setsid timeout -s INT {float(seconds):g} {words} \"$f\" </dev/null &\n"
         "p=$!\n"
         # When our stdin ends, stop the capture's whole process group.
         "( while read -r _ <&3; do :; done; kill -TERM -- -$p 2>/dev/null; kill -TERM $p 2>/dev/null ) "
@@ -535,6 +553,8 @@ async def remote_capture(conn: asyncssh.SSHClientConnection, *, interface: str =
                         "this host with a NOPASSWD sudo rule for tcpdump")
             elif "sudo" in stderr.lower():
                 hint = " - sudo -n needs a NOPASSWD rule for tcpdump on the host"
+            elif status == 127 or "not found" in stderr.lower():
+                hint = " - install tcpdump on the host (Debian/Ubuntu: apt-get install tcpdump)"
             raise RemoteCaptureError(f"tcpdump failed (exit {status}): {stderr}{hint}")
     finally:
         proc.close()

@@ -363,3 +363,24 @@ async def test_capture_failure_says_what_tcpdump_said(lab: Lab) -> None:
         assert "tcpdump failed" in str(info.value) and "syntax error" in str(info.value)
     finally:
         connection.close()
+
+
+async def test_specs_change_on_a_live_agent_and_capture_uses_the_same_link(lab: Lab) -> None:
+    remote = RemoteHost(HostConfig("prod-1"), [ProbeSpec("tcp", "127.0.0.1:9", interval=0.2)], fast_settings(lab))
+    stream = remote.stream()
+    seen: list[Sample] = []
+    changed = False
+    async for sample in stream:
+        seen.append(sample)
+        if sample.kind == "tcp" and not changed:
+            remote.set_specs([ProbeSpec("tcp", "127.0.0.1:7", interval=0.2)])
+            changed = True
+            # While connected, a capture runs over the same SSH connection.
+            data = b"".join([c async for c in remote.capture(interface="lo", bpf="tcp port 1", count=1,
+                                                             seconds=0.5)])
+            assert len(data) == 24
+        if sample.kind == "tcp" and sample.target == "127.0.0.1:7":
+            break
+    await stream.aclose()
+    assert remote.connects == 1  # no reconnect was needed
+    assert states(seen) == ["connecting", "connected"]

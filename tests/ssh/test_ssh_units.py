@@ -239,3 +239,9 @@ def test_capture_script_treats_hostile_filter_and_interface_as_data(hostile: str
     assert result.returncode != 0
     assert not marker.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_capture_script_puts_sudo_right_before_tcpdump() -> None:
+    script = capture_command(interface="eth0", bpf="port 5432", count=10, seconds=5, sudo=True)
+    assert "setsid timeout -s INT 5 sudo -n tcpdump -U -w - -n -c 10" in script
+    assert "sudo" not in capture_command(interface="eth0", count=10, seconds=5)
