@@ -91,9 +91,10 @@ class HostKeyChecker:
     accepted: str | None = None
 
     @classmethod
-    def load(cls, path: Path, accept_new: bool) -> HostKeyChecker:
-        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-        return cls(known=asyncssh.import_known_hosts(text), path=path, accept_new=accept_new)
+    def load(cls, path: Path, accept_new: bool, also_read: Sequence[Path] = ()) -> HostKeyChecker:
+        """Trust what ``path`` and the system-wide files in ``also_read`` list; record new keys in ``path``."""
+        texts = [p.read_text(encoding="utf-8", errors="replace") for p in (path, *also_read) if p.is_file()]
+        return cls(known=asyncssh.import_known_hosts("\n".join(texts)), path=path, accept_new=accept_new)
 
     def validate(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         name = _known_hosts_host(host, port)
@@ -176,6 +177,13 @@ def _known_hosts_path(settings: SSHSettings, options: asyncssh.SSHClientConnecti
     return Path.home() / ".ssh" / "known_hosts"
 
 
+def _global_known_hosts(options: asyncssh.SSHClientConnectionOptions) -> list[Path]:
+    """GlobalKnownHostsFile from the config, else OpenSSH's defaults."""
+    configured = [p for p in (options.known_hosts or []) if isinstance(p, str)][1:]
+    paths = configured or ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
+    return [Path(os.path.expanduser(p)) for p in paths]
+
+
 def _auth_message(name: str, options: asyncssh.SSHClientConnectionOptions, exc: Exception) -> str:
     return (f"authentication to {options.username}@{name} failed ({exc}); check the user, that your key is in "
             "the host's authorized_keys and loaded (ssh-add -l) or named by IdentityFile in ~/.ssh/config")
@@ -221,7 +229,8 @@ async def _connect_one(host: HostConfig, settings: SSHSettings, tunnel: asyncssh
         except (OSError, ValueError, asyncssh.KeyImportError) as exc:
             raise RemoteError(CONFIG_ERROR, f"{label}: cannot use the SSH settings: {exc}") from None
     kh_path = _known_hosts_path(settings, options)
-    checker = await asyncio.to_thread(HostKeyChecker.load, kh_path, settings.accept_new_host_keys)
+    checker = await asyncio.to_thread(HostKeyChecker.load, kh_path, settings.accept_new_host_keys,
+                                      _global_known_hosts(options))
     try:
         conn = await asyncssh.connect(
             host.destination,

@@ -384,3 +384,27 @@ async def test_specs_change_on_a_live_agent_and_capture_uses_the_same_link(lab: 
     await stream.aclose()
     assert remote.connects == 1  # no reconnect was needed
     assert states(seen) == ["connecting", "connected"]
+
+
+async def test_authenticates_with_the_ssh_agent(fresh_lab: Lab, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_lab.add("agentauth", "127.0.0.14")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(sock.exists, 5)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(fresh_lab.client_key)], env=env, check=True, capture_output=True)
+        config = tmp_path / "ssh_config"  # no IdentityFile: only the agent holds the key
+        config.write_text("\n".join(line for line in fresh_lab.ssh_config.read_text().splitlines()
+                                    if "IdentityFile" not in line) + "\n")
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* keys to fall back on
+        remote = RemoteHost(HostConfig("agentauth"), [ProbeSpec("tcp", "127.0.0.1:9", interval=0.3)],
+                            fast_settings(fresh_lab, ssh_config=(str(config),)))
+        seen = await take(remote.stream(), lambda s: any(x.kind == "tcp" for x in s))
+        assert "connected" in states(seen)
+    finally:
+        agent.terminate()
+        agent.wait(5)
