@@ -179,7 +179,8 @@ def _known_hosts_path(settings: SSHSettings, options: asyncssh.SSHClientConnecti
 
 def _global_known_hosts(options: asyncssh.SSHClientConnectionOptions) -> list[Path]:
     """GlobalKnownHostsFile from the config, else OpenSSH's defaults."""
-    configured = [p for p in (options.known_hosts or []) if isinstance(p, str)][1:]
+    known = options.known_hosts
+    configured = [p for p in known if isinstance(p, str)][1:] if isinstance(known, list) else []
     paths = configured or ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
     return [Path(os.path.expanduser(p)) for p in paths]
 
@@ -363,9 +364,9 @@ class RemoteHost:
                     if not line:
                         stderr = await _stderr_text(proc)
                         raise EOFError(f"agent output ended{': ' + stderr if stderr else ''}")
-                    sample = self._decode_line(line)
-                    if sample is not None:
-                        yield sample
+                    decoded = self._decode_line(line)
+                    if decoded is not None:
+                        yield decoded
             finally:
                 self._agent_proc = None
                 pinger.cancel()

@@ -69,7 +69,8 @@ def parse_ss(text: str, host: str, *, target: str = "", ts: float | None = None,
     now = time.time() if ts is None else ts
     rows = [row for row in map(parse_line, text.splitlines()) if row is not None]
     by_state = Counter(str(r[1]) for r in rows)
-    listen_ports = sorted({p for r in rows if r[1] in _LISTENING and (p := _port(str(r[2]))) is not None})
+    ports = {p for r in rows if r[1] in _LISTENING and (p := _port(str(r[2]))) is not None}
+    listen_ports: list[JSONValue] = list(sorted(ports))
     summary: dict[str, JSONValue] = {
         "source": "ss-remote", "total": len(rows), "by_state": dict(by_state), "listen_ports": listen_ports,
         "hidden_sockets": sum(1 for r in rows if r[-1]),
