@@ -23,6 +23,7 @@ from probes.samples import Sample
 from probes.targets import TargetError, parse_target
 
 EXIT_OK = 0
+#: A host could not be used at all (auth, host key, agent) or never connected during the run.
 EXIT_HOST_FAILED = 1
 EXIT_BAD_INPUT = 2
 
@@ -114,7 +115,10 @@ async def run_json_async(args: argparse.Namespace, out: TextIO | None = None, *,
     specs = default_specs(args.targets, getattr(args, "interval", 1.0) or 1.0)
     settings = settings_from_args(args, base)
     status = EXIT_OK
+    connected: set[str] = set()
     async for sample in stream_remote(hosts, specs, settings=settings, duration=args.duration):
+        if sample.kind == KIND_STATUS and sample.fields.get("state") == "connected":
+            connected.add(sample.host)
         try:
             out.write(sample.to_json() + "\n")
             out.flush()
@@ -124,6 +128,11 @@ async def run_json_async(args: argparse.Namespace, out: TextIO | None = None, *,
             # The one line a person reads when a host could not be used at all.
             print(f"warroom: {sample.host}: {sample.message}", file=sys.stderr)
             status = EXIT_HOST_FAILED
+    never = [h.name for h in hosts if h.name not in connected]
+    if never and status == EXIT_OK:
+        print(f"warroom: never connected to {', '.join(never)} (see the host_status samples for why)",
+              file=sys.stderr)
+        status = EXIT_HOST_FAILED
     return status
 
 

@@ -70,3 +70,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("warroom: ") and says in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_host_that_is_down_is_retried_and_the_run_exits_1(fresh_lab: Lab) -> None:
+    fresh_lab.add("down", "127.0.0.15").kill_all()
+    fresh_lab.add("up", "127.0.0.16")
+    result = run("--host", "down", "--host", "up", "--json", "--duration", "3", "--ssh-config",
+                 str(fresh_lab.ssh_config), "127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr == "warroom: never connected to down (see the host_status samples for why)\n"
+    samples = [Sample.from_json(line) for line in result.stdout.splitlines()]
+    down = [s for s in samples if s.host == "down" and s.kind == "host_status"]
+    retries = [s for s in down if s.fields["state"] == "reconnecting"]
+    assert len(retries) >= 2 and "Connect call failed" in str(retries[0].message)
+    delays = [float(s.fields["retry_in"]) for s in retries]  # type: ignore[arg-type]
+    assert delays[1] > delays[0]  # exponential backoff
+    assert any(s.host == "up" and s.kind == "tcp" for s in samples)  # the other host keeps running
