@@ -10,6 +10,7 @@ installed on the host, and a probe that needs a missing module reports itself
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -84,16 +85,30 @@ def python_command(python: str = "python3") -> list[str]:
     return words
 
 
+def posix_command(script: str) -> str:
+    """Run a one-line POSIX sh script whatever the user's login shell is (bash, zsh, fish, csh ...).
+
+    sshd hands our command to the login shell; wrapping it as ``exec sh -c '...'``
+    with no newline and no ``!`` inside keeps every shell's parser out of it.
+    """
+    if "\n" in script or "\r" in script:
+        raise ValueError("remote scripts must be one line")
+    return f"exec sh -c {shlex.quote(script)}"
+
+
 def agent_command(payload_size: int, python: str = "python3") -> str:
-    """The remote shell command that starts the agent, every word quoted.
+    """The remote command that starts the agent, every word quoted.
 
     When no interpreter is found the shell prints NO_PYTHON_MARK instead, so
-    the console can fall back to what standard commands can tell (ss).
+    the console can fall back to what standard commands can tell (ss). The
+    bootstrap travels base64-encoded so the command line has no newlines.
     """
     words = python_command(python)
-    argv = " ".join(shlex.quote(w) for w in [*words, "-c", BOOTSTRAP, PROCESS_MARKER, str(payload_size)])
-    return (f"if command -v {shlex.quote(words[0])} >/dev/null 2>&1; then exec {argv}; "
-            f"else echo {NO_PYTHON_MARK}; fi")
+    code = base64.b64encode(BOOTSTRAP.encode()).decode()
+    launcher = f"import base64;exec(base64.b64decode('{code}'))"
+    argv = " ".join(shlex.quote(w) for w in [*words, "-c", launcher, PROCESS_MARKER, str(payload_size)])
+    return posix_command(f"if command -v {shlex.quote(words[0])} >/dev/null 2>&1; then exec {argv}; "
+                         f"else echo {NO_PYTHON_MARK}; fi")
 
 
 def request_line(host: str, specs: Sequence[ProbeSpec], *,

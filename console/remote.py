@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncssh
 
-from console.agent_payload import NO_PYTHON_MARK, agent_command, build_payload, request_line
+from console.agent_payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
 from console.hosts_config import HostConfig, HostConfigError, SSHSettings, parse_host_arg
 from probes.agent import AGENT_VERSION, ERROR_UNAVAILABLE
 from probes.runtime import ProbeSpec
@@ -456,7 +456,7 @@ class RemoteHost:
                              error=ERROR_UNAVAILABLE,
                              message=f"probe {spec.kind} unavailable on {self.name}: no {self.host.python} on the host")
         loop_cmd = f'while IFS= read -r _; do {SS_COMMAND} 2>&1; echo "{_SS_END} $?"; done'
-        proc = await connection.conn.create_process(loop_cmd, encoding="utf-8", errors="replace")
+        proc = await connection.conn.create_process(posix_command(loop_cmd), encoding="utf-8", errors="replace")
         interval = min((s.interval for s in conns), default=self.settings.ping_interval)
         target = conns[0].target if conns else ""
         try:
@@ -513,24 +513,26 @@ def capture_command(*, interface: str = "any", bpf: str = "", count: int = 1000,
     """
     if count < 1 or seconds <= 0 or snaplen < 1:
         raise ValueError("count, seconds and snaplen must be positive")
-    user_filter = f"({bpf}) and " if bpf.strip() else ""
+    if not interface or any(ch.isspace() for ch in interface):
+        raise ValueError(f"not an interface name: {interface!r}")
+    # Whitespace is whitespace to BPF: folding newlines keeps the remote command one line.
+    bpf = " ".join(bpf.split())
+    user_filter = f"({bpf}) and " if bpf else ""
     tcpdump = ["tcpdump", "-U", "-w", "-", "-n", "-c", str(int(count)), "-s", str(int(snaplen)), "-i", interface]
     # sudo goes right before tcpdump, so a NOPASSWD rule for tcpdump alone is enough.
     words = " ".join(shlex.quote(w) for w in (["sudo", "-n", *tcpdump] if sudo else tcpdump))
-    return (
-        "set -- $SSH_CONNECTION\n"
-        f'f={shlex.quote(user_filter)}"not (host $1 and port $2 and host $3 and port $4)"\n'
-        "exec 3<&0\n"
-        f"setsid timeout -s INT {float(seconds):g} {words} \"$f\" </dev/null &\n"
-        "p=$!\n"
+    return posix_command("; ".join([
+        "set -- $SSH_CONNECTION",
+        f'f={shlex.quote(user_filter)}"not (host $1 and port $2 and host $3 and port $4)"',
+        "exec 3<&0",
+        f'setsid timeout -s INT {float(seconds):g} {words} "$f" </dev/null & p=$!',
         # When our stdin ends, stop the capture's whole process group.
         "( while read -r _ <&3; do :; done; kill -TERM -- -$p 2>/dev/null; kill -TERM $p 2>/dev/null ) "
-        "</dev/null >/dev/null 2>&1 &\n"
-        "w=$!\n"
-        "wait $p; rc=$?\n"
-        "kill $w 2>/dev/null\n"
-        "exit $rc\n"
-    )
+        "</dev/null >/dev/null 2>&1 & w=$!",
+        "wait $p; rc=$?",
+        "kill $w 2>/dev/null",
+        "exit $rc",
+    ]))
 
 
 async def remote_capture(conn: asyncssh.SSHClientConnection, *, interface: str = "any", bpf: str = "",

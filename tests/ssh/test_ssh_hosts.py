@@ -68,10 +68,15 @@ async def test_agent_host_streams_samples_under_its_own_name(lab: Lab) -> None:
     remote = RemoteHost(HostConfig("prod-1"), [ProbeSpec("tcp", target, interval=0.3),
                                                ProbeSpec("system", interval=0.3)], fast_settings(lab))
     agent_seen: list[psutil.Process] = []
+    fds: list[str] = []
 
     def enough(seen: list[Sample]) -> bool:
         if not agent_seen:
             agent_seen.extend(agent_processes(sshd.addr, sshd.port))
+            if agent_seen:  # while it runs: what is it, and what does it have open?
+                fds.append(" ".join(agent_seen[0].cmdline()))
+                fd_dir = f"/proc/{agent_seen[0].pid}/fd"
+                fds.extend(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
         return sum(s.kind == "tcp" for s in seen) >= 2 and any(s.kind == "system" for s in seen)
 
     seen = await take(remote.stream(), enough)
@@ -82,9 +87,7 @@ async def test_agent_host_streams_samples_under_its_own_name(lab: Lab) -> None:
     assert system.ok and system.fields["cpu_count"] == psutil.cpu_count()
     # The agent ran from memory: its code is a memfd, nothing on the host's disk.
     assert agent_seen, "no agent process was found on the host while samples flowed"
-    agent = agent_seen[0]
-    assert "warroom-agent" in agent.cmdline()
-    fds = [os.readlink(f"/proc/{agent.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{agent.pid}/fd")]
+    assert "warroom-agent" in fds[0] and len(agent_seen) == 1  # one process: the shells exec'd into python
     assert "/memfd:warroom-agent (deleted)" in fds, fds
     assert not [f for f in fds if f.endswith((".py", ".zip", ".pyz"))]
     assert wait_until(lambda: not agent_processes(sshd.addr, sshd.port), 5), "agent left behind after close"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -222,8 +223,13 @@ def test_agent_command_without_python_prints_the_marker(tmp_path: Path) -> None:
 def test_hostile_python_setting_is_one_quoted_word(hostile: str, tmp_path: Path) -> None:
     marker = Path("/tmp/warroom-pwned")
     marker.unlink(missing_ok=True)
-    subprocess.run(["sh", "-c", agent_command(10, f"'{hostile}'" if "'" not in hostile else "python3x")],
-                   capture_output=True, cwd=tmp_path, timeout=10)
+    try:
+        command = agent_command(10, shlex.quote(hostile))  # the config's python, one hostile word
+    except ValueError:
+        assert "\n" in hostile  # refused: a command line must be one line
+        return
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=10)
+    assert out.stdout.strip() == NO_PYTHON_MARK  # looked up as a command name, not run as shell text
     assert not marker.exists()
 
 
@@ -231,17 +237,36 @@ def test_hostile_python_setting_is_one_quoted_word(hostile: str, tmp_path: Path)
 def test_capture_script_treats_hostile_filter_and_interface_as_data(hostile: str, tmp_path: Path) -> None:
     marker = Path("/tmp/warroom-pwned")
     marker.unlink(missing_ok=True)
-    script = capture_command(interface=hostile, bpf=hostile, count=1, seconds=1)
-    # SSH_CONNECTION as sshd sets it; run the script for real: tcpdump must refuse, nothing else may run.
+    if any(ch.isspace() for ch in hostile):
+        with pytest.raises(ValueError, match="not an interface name"):
+            capture_command(interface=hostile, count=1, seconds=1)
+        interface = "lo" + hostile.replace(" ", "").replace("\n", "")
+    else:
+        interface = hostile
+    script = capture_command(interface=interface, bpf=hostile, count=1, seconds=1)
+    assert "\n" not in script
+    # SSH_CONNECTION as sshd sets it; run the command for real: tcpdump must refuse, nothing else may run.
     env = {**os.environ, "SSH_CONNECTION": "127.0.0.1 5555 127.0.0.2 22"}
-    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=15,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode != 0
+    for shell in ("sh", "bash"):  # the login shell sshd hands our command to
+        # stdin stays open, as the SSH channel's does while we want the capture.
+        proc = subprocess.Popen([shell, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        try:
+            assert proc.wait(15) != 0
+        finally:
+            proc.kill()
+            _, stderr = proc.communicate()
+        assert "tcpdump" in stderr
     assert not marker.exists()
     assert list(tmp_path.iterdir()) == []
 
 
+def test_remote_commands_are_one_line_for_any_login_shell() -> None:
+    command = agent_command(12345, "python3")
+    assert "\n" not in command and "!" not in command and command.startswith("exec sh -c ")
+
+
 def test_capture_script_puts_sudo_right_before_tcpdump() -> None:
     script = capture_command(interface="eth0", bpf="port 5432", count=10, seconds=5, sudo=True)
-    assert "setsid timeout -s INT 5 sudo -n tcpdump -U -w - -n -c 10" in script
+    assert "setsid timeout -s INT 5 sudo -n tcpdump -U -w - -n -c 10" in shlex.split(script)[-1]
     assert "sudo" not in capture_command(interface="eth0", count=10, seconds=5)
