@@ -340,7 +340,7 @@ class RemoteHost:
             delay = min(delay * 2, self.settings.backoff_max)
 
     async def _session(self, connection: Connection) -> AsyncIterator[Sample]:
-        payload = build_payload(ship_for(self.specs))
+        payload = await asyncio.to_thread(build_payload, ship_for(self.specs))  # zipping dnspython takes a while
         command = agent_command(len(payload), self.host.python)
         proc = await connection.conn.create_process(command, encoding=None)
         try:

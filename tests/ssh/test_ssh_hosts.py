@@ -411,3 +411,13 @@ async def test_authenticates_with_the_ssh_agent(fresh_lab: Lab, tmp_path: Path,
     finally:
         agent.terminate()
         agent.wait(5)
+
+
+async def test_unknown_jump_host_key_names_the_jump_host(fresh_lab: Lab) -> None:
+    jump = fresh_lab.add("jumpbox", "127.0.0.17", trust=False)
+    fresh_lab.add("inner", "127.0.0.18", jump="jumpbox")
+    remote = RemoteHost(HostConfig("inner"), [ProbeSpec("tcp", "127.0.0.1:9")], fast_settings(fresh_lab))
+    seen = await take(remote.stream(), lambda s: states(s)[-1:] == ["host_key_unknown"])
+    message = str(seen[-1].message)
+    assert message.startswith("jump host jumpbox for inner: host key for")
+    assert fingerprint(Path(str(jump.host_key) + ".pub")) in message
