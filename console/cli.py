@@ -56,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
     parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    add_ssh_arguments(parser)
     return parser
+
+
+def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
+    """Remote hosts (console/remote.py); shared with sub-commands that probe from hosts too."""
+    parser.add_argument("--host", action="append", default=[], metavar="[USER@]NAME[:PORT]", dest="hosts",
+                        help="also probe from this SSH host (repeatable); NAME may be a ~/.ssh/config alias")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust and record host keys of hosts never seen before (a changed key is still refused)")
+    parser.add_argument("--ssh-config", metavar="PATH", help="OpenSSH client config to use instead of ~/.ssh/config")
 
 
 def fail(message: str) -> int:

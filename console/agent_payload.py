@@ -1,0 +1,121 @@
+"""What the console ships to a remote host: a zip of probes/ and the command that runs it.
+
+The zip travels on the SSH channel's stdin right after the command starts, and
+the bootstrap (probes.agent.BOOTSTRAP) loads it from an anonymous memory file,
+so nothing is written to the host's disk. Only pure-Python packages can travel
+this way (zipimport cannot load C extensions): psutil, for one, must already be
+installed on the host, and a probe that needs a missing module reports itself
+"unavailable" instead of running.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import shlex
+import zipfile
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from probes.agent import AGENT_VERSION, BOOTSTRAP, DEFAULT_KEEPALIVE_TIMEOUT, PROCESS_MARKER
+from probes.runtime import ProbeSpec
+from probes.samples import SCHEMA_VERSION
+
+#: Pure-Python packages shipped with the agent when they are installed here.
+#: dnspython: the dns probe needs it and hosts rarely have it.
+DEFAULT_SHIP = ("dns",)
+
+#: Printed by the remote shell when it finds no python to run the agent with.
+NO_PYTHON_MARK = "warroom-no-python"
+
+_EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _add_tree(zf: zipfile.ZipFile, root: Path, arc_root: str) -> bool:
+    """Add a package's .py files; False (and nothing added) if it has compiled extensions."""
+    files: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(_EXTENSION_SUFFIXES):
+                return False
+            if name.endswith(".py"):
+                path = Path(dirpath) / name
+                files.append((path, f"{arc_root}/{path.relative_to(root).as_posix()}"))
+    for path, arcname in files:
+        # A fixed date keeps the zip byte-identical between runs (cacheable, comparable).
+        info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, path.read_bytes())
+    return True
+
+
+@lru_cache(maxsize=8)
+def build_payload(ship: tuple[str, ...] = DEFAULT_SHIP) -> bytes:
+    """The zip the agent runs from: probes/ plus the pure-Python packages in ``ship``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        probes_dir = _package_dir("probes")
+        if probes_dir is None:  # pragma: no cover - we are running from it
+            raise RuntimeError("cannot find the probes package to ship")
+        _add_tree(zf, probes_dir, "probes")
+        for name in ship:
+            pkg = _package_dir(name)
+            if pkg is not None:
+                _add_tree(zf, pkg, name)  # skipped whole when it is not pure Python
+    return buf.getvalue()
+
+
+def python_command(python: str = "python3") -> list[str]:
+    """The configured interpreter as argv words (config may say "python3 -S" or a full path)."""
+    words = shlex.split(python)
+    if not words:
+        raise ValueError("empty python command")
+    return words
+
+
+def posix_command(script: str) -> str:
+    """Run a one-line POSIX sh script whatever the user's login shell is (bash, zsh, fish, csh ...).
+
+    sshd hands our command to the login shell; wrapping it as ``exec sh -c '...'``
+    with no newline and no ``!`` inside keeps every shell's parser out of it.
+    """
+    if "\n" in script or "\r" in script:
+        raise ValueError("remote scripts must be one line")
+    return f"exec sh -c {shlex.quote(script)}"
+
+
+def agent_command(payload_size: int, python: str = "python3") -> str:
+    """The remote command that starts the agent, every word quoted.
+
+    When no interpreter is found the shell prints NO_PYTHON_MARK instead, so
+    the console can fall back to what standard commands can tell (ss). The
+    bootstrap travels base64-encoded so the command line has no newlines.
+    """
+    words = python_command(python)
+    code = base64.b64encode(BOOTSTRAP.encode()).decode()
+    launcher = f"import base64;exec(base64.b64decode('{code}'))"
+    argv = " ".join(shlex.quote(w) for w in [*words, "-c", launcher, PROCESS_MARKER, str(payload_size)])
+    return posix_command(f"if command -v {shlex.quote(words[0])} >/dev/null 2>&1; then exec {argv}; "
+                         f"else echo {NO_PYTHON_MARK}; fi")
+
+
+def request_line(host: str, specs: Sequence[ProbeSpec], *,
+                 keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+                 max_lifetime: float | None = None) -> bytes:
+    """The first JSON line the agent reads: versions (the handshake), host name and probes."""
+    request = {"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "host": host,
+               "specs": [s.to_dict() for s in specs], "keepalive_timeout": keepalive_timeout,
+               "max_lifetime": max_lifetime}
+    return json.dumps(request, separators=(",", ":")).encode() + b"\n"

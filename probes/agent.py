@@ -1,0 +1,303 @@
+"""The remote agent: runs the probes it is asked for and prints one JSON Sample per line.
+
+The console starts it over SSH with a short ``python3 -c`` bootstrap (see
+``BOOTSTRAP``) that reads a zip of this package from stdin into an anonymous
+memory file and imports from there, so nothing is written to the host's disk.
+After the zip, stdin carries JSON lines from the console:
+
+1. the request: ``{"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "host": NAME,
+   "specs": [ProbeSpec...], "keepalive_timeout": S, "max_lifetime": S|null}``
+2. then any number of ``{"ping": T}`` (answered with ``{"pong": T}``),
+   ``{"specs": [...]}`` (replace the running probes) or ``{"stop": true}``.
+
+Stdout carries a ``{"hello": {...}}`` line first, then Samples, pongs, and a
+``{"fatal": "..."}`` line when the agent cannot run at all.
+
+Lifecycle, because a process left behind on a production host is a bug: the
+agent exits on stdin EOF (the console closed the channel, crashed or the link
+dropped and sshd noticed), when its parent process changes (sshd's session
+process died), when no line arrived for ``keepalive_timeout`` seconds (the
+link is silently gone and sshd has not noticed yet), after ``max_lifetime``
+seconds if one is given, and when stdout is closed.
+
+Runnable locally too: ``python3 -m probes.agent`` reads the request from stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from probes import registry
+from probes.runtime import ProbeSpec
+from probes.samples import SCHEMA_VERSION, Sample, error_sample
+
+#: Bumped when the console<->agent protocol (the control lines above) changes.
+AGENT_VERSION = 1
+
+#: The error kind of a Sample for a probe the host cannot run (module or tool missing).
+ERROR_UNAVAILABLE = "unavailable"
+
+#: Seconds without any line from the console before the agent assumes the link is dead.
+DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+
+#: Marker in the agent's argv so an operator (and the tests) can find it with ps.
+PROCESS_MARKER = "warroom-agent"
+
+# The bootstrap is run as ``python3 -c BOOTSTRAP warroom-agent NBYTES``. It must
+# run on old Pythons long enough to say they are too old, so: no f-strings, no
+# walrus. It reads exactly NBYTES of zip from fd 0 (unbuffered, so the JSON lines
+# that follow stay in the pipe for the agent), puts them in a memfd and imports
+# the agent from /proc/self/fd/N: zipimport reads it like a file on disk.
+BOOTSTRAP = (
+    "import os,sys\n"
+    "if sys.version_info<(3,10) or not hasattr(os,'memfd_create'):\n"
+    " sys.stdout.write('{\"fatal\":\"python %s on this host is too old: the warroom agent needs 3.10+\"}\\n'"
+    "%sys.version.split()[0]);sys.stdout.flush();sys.exit(3)\n"
+    "n=int(sys.argv[2]);fd=os.memfd_create('warroom-agent');got=0\n"
+    "while got<n:\n"
+    " c=os.read(0,min(65536,n-got))\n"
+    " if not c:sys.exit(4)\n"
+    " os.write(fd,c);got+=len(c)\n"
+    "sys.path.insert(0,'/proc/self/fd/%d'%fd)\n"
+    "import runpy;runpy.run_module('probes.agent',run_name='__main__',alter_sys=True)\n"
+)
+
+
+class Agent:
+    """Runs ProbeSpecs and writes their Samples as JSON lines until told (or forced) to stop."""
+
+    def __init__(self, write: Callable[[bytes], None], *, host: str = "remote",
+                 keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+                 max_lifetime: float | None = None) -> None:
+        self.write_raw = write
+        self.host = host
+        self.keepalive_timeout = keepalive_timeout
+        self.max_lifetime = max_lifetime
+        self.started = time.monotonic()
+        self.last_input = time.monotonic()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.done = asyncio.Event()
+        self.exit_reason = ""
+        self.samples_written = 0
+
+    def emit(self, obj: dict[str, Any]) -> None:
+        try:
+            line = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        except ValueError as exc:  # NaN or a non-JSON type from a probe: report, do not die
+            line = json.dumps(error_sample(str(obj.get("kind", "agent")), str(obj.get("target", "")),
+                                           "exception", f"unencodable sample: {exc}", host=self.host).to_dict())
+        try:
+            self.write_raw(line.encode("utf-8") + b"\n")
+        except (BrokenPipeError, OSError):
+            self.stop("stdout closed")
+
+    def emit_sample(self, sample: Sample) -> None:
+        self.samples_written += 1
+        self.emit(sample.to_dict())
+
+    def stop(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.exit_reason = reason
+            self.done.set()
+
+    def set_specs(self, raw_specs: Any) -> None:
+        """Run exactly these specs: stop the ones no longer asked for, start the new ones."""
+        if not isinstance(raw_specs, list):
+            self.emit({"error": "specs must be a list"})
+            return
+        wanted: dict[str, ProbeSpec] = {}
+        for raw in raw_specs:
+            try:
+                spec = ProbeSpec.from_dict(raw)
+            except (KeyError, ValueError, TypeError) as exc:
+                self.emit_sample(error_sample("agent", str(raw)[:200], "exception", f"bad probe spec: {exc}",
+                                              host=self.host))
+                continue
+            wanted[json.dumps(spec.to_dict(), sort_keys=True)] = spec
+        for key in list(self.tasks):
+            if key not in wanted:
+                self.tasks.pop(key).cancel()
+        for key, spec in wanted.items():
+            if key not in self.tasks:
+                self.tasks[key] = asyncio.get_running_loop().create_task(self.run_probe(spec))
+
+    async def run_probe(self, spec: ProbeSpec) -> None:
+        """One probe's stream; every way it can fail becomes a Sample, never a dead agent."""
+        try:
+            stream = registry.stream(spec, self.host)
+        except ModuleNotFoundError as exc:
+            self.emit_sample(error_sample(spec.kind, spec.target, ERROR_UNAVAILABLE,
+                                          f"probe {spec.kind} unavailable on {self.host}: missing module {exc.name}",
+                                          host=self.host))
+            return
+        except registry.UnknownProbe as exc:
+            self.emit_sample(error_sample(spec.kind, spec.target, ERROR_UNAVAILABLE,
+                                          f"probe {spec.kind} unavailable on {self.host}: {exc}", host=self.host))
+            return
+        except Exception as exc:  # a bad target (TargetError) or a probe's bug
+            self.emit_sample(error_sample(spec.kind, spec.target, "exception", f"{type(exc).__name__}: {exc}",
+                                          host=self.host))
+            return
+        try:
+            async for sample in stream:
+                self.emit_sample(sample)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the probe ended badly; say so, keep the others
+            self.emit_sample(error_sample(spec.kind, spec.target, "exception",
+                                          f"probe stopped: {type(exc).__name__}: {exc}", host=self.host))
+
+    def handle_line(self, line: bytes) -> None:
+        self.last_input = time.monotonic()
+        if not line.strip():
+            return
+        try:
+            msg = json.loads(line)
+        except ValueError as exc:
+            self.emit({"error": f"not JSON from the console: {exc}"})
+            return
+        if not isinstance(msg, dict):
+            return
+        if "ping" in msg:
+            self.emit({"pong": msg["ping"], "samples": self.samples_written})
+        if "specs" in msg:
+            self.set_specs(msg["specs"])
+        if msg.get("stop"):
+            self.stop("asked to stop")
+
+    async def watchdog(self, original_ppid: int) -> None:
+        """Exit when the console can no longer reach us, even if stdin never sees EOF."""
+        while not self.done.is_set():
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            if os.getppid() != original_ppid:
+                self.stop("parent process gone")
+            elif now - self.last_input > self.keepalive_timeout:
+                self.stop(f"no keepalive from the console for {self.keepalive_timeout:g} s")
+            elif self.max_lifetime is not None and now - self.started > self.max_lifetime:
+                self.stop(f"max lifetime {self.max_lifetime:g} s reached")
+
+
+def _check_request(request: Any) -> str | None:
+    """Why this request cannot be served, or None when it can."""
+    if not isinstance(request, dict):
+        return "the first line must be a JSON object (the request)"
+    agent_v, schema_v = request.get("agent"), request.get("schema")
+    if agent_v != AGENT_VERSION or schema_v != SCHEMA_VERSION:
+        return (f"version mismatch: this agent speaks agent protocol {AGENT_VERSION} and Sample schema "
+                f"{SCHEMA_VERSION}, the console sent agent {agent_v} and schema {schema_v}; "
+                "run the same warroom version on both ends")
+    return None
+
+
+def _start_stdin_reader(loop: asyncio.AbstractEventLoop, on_line: Callable[[bytes], None],
+                        on_eof: Callable[[], None], fd: int = 0) -> None:
+    """Read fd 0 in a daemon thread: a blocking read is portable and never holds up the loop."""
+
+    def reader() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                loop.call_soon_threadsafe(on_eof)
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                loop.call_soon_threadsafe(on_line, line)
+
+    threading.Thread(target=reader, name="warroom-agent-stdin", daemon=True).start()
+
+
+async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) -> str:
+    """Run the agent protocol on fd_in/stdout; returns why it stopped."""
+    out = sys.stdout.buffer
+
+    def default_write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    writer = write or default_write
+    loop = asyncio.get_running_loop()
+    hello = {"hello": {"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "pid": os.getpid(),
+                       "python": ".".join(str(p) for p in sys.version_info[:3])}}
+    writer(json.dumps(hello, separators=(",", ":")).encode() + b"\n")
+
+    first: asyncio.Future[bytes | None] = loop.create_future()
+    agent: Agent | None = None
+    eof = False
+    early: list[bytes] = []  # lines that arrive while the request is still being checked
+
+    def on_line(line: bytes) -> None:
+        if not first.done():
+            first.set_result(line)
+        elif agent is not None:
+            agent.handle_line(line)
+        else:
+            early.append(line)
+
+    def on_eof() -> None:
+        nonlocal eof
+        eof = True
+        if not first.done():
+            first.set_result(None)
+        elif agent is not None:
+            agent.stop("stdin closed")
+
+    _start_stdin_reader(loop, on_line, on_eof, fd_in)
+    line = await first
+    if line is None:
+        return "stdin closed before the request"
+    try:
+        request = json.loads(line)
+    except ValueError as exc:
+        request = None
+        problem: str | None = f"the request is not JSON: {exc}"
+    else:
+        problem = _check_request(request)
+    if problem is not None:
+        writer(json.dumps({"fatal": problem}).encode() + b"\n")
+        return problem
+    keepalive = request.get("keepalive_timeout", DEFAULT_KEEPALIVE_TIMEOUT)
+    lifetime = request.get("max_lifetime")
+    agent = Agent(writer, host=str(request.get("host") or "remote"),
+                  keepalive_timeout=float(keepalive) if isinstance(keepalive, (int, float)) else
+                  DEFAULT_KEEPALIVE_TIMEOUT,
+                  max_lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None)
+    if eof:
+        return "stdin closed"
+    agent.set_specs(request.get("specs") or [])
+    for line in early:
+        agent.handle_line(line)
+    watchdog = loop.create_task(agent.watchdog(os.getppid()))
+    await agent.done.wait()
+    watchdog.cancel()
+    for task in agent.tasks.values():
+        task.cancel()
+    return agent.exit_reason
+
+
+def main() -> None:
+    reason = asyncio.run(serve())
+    try:
+        sys.stderr.write(f"warroom agent exiting: {reason}\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    # os._exit: the stdin thread may be blocked in read(), and worker threads of
+    # cancelled probes must not keep a process alive on a production host.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
