@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
+if TYPE_CHECKING:
+    from console.remote import RemoteHost
+
+from console.hosts_config import HostConfig, SSHSettings
 from console.hub import Hub
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
@@ -18,8 +23,10 @@ from console.screens import AddTargetScreen, HelpScreen
 from console.store import Store
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.findings_pane import FindingsPane
+from widgets.hosts_view import HostsView
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
+from widgets.vantage_table import VantageTable
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 
@@ -38,6 +45,9 @@ class AppConfig:
     theme: str = DEFAULT_THEME
     record: Recorder | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    remote_hosts: list[HostConfig] = field(default_factory=list)
+    """SSH hosts whose agents run the same probes (the Hosts tab compares them)."""
+    ssh_settings: SSHSettings | None = None
     replay_end: float | None = None
     """Replaying a recording: the panes' "now" is its last timestamp."""
 
@@ -56,6 +66,7 @@ class WarroomApp(App[int]):
         Binding("t", "cycle_theme", "theme"),
         Binding("1", "show_tab('overview')", "overview tab", show=False),
         Binding("2", "show_tab('findings')", "findings tab", show=False),
+        Binding("3", "show_tab('hosts')", "hosts tab", show=False),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -71,6 +82,8 @@ class WarroomApp(App[int]):
         self.store = Store() if config.replay_end is None else Store(clock=lambda: config.replay_end or 0.0)
         self.hub = Hub(self.store)
         self.demo_lab: object | None = None
+        self.remote: dict[str, RemoteHost] = {}
+        """Running SSH hosts by name (their streams run in the hub)."""
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = config.theme
@@ -85,6 +98,9 @@ class WarroomApp(App[int]):
                 yield SystemPane(self.store, id="system")
             with TabPane("2 Findings", id="findings"):
                 yield FindingsPane(self.store, id="findings-pane")
+            with TabPane("3 Hosts", id="hosts"):
+                yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
+                yield VantageTable(self.store, kind="tcp", id="vantage")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -111,10 +127,32 @@ class WarroomApp(App[int]):
             self.hub.start_probe(spec)
         for target in self.config.targets:
             self.start_target_probes(target)
+        if self.config.remote_hosts:
+            self.start_remote_hosts()
+
+    def start_remote_hosts(self) -> None:
+        from console.cmd_remote import default_specs
+        from console.remote import RemoteHost
+
+        specs = default_specs(self.config.targets, self.config.interval)
+        for host in self.config.remote_hosts:
+            remote = RemoteHost(host, specs, self.config.ssh_settings)
+            self.remote[host.name] = remote
+            self.hub.add_stream(f"ssh:{host.name}", remote.stream, kind="host_status")
+
+    def _update_remote_specs(self) -> None:
+        if not self.remote:
+            return
+        from console.cmd_remote import default_specs
+
+        specs = default_specs(self.config.targets, self.config.interval)
+        for remote in self.remote.values():
+            remote.set_specs(specs)
 
     def start_target_probes(self, target: str) -> None:
         for spec in specs_for_target(target, self.config.interval):
             self.hub.start_probe(spec)
+        self._update_remote_specs()
 
     async def on_unmount(self) -> None:
         await self.hub.stop()
@@ -185,6 +223,7 @@ class WarroomApp(App[int]):
             return
         self.hub.remove_target(target)
         self.config.targets.remove(target)
+        self._update_remote_specs()
         pane.remove_target(target)
         self.notify(f"stopped probing {target}", timeout=2)
 

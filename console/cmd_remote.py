@@ -29,10 +29,16 @@ EXIT_BAD_INPUT = 2
 
 
 def default_specs(targets: Sequence[str], interval: float = 1.0) -> list[ProbeSpec]:
-    """What a host runs by default: a TCP probe per target and the host's own pressure."""
-    specs = [ProbeSpec("tcp", t, interval=interval, timeout=max(2.0, interval)) for t in targets]
-    specs.append(ProbeSpec("system", interval=max(1.0, interval)))
-    return specs
+    """What a host runs by default: the same layers as a local target, and the host's own pressure.
+
+    Vantage points compare like with like only if every host runs the same plan.
+    """
+    from console.probe_plan import host_specs, specs_for_target
+
+    specs: list[ProbeSpec] = []
+    for target in targets:
+        specs += specs_for_target(target, interval)
+    return specs + host_specs(interval)
 
 
 def settings_from_args(args: argparse.Namespace, base: SSHSettings | None = None) -> SSHSettings:

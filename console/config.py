@@ -35,6 +35,7 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "redis": (dict, list),
     "metrics": (dict, list),
     "hosts": list,
+    "ssh": dict,
     "capture": dict,
 }
 
@@ -48,6 +49,14 @@ class Config:
     record: str | None = None
     sections: dict[str, Any] = field(default_factory=dict)
     """The raw sections other modules parse (pools, postgres, redis, metrics, hosts, capture)."""
+
+
+def hosts_section(config: Config) -> dict[str, Any]:
+    """The [ssh] table with the top-level ``hosts`` list folded in, as console.hosts_config reads it."""
+    section = dict(config.sections.get("ssh", {}))
+    if "hosts" in config.sections:
+        section["hosts"] = config.sections["hosts"]
+    return section
 
 
 def default_path() -> Path:

@@ -7,7 +7,8 @@ import asyncio
 import sys
 
 from console.cli import UsageError
-from console.config import ConfigError, load_config
+from console.config import ConfigError, hosts_section, load_config
+from console.hosts_config import HostConfig, HostConfigError, parse_hosts_section
 from console.hub import Hub
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
@@ -68,7 +69,26 @@ def run_main(args: argparse.Namespace) -> int:
         raise UsageError("--duration must be more than 0 seconds")
     if args.duration is not None and not args.json:
         raise UsageError("--duration goes with --json")
+    remote_hosts: list[HostConfig] = []
+    ssh_settings = None
+    section = hosts_section(config)
+    if getattr(args, "hosts", None) or section.get("hosts"):
+        # Only now: asyncssh costs ~150 ms of start-up that a local console need not pay.
+        from console.cmd_remote import hosts_from_args, settings_from_args
+
+        try:
+            ssh = parse_hosts_section(section)
+            remote_hosts = hosts_from_args(args, ssh.hosts) or list(ssh.hosts)
+        except HostConfigError as exc:
+            raise UsageError(str(exc)) from None
+        ssh_settings = settings_from_args(args, ssh.settings)
     specs = plan(args.targets, args.interval)
+    if remote_hosts and args.json:
+        from console.cmd_remote import run_json
+
+        # `warroom --host H --json`: that host's Samples (the local ones are one --json without --host away).
+        args.hosts = [h.name for h in remote_hosts]
+        return run_json(args, configured=remote_hosts, base=ssh_settings)
     recorder = None
     if args.record:
         try:
@@ -88,7 +108,7 @@ def run_main(args: argparse.Namespace) -> int:
         if theme not in THEME_NAMES:
             raise UsageError(f"unknown theme {theme!r}: choose one of {', '.join(THEME_NAMES)}")
         app = create_app(AppConfig(targets=list(args.targets), interval=args.interval, theme=theme,
-                                   record=recorder))
+                                   record=recorder, remote_hosts=remote_hosts, ssh_settings=ssh_settings))
         return int(app.run() or 0)
     finally:
         if recorder is not None:
