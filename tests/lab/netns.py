@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import itertools
 import os
 import re
 import shutil
@@ -38,6 +39,7 @@ LAB_SUPERNET = ipaddress.ip_network("10.254.0.0/16")
 NAME_PREFIX = "wr-"
 _NAME = re.compile(r"^wr-(\d+)-(\d+)$")
 _LOCK_PATH = Path("/run/lock/warroom-lab.lock")
+_COUNTER = itertools.count(1)
 DELAYER = Path(__file__).with_name("delayer.py")
 #: The tools the lab runs; a missing one fails the test (scripts/apt.d/lab.txt installs them).
 REQUIRED_TOOLS = ("ip", "iptables", "nft", "ping")
@@ -276,17 +278,31 @@ class Namespace:
         self.shaping = None
 
     # -- servers ---------------------------------------------------------------------------------
-    def tcp_listener(self, port: int) -> subprocess.Popen[bytes]:
-        """A plain TCP listener on ``port`` inside the namespace (accepts, then closes quietly)."""
-        code = ("import socket,sys\n"
-                "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                f"s.bind(('0.0.0.0', {port})); s.listen(512); print('ready', flush=True)\n"
+    def tcp_listener(self, *ports: int, abort_after_ms: float | None = None) -> subprocess.Popen[bytes]:
+        """One process listening on each of ``ports`` inside the namespace.
+
+        It accepts and closes each connection; with ``abort_after_ms`` it waits
+        that long and then aborts it with RST (SO_LINGER 0), like a server that
+        accepts and then gives up on the client.
+        """
+        if abort_after_ms is None:
+            close = "conn.close()"
+        else:
+            close = (f"time.sleep({abort_after_ms / 1000.0!r}); "
+                     "conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); conn.close()")
+        code = ("import selectors, socket, struct, time\n"
+                "sel = selectors.DefaultSelector()\n"
+                f"for port in {list(ports)!r}:\n"
+                "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "    s.bind(('0.0.0.0', port)); s.listen(512); sel.register(s, selectors.EVENT_READ)\n"
+                "print('ready', flush=True)\n"
                 "while True:\n"
-                "    c,_=s.accept(); c.close()\n")
+                "    for key, _ in sel.select():\n"
+                f"        conn, _ = key.fileobj.accept(); {close}\n")
         proc = self.python(["-c", code], stdout=subprocess.PIPE)
         if _read_line(proc, 10.0) != "ready":
             self.stop(proc)
-            raise LabError(f"tcp listener on {self.name}:{port} did not start")
+            raise LabError(f"tcp listener on {self.name} ports {ports} did not start")
         return proc
 
     def close(self) -> None:
@@ -313,7 +329,6 @@ class Lab:
 
     def __init__(self) -> None:
         self.namespaces: list[Namespace] = []
-        self._count = 0
 
     def namespace(self) -> Namespace:
         missing = missing_tools()
@@ -321,9 +336,11 @@ class Lab:
             raise LabError(f"lab tools missing: {', '.join(missing)} (run scripts/install-test-deps.sh)")
         pid = os.getpid()
         with _allocation_lock():
-            self._count += 1
-            name = f"{NAME_PREFIX}{pid}-{self._count}"
-            host_if = f"wr{pid}x{self._count}"[:15]
+            # A process-wide counter: names are never reused within a run, because the
+            # kernel tears a deleted namespace's veth down asynchronously.
+            n = next(_COUNTER)
+            name = f"{NAME_PREFIX}{pid}-{n}"
+            host_if = f"wr{pid}x{n}"[:15]
             used = _used_subnets()
             subnet = next((s for s in LAB_SUPERNET.subnets(new_prefix=30) if s not in used), None)
             if subnet is None:
