@@ -22,6 +22,7 @@ Tolerances, from the sample counts (n ~ 180 successful probes of ~200):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 
@@ -71,7 +72,8 @@ async def probe_shaped_link(netns: Namespace) -> Store:
     deadline = time.monotonic() + 50
     try:
         while time.monotonic() < deadline:
-            counts = [len(store.series(key)) for key in store.keys()]
+            series = store.keys()  # (host, kind, target) keys, not samples
+            counts = [len(store.series(key)) for key in series]
             if len(counts) == 2 and min(counts) >= PROBES:
                 break
             await asyncio.sleep(0.2)
@@ -92,7 +94,7 @@ def check_series(store: Store, kind: str) -> dict[str, float]:
     lost = PROBES - n
     low, high = binomial_bounds(PROBES, LOSS)
     jitter = rfc3550_jitter(rtts)
-    mean_abs_diff = sum(abs(b - a) for a, b in zip(rtts, rtts[1:])) / (n - 1)
+    mean_abs_diff = sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (n - 1)
     stats = store.stats(key, seconds=None)
     figures = {"n": n, "mean": mean, "jitter": jitter or 0.0, "mean_abs_diff": mean_abs_diff, "lost": lost,
                "store_mean": stats.mean or 0.0, "store_jitter": stats.jitter or 0.0}
