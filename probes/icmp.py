@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import itertools
 import os
 import socket
@@ -59,6 +60,9 @@ ICMP6_DEST_UNREACH = 1
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
 _sequence = itertools.count(1)
+# Linux's values; the socket module names them only from Python 3.12 (IP_RECVERR) / not at all.
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 
 
 def checksum(data: bytes) -> int:
@@ -123,6 +127,13 @@ def open_echo_socket(family: int = socket.AF_INET) -> EchoSocket:
             errors.append(f"{mode}: {exc}")
             continue
         sock.setblocking(False)
+        if mode == "dgram":
+            # Without RECVERR an unconnected ping socket silently ignores ICMP errors
+            # (host unreachable would look like a timeout); with it they raise on recv.
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
         return EchoSocket(sock=sock, mode=mode, family=family)
     raise PermissionError(errno.EPERM, "; ".join(errors))
 
@@ -192,6 +203,7 @@ async def echo_once(echo: EchoSocket, address: str, timeout: float, payload_size
             continue
         except OSError as exc:
             # A datagram ping socket reports ICMP errors for its own packets as socket errors.
+            _drain_error_queue(echo.sock)
             if exc.errno in _UNREACHABLE_ERRNOS:
                 raise EchoFailure(ERROR_UNREACHABLE, f"{address}: {exc.strerror}") from exc
             raise
@@ -204,7 +216,23 @@ async def echo_once(echo: EchoSocket, address: str, timeout: float, payload_size
             raise EchoFailure(ERROR_UNREACHABLE, f"{source[0]} says {address} is unreachable")
 
 
+def _drain_error_queue(sock: socket.socket) -> None:
+    """Empty the RECVERR queue: while it holds entries the socket polls readable forever."""
+    for _ in range(64):
+        try:
+            sock.recvmsg(1024, 1024, socket.MSG_ERRQUEUE)
+        except OSError:
+            return
+
+
 async def _resolve(host: str) -> tuple[int, str]:
+    try:
+        # An address needs no resolver round trip (and no executor thread) per echo.
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return (socket.AF_INET6 if literal.version == 6 else socket.AF_INET), str(literal)
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     family, _t, _p, _c, sockaddr = infos[0]

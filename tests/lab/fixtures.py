@@ -8,6 +8,7 @@ package uses them with ``from tests.lab.fixtures import lab, netns, lab_session`
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,8 @@ def lab_session() -> Iterator[None]:
     aimed at a lab address whose namespace is gone fails on this machine
     instead of leaving it through the default route.
     """
+    if os.geteuid() != 0:
+        pytest.fail("the namespace lab needs root (CAP_NET_ADMIN for ip netns and iptables)", pytrace=False)
     missing = _netns.missing_tools()
     if missing:
         pytest.fail(f"lab tools missing: {', '.join(missing)}; run scripts/install-test-deps.sh", pytrace=False)

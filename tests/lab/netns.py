@@ -212,6 +212,16 @@ class Namespace:
         match = ["-p", "tcp", "--dport", str(port)] if port is not None else []
         self.iptables("-A", "WR_FW", *match, "-j", "REJECT", "--reject-with", "icmp-host-unreachable")
 
+    def reject_local_echo_unreachable(self) -> None:
+        """Answer echo requests the namespace sends to itself with ICMP host-unreachable.
+
+        For probes run inside the namespace (tests/lab/probe_runner.py) and
+        aimed at its own address: the kernel sends them a real ICMP error, as a
+        router on the way would, on the loopback only.
+        """
+        self.iptables("-I", "INPUT", "-i", "lo", "-p", "icmp", "--icmp-type", "echo-request",
+                      "-j", "REJECT", "--reject-with", "icmp-host-unreachable")
+
     def reset_after_handshake(self, port: int) -> None:
         """Let the handshake's SYN in but answer the client's first bare ACK with RST.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures.thread  # noqa: F401 - imported lazily by getaddrinfo; after setuid it cannot be read
 import contextlib
 import json
 import os
