@@ -103,3 +103,25 @@ async def test_drop_all_shows_as_timeouts_in_store_loss(netns: Namespace) -> Non
     stats = store.stats(key, seconds=None)
     assert stats.count >= 3 and stats.loss_pct == 100.0
     assert stats.last_error == "timeout"
+
+
+async def test_concurrent_echoes_share_one_socket_without_crossing_replies(netns: Namespace) -> None:
+    """Probes of a slow and a fast target at once: each reply goes to its own echo.
+
+    The process shares one ICMP socket per family between probes, so a reply
+    handed to the wrong waiter would show the shaped 20 ms on the local target.
+    """
+    netns.shape(20.0, 0.0, 0.0)
+    store = Store()
+    hub = Hub(store)
+    for target in (netns.addr, netns.host_addr, "127.0.0.1"):
+        hub.start_probe(ProbeSpec("icmp", target, interval=0.05, timeout=0.5))
+    for _ in range(60):
+        if len(store.keys()) == 3 and all(len(store.series(k)) >= 10 for k in store.keys(kind="icmp")):
+            break
+        await asyncio.sleep(0.1)
+    await hub.stop()
+    by_target = {key[2]: store.values(key, "rtt_ms") for key in store.keys(kind="icmp")}
+    assert all(len(v) >= 10 for v in by_target.values()), by_target
+    assert all(19.0 <= v <= 30.0 for v in by_target[netns.addr]), by_target[netns.addr]
+    assert all(v < 5.0 for v in by_target[netns.host_addr] + by_target["127.0.0.1"])
