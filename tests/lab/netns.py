@@ -35,7 +35,7 @@ from pathlib import Path
 
 #: Every lab link is a /30 inside this block. It is a private range used only
 #: between the root namespace and namespaces this module creates.
-LAB_SUPERNET = ipaddress.ip_network("10.254.0.0/16")
+LAB_SUPERNET = ipaddress.IPv4Network("10.254.0.0/16")
 NAME_PREFIX = "wr-"
 _NAME = re.compile(r"^wr-(\d+)-(\d+)$")
 _LOCK_PATH = Path("/run/lock/warroom-lab.lock")
@@ -113,11 +113,11 @@ def _allocation_lock() -> Iterator[None]:
 
 def _used_subnets() -> set[ipaddress.IPv4Network]:
     out = run(["ip", "-4", "-o", "addr", "show"]).stdout
-    used = set()
+    used: set[ipaddress.IPv4Network] = set()
     for match in re.finditer(r"inet (\d+\.\d+\.\d+\.\d+)/(\d+)", out):
-        addr = ipaddress.ip_address(match.group(1))
+        addr = ipaddress.IPv4Address(match.group(1))
         if addr in LAB_SUPERNET:
-            used.add(ipaddress.ip_network(f"{addr}/30", strict=False))
+            used.add(ipaddress.IPv4Network(f"{addr}/30", strict=False))
     return used
 
 
@@ -135,6 +135,7 @@ class Namespace:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     shaping: dict[str, float] | None = None
     _queue_num: int = 0
+    _delayer: subprocess.Popen[bytes] | None = None
 
     # -- running things inside ---------------------------------------------------------------
     def argv(self, *argv: str) -> list[str]:
@@ -281,7 +282,7 @@ class Namespace:
     def clear_shaping(self) -> None:
         self._ensure_chains()
         self.iptables("-F", "WR_SHAPE")
-        delayer = getattr(self, "_delayer", None)
+        delayer = self._delayer
         if delayer is not None:
             self.stop(delayer)
             self._delayer = None
