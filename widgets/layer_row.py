@@ -11,7 +11,8 @@ Each cell reads the layer's latest Sample only:
 - failing: the Sample has an error; the reason is its failure kind ("timeout", "refused", "cert-expired" ...).
 - slow: it worked but its time is above the layer's threshold (``slow_ms``).
 - ok: it worked in time; the reason is the time.
-- not probed: no Sample for that layer.
+- not probed: no Sample for that layer; the reason says whether it does not apply to the target
+  ("n/a: not https"), has no probe, or was not reached because a lower layer is failing.
 
 State is spelled out and marked with a symbol (✓ ~ ✗ ·) as well as coloured,
 so it reads without colour and over a screen share.
@@ -19,6 +20,7 @@ so it reads without colour and over a screen share.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -28,12 +30,15 @@ from textual.widgets import Static
 
 from console.store import Store
 from probes.samples import LOCAL_HOST, Sample
+from probes.targets import TargetError, parse_target
 
 LAYERS = ("dns", "tcp", "tls", "http")
 #: Above these a working layer is "slow". Generous: a cold DNS cache or a TLS handshake over a long
 #: path is not a fault, an HTTP answer slower than a second usually is noticed by users.
 DEFAULT_SLOW_MS = {"dns": 200.0, "tcp": 200.0, "tls": 500.0, "http": 1000.0}
-#: Where each layer's probe puts its time, first match wins (probes name it after what they time).
+#: The field each layer's probe puts its time in (probes.dns time_ms, probes.tcp rtt_ms, probes.tls
+#: handshake_ms, probes.http total_ms); other names are tried after it for probes that differ.
+LAYER_TIME_FIELD = {"dns": "time_ms", "tcp": "rtt_ms", "tls": "handshake_ms", "http": "total_ms"}
 TIME_FIELDS = ("rtt_ms", "time_ms", "total_ms", "handshake_ms", "elapsed_ms", "duration_ms")
 SYMBOLS = {"ok": "✓", "slow": "~", "failing": "✗", "not probed": "·"}
 
@@ -47,12 +52,58 @@ class LayerState:
     """Short: the time, the failure kind, or how to get data."""
 
 
-def sample_time_ms(sample: Sample) -> float | None:
-    for name in TIME_FIELDS:
+def sample_time_ms(sample: Sample, layer: str = "") -> float | None:
+    preferred = LAYER_TIME_FIELD.get(layer)
+    for name in ((preferred,) if preferred else ()) + TIME_FIELDS:
         value = sample.fields.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
+
+
+def not_applicable(layer: str, target_text: str) -> str | None:
+    """Why ``layer`` does not apply to the target (None if it does), as probes.layers decides."""
+    try:
+        target = parse_target(target_text)
+    except TargetError:
+        return None
+    try:
+        ipaddress.ip_address(target.host)
+        literal = True
+    except ValueError:
+        literal = False
+    if layer == "dns" and literal:
+        return "n/a: IP address"
+    if layer == "tcp" and target.tcp_port is None:
+        return "n/a: no port"
+    if layer == "tls" and target.scheme != "https":
+        return "n/a: not https"
+    if layer == "http" and not target.is_url:
+        return "n/a: not a URL"
+    return None
+
+
+def row_states(samples: dict[str, Sample | None], slow_ms: dict[str, float], target: str) -> dict[str, LayerState]:
+    """Every layer's state for one target, from each layer's latest Sample.
+
+    The layered check stops at the first broken layer, so the layers above it
+    keep their last (older) Samples: those are shown as not reached rather
+    than as a stale "ok".
+    """
+    out: dict[str, LayerState] = {}
+    broken: tuple[str, float] | None = None
+    for layer in LAYERS:
+        sample = samples.get(layer)
+        if sample is None:
+            out[layer] = LayerState(layer, "not probed", not_applicable(layer, target) or "no probe")
+            continue
+        if broken is not None and sample.ts < broken[1]:
+            out[layer] = LayerState(layer, "not probed", f"not reached: {broken[0].upper()} failing")
+            continue
+        out[layer] = state = layer_state(layer, sample, slow_ms.get(layer, DEFAULT_SLOW_MS.get(layer, 1000.0)))
+        if state.state == "failing" and broken is None:
+            broken = (layer, sample.ts)
+    return out
 
 
 def layer_state(layer: str, sample: Sample | None, slow_ms: float) -> LayerState:
@@ -61,7 +112,7 @@ def layer_state(layer: str, sample: Sample | None, slow_ms: float) -> LayerState
         return LayerState(layer, "not probed", "no probe")
     if not sample.ok:
         return LayerState(layer, "failing", sample.error or "failed")
-    elapsed = sample_time_ms(sample)
+    elapsed = sample_time_ms(sample, layer)
     if elapsed is None:
         return LayerState(layer, "ok", "ok")
     reason = f"{elapsed:.0f} ms" if elapsed >= 10 else f"{elapsed:.1f} ms"
@@ -123,11 +174,9 @@ class LayerRow(Widget):
         self.redraw()
 
     def compute(self) -> dict[str, LayerState]:
-        out = {}
-        for layer in LAYERS:
-            key = (self.host, layer, self.layer_targets.get(layer, self.target))
-            out[layer] = layer_state(layer, self.store.last(key), self.slow_ms[layer])
-        return out
+        latest = {layer: self.store.last((self.host, layer, self.layer_targets.get(layer, self.target)))
+                  for layer in LAYERS}
+        return row_states(latest, self.slow_ms, self.target)
 
     def redraw(self) -> None:
         self.states = self.compute()

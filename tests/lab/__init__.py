@@ -1,0 +1,1 @@
+"""The test lab: network namespaces (netns.py, fixtures.py) and misbehaving servers (servers.py)."""

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from console.store import Store
 from probes.samples import Sample, error_sample
-from widgets.layer_row import LayerRow, layer_state
+from widgets.layer_row import LayerRow, layer_state, row_states
 
 TARGET = "https://db.internal:8443/health"
 
@@ -68,3 +68,24 @@ def test_layer_state_rules() -> None:
     assert layer_state("http", ok("http", total_ms=1001.0), 1000).state == "slow"
     failing = layer_state("dns", error_sample("dns", TARGET, "nxdomain", "NXDOMAIN"), 200)
     assert (failing.state, failing.reason) == ("failing", "nxdomain")
+
+
+def test_layers_above_a_failure_are_not_reached_not_stale_ok() -> None:
+    then = time.time() - 10
+    samples = {
+        "dns": Sample("dns", TARGET, then + 5, {"time_ms": 2.0}),
+        "tcp": Sample("tcp", TARGET, then + 5, {}, error="timeout", message="no SYN-ACK"),
+        "tls": Sample("tls", TARGET, then, {"handshake_ms": 20.0}),  # from before TCP broke
+        "http": None,
+    }
+    states = row_states(samples, {}, TARGET)
+    assert [states[layer].state for layer in ("dns", "tcp", "tls")] == ["ok", "failing", "not probed"]
+    assert states["tls"].reason == "not reached: TCP failing"
+
+
+def test_layers_that_do_not_apply_say_so() -> None:
+    states = row_states({}, {}, "10.0.0.5:5432")
+    assert states["dns"].reason == "n/a: IP address"
+    assert states["tls"].reason == "n/a: not https"
+    assert states["http"].reason == "n/a: not a URL"
+    assert states["tcp"].reason == "no probe"
