@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,8 +54,10 @@ async def measure(specs: list[ProbeSpec], seconds: float) -> tuple[float, int, i
     await asyncio.sleep(seconds)
     await hub.stop()
     wall, cpu = time.monotonic() - wall0, cpu_seconds() - cpu0
-    failed = sum(1 for s in store if not s.ok)
-    return 100.0 * cpu / wall, store.total_added, failed
+    failures = Counter(f"{s.error}: {s.message}" for s in store if not s.ok)
+    for text, count in failures.most_common(3):
+        print(f"    {count} x {text}")
+    return 100.0 * cpu / wall, store.total_added, sum(failures.values())
 
 
 async def main() -> int:

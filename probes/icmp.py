@@ -67,6 +67,7 @@ _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 #: SO_TIMESTAMPNS(_OLD) on Linux's common architectures; Python does not name it.
 _SO_TIMESTAMPNS = 35
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 
 
 def checksum(data: bytes) -> int:
@@ -181,6 +182,42 @@ def parse_icmp(data: bytes, mode: str, v6: bool) -> tuple[str, int, int] | None:
     return None
 
 
+def _bpf_echo_filter(ident: int, v6: bool) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program keeping only echo replies with our identifier, and unreachables.
+
+    A raw ICMP socket is handed every ICMP packet the host receives; on a busy
+    host (or next to another ping) that is CPU spent in Python and a receive
+    buffer that can overflow and drop our replies. ping (iputils) filters the
+    same way. IPv4 raw sockets see the IP header first; IPv6 ones do not.
+    """
+    reply, unreach = (ICMP6_ECHO_REPLY, ICMP6_DEST_UNREACH) if v6 else (ICMP_ECHO_REPLY, ICMP_DEST_UNREACH)
+    ld_type, ld_ident = (0x30, 0x28) if v6 else (0x50, 0x48)  # BPF_LD|B / BPF_LD|H, ABS (v6) or IND (v4)
+    return [
+        (0xB1, 0, 0, 0) if not v6 else (0x00, 0, 0, 0),  # v4: X = IP header length; v6: A = 0 (no-op)
+        (ld_type, 0, 0, 0),                # A = ICMP type
+        (0x15, 0, 2, reply),               # echo reply? else check unreachable
+        (ld_ident, 0, 0, 4),               # A = identifier
+        (0x15, 1, 2, ident & 0xFFFF),      # ours: accept; else drop
+        (0x15, 0, 1, unreach),             # unreachable: accept (matched by the quoted echo later)
+        (0x06, 0, 0, 0xFFFF),              # accept (up to 64 KiB)
+        (0x06, 0, 0, 0),                   # drop
+    ]
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> bool:
+    """SO_ATTACH_FILTER ``program`` to ``sock``; False where the kernel or platform refuses."""
+    import ctypes
+
+    code = b"".join(struct.pack("HBBI", *insn) for insn in program)
+    buffer = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buffer))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class _Pending:
     address: str
@@ -203,6 +240,8 @@ class EchoMux:
         self.ident = os.getpid() & 0xFFFF
         self.pending: dict[int, _Pending] = {}
         self.users = 0
+        self.filtered = echo.mode == "raw" and attach_filter(echo.sock, _bpf_echo_filter(self.ident, echo.v6))
+        """Whether the kernel drops other processes' ICMP before it reaches us (raw sockets only)."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(echo.sock.fileno(), self._on_readable)
 

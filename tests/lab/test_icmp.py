@@ -12,13 +12,14 @@ import asyncio
 import json
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from console.hub import Hub
 from console.store import Store
-from probes.icmp import ERROR_NOT_PERMITTED
+from probes.icmp import ERROR_NOT_PERMITTED, _bpf_echo_filter, attach_filter, echo_request, parse_icmp
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
 from tests.lab.netns import Namespace
@@ -125,3 +126,26 @@ async def test_concurrent_echoes_share_one_socket_without_crossing_replies(netns
     assert all(len(v) >= 10 for v in by_target.values()), by_target
     assert all(19.0 <= v <= 30.0 for v in by_target[netns.addr]), by_target[netns.addr]
     assert all(v < 5.0 for v in by_target[netns.host_addr] + by_target["127.0.0.1"])
+
+
+def test_raw_socket_filter_lets_only_our_replies_in() -> None:
+    """The BPF filter on a raw socket: other pings' replies and all requests stay in the kernel.
+
+    Runs as root on the loopback: one raw socket sends echoes with two
+    identifiers; the filtered socket must receive only the reply with its own.
+    """
+    ours, theirs = 0x4242, 0x1717
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as listener, \
+            socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sender:
+        assert attach_filter(listener, _bpf_echo_filter(ours, v6=False))
+        listener.setblocking(False)
+        sender.sendto(echo_request(theirs, 1, b"x" * 8), ("127.0.0.1", 0))
+        sender.sendto(echo_request(ours, 2, b"x" * 8), ("127.0.0.1", 0))
+        time.sleep(0.1)
+        got = []
+        while True:
+            try:
+                got.append(parse_icmp(listener.recv(2048), "raw", v6=False))
+            except BlockingIOError:
+                break
+    assert got == [("reply", ours, 2)]
