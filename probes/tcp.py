@@ -110,7 +110,7 @@ async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST,
         # The handshake time is still real evidence: keep it beside the failure.
         return error_sample(KIND, target_text, ERROR_RESET, str(exc), host=host,
                             fields={"endpoint": target.endpoint, "connect_ms": round(exc.rtt_ms, 3)})
-    except Exception as exc:
+    except Exception as exc:  # every failure is evidence, classified below
         return error_sample(KIND, target_text, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
                             fields={"endpoint": target.endpoint})
     return Sample(kind=KIND, target=target_text, ts=time.time(), host=host,
