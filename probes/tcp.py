@@ -3,7 +3,14 @@
 The failure kind matters more than the number: "refused" means a host answered
 with RST (nothing listening, or a firewall rejecting), "timeout" means SYNs got
 no answer (a drop, a full backlog, a dead host), "unreachable" means the
-network itself said no (ICMP unreachable, no route).
+network itself said no (ICMP unreachable, no route), and "reset" means the
+handshake completed but the connection was torn down with RST at once (a
+middlebox killing sessions, a server that accepts and aborts, a full accept
+queue with tcp_abort_on_overflow). To see a reset, the probe listens on the
+fresh connection for a short grace period after connect (twice the handshake
+time plus 10 ms by default, ``options["reset_grace_ms"]`` to change it, 0 to
+skip); a reset that comes later than that is not distinguishable from a server
+closing an idle connection and is not reported.
 """
 
 from __future__ import annotations
@@ -48,25 +55,62 @@ def failure_kind(exc: BaseException) -> str:
     return ERROR_EXCEPTION
 
 
-async def connect_once(host: str, port: int, timeout: float) -> float:
-    """Open and close one TCP connection; return the handshake time in ms."""
+class ResetAfterConnect(ConnectionResetError):
+    """The handshake completed, then the peer (or a middlebox) reset the connection."""
+
+    def __init__(self, rtt_ms: float, message: str) -> None:
+        super().__init__(message)
+        self.rtt_ms = rtt_ms
+
+
+#: How long past the handshake a reset still counts as "reset after connect": two
+#: handshake times (the RST must travel back) plus a margin for the server to accept.
+_GRACE_MARGIN_MS = 10.0
+
+
+async def connect_once(host: str, port: int, timeout: float, *, reset_grace_ms: float | None = 0.0) -> float:
+    """Open and close one TCP connection; return the handshake time in ms.
+
+    With ``reset_grace_ms`` > 0 (None: automatic, 2 x handshake + 10 ms) the
+    connection is watched that long after connect, and a reset in that time
+    raises :class:`ResetAfterConnect`. The default 0 keeps the old behaviour.
+    """
     start = time.perf_counter()
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     rtt_ms = (time.perf_counter() - start) * 1000.0
-    writer.transport.abort()  # RST instead of FIN: do not leave TIME_WAIT on the target
+    try:
+        grace_ms = 2 * rtt_ms + _GRACE_MARGIN_MS if reset_grace_ms is None else reset_grace_ms
+        remaining = timeout - (time.perf_counter() - start)
+        grace = min(grace_ms / 1000.0, remaining)
+        if grace > 0:
+            try:
+                # Data (a banner) or EOF both mean the connection was alive; only RST is a failure.
+                await asyncio.wait_for(reader.read(1), grace)
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+            except ConnectionResetError as exc:
+                raise ResetAfterConnect(rtt_ms, f"connection reset {(time.perf_counter() - start) * 1000:.1f} ms "
+                                                f"after connect: {exc}") from exc
+    finally:
+        writer.transport.abort()  # RST instead of FIN: do not leave TIME_WAIT on the target
     return rtt_ms
 
 
-async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST) -> Sample:
+async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST,
+                  reset_grace_ms: float | None = None) -> Sample:
     target = parse_target(target_text)
     port = target.tcp_port
     if port is None:
         return error_sample(KIND, target_text, ERROR_EXCEPTION, "no port: write HOST:PORT or a URL", host=host)
     try:
-        rtt_ms = await connect_once(target.host, port, timeout)
+        rtt_ms = await connect_once(target.host, port, timeout, reset_grace_ms=reset_grace_ms)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
+    except ResetAfterConnect as exc:
+        # The handshake time is still real evidence: keep it beside the failure.
+        return error_sample(KIND, target_text, ERROR_RESET, str(exc), host=host,
+                            fields={"endpoint": target.endpoint, "connect_ms": round(exc.rtt_ms, 3)})
+    except Exception as exc:  # every failure is evidence, classified below
         return error_sample(KIND, target_text, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
                             fields={"endpoint": target.endpoint})
     return Sample(kind=KIND, target=target_text, ts=time.time(), host=host,
@@ -77,5 +121,8 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     parse_target(spec.target)  # fail fast on a bad target, before the first tick
     # The inner timeout is a hair shorter so a slow connect is reported as the
     # connect's own timeout with its endpoint, not as the runtime's generic one.
-    return scheduled(lambda: measure(spec.target, spec.timeout * 0.95, host), kind=KIND, target=spec.target,
+    grace = spec.options.get("reset_grace_ms")
+    reset_grace_ms = float(grace) if isinstance(grace, (int, float)) and not isinstance(grace, bool) else None
+    return scheduled(lambda: measure(spec.target, spec.timeout * 0.95, host, reset_grace_ms),
+                     kind=KIND, target=spec.target,
                      interval=spec.interval, timeout=spec.timeout, host=host)

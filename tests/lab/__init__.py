@@ -1,1 +1,1 @@
-"""The test lab: misbehaving servers (servers.py) and, later, network namespaces (netns.py)."""
+"""The test lab: network namespaces (netns.py, fixtures.py) and misbehaving servers (servers.py)."""

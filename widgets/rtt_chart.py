@@ -1,0 +1,248 @@
+"""RttChart: round-trip times of several targets over the last minutes, on one chart or one chart each.
+
+Needs: probes whose Samples carry ``rtt_ms`` — by default the "tcp" probe, one
+``ProbeSpec("tcp", "HOST:PORT")`` per target (``kind="icmp"`` charts the icmp
+probe's echoes instead). Failed attempts (timeouts, refusals) have no RTT; they
+show as gaps in the line and in the loss % and last failure of each target's
+summary.
+
+Keys: ``m`` switches between one combined chart and one small chart per target;
+``[`` and ``]`` shorten and lengthen the window (1..60 minutes).
+
+Plotting is textual-plotext (Textualize's wrapper of plotext): line charts with
+axes, a legend and braille resolution, following the app theme, and already a
+dependency. Textual's own Sparkline draws a single series without axes, which
+cannot compare targets on one time scale.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.color import Color
+from textual.containers import Grid, Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from console.store import SeriesKey, SeriesStats, Store
+
+#: Theme variables the series cycle through, so lines follow the theme (and its high-contrast variant).
+SERIES_COLOURS = ("primary", "accent", "warning", "success", "secondary", "error", "foreground")
+WINDOW_STEPS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+MODES = ("combined", "per-target")
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.1f}{unit}"
+
+
+def _short(target: str, width: int) -> str:
+    return target if len(target) <= width else target[: width - 1] + "…"
+
+
+def summary(target: str, stats: SeriesStats, width: int = 22) -> str:
+    """One line per target (fits 80 columns): percentiles, RFC 3550 jitter, loss, last failure kind."""
+    loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
+    text = (f"{_short(target, width):<{width}} p50 {_fmt(stats.p50)} p95 {_fmt(stats.p95)} "
+            f"p99 {_fmt(stats.p99)} jit {_fmt(stats.jitter)} loss {loss}")
+    if stats.last_error:
+        text += f" ✗{stats.last_error}"
+    return text
+
+
+class RttChart(Widget, can_focus=True):
+    """RTT of every target of one probe kind, combined or one chart per target."""
+
+    DEFAULT_CSS = """
+    RttChart {
+        height: 1fr;
+        min-height: 8;
+        background: $surface;
+    }
+    RttChart:focus {
+        border: round $primary;
+    }
+    RttChart > #rtt-empty {
+        color: $text-muted;
+        padding: 1 2;
+    }
+    RttChart > #rtt-summary {
+        color: $text-muted;
+        height: auto;
+        max-height: 6;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    RttChart > #rtt-combined {
+        height: 1fr;
+    }
+    RttChart > #rtt-grid {
+        grid-size: 2;
+        grid-gutter: 0 1;
+        height: 1fr;
+    }
+    RttChart .rtt-cell {
+        height: 1fr;
+        min-height: 8;
+    }
+    RttChart .rtt-title {
+        height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    RttChart .rtt-small {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS = [
+        Binding("m", "toggle_mode", "Chart mode"),
+        Binding("left_square_bracket", "shorter", "Shorter window"),
+        Binding("right_square_bracket", "longer", "Longer window"),
+    ]
+
+    mode: reactive[str] = reactive("combined")
+    """"combined" (all targets on one chart) or "per-target" (one small chart each)."""
+    minutes: reactive[float] = reactive(5.0)
+    """How far back the charts reach."""
+
+    def __init__(self, store: Store, *, kind: str = "tcp", field: str = "rtt_ms", minutes: float = 5.0,
+                 mode: str = "combined", host: str | None = None, refresh_hz: float = 1.0,
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.store = store
+        self.kind = kind
+        self.field = field
+        self.host = host
+        self.refresh_hz = min(refresh_hz, 2.0)  # the brief's cap: timers at most 2 Hz
+        self.set_reactive(RttChart.minutes, minutes)
+        self.set_reactive(RttChart.mode, mode)
+        self._seen_version = -1
+        self.redraws = 0
+        self._cells: list[tuple[Vertical, Static, PlotextPlot]] = []
+        """How many times the charts were rebuilt (tests check it follows store.version, not the timer)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._empty_text(), id="rtt-empty")
+        yield Static("", id="rtt-summary")
+        yield PlotextPlot(id="rtt-combined")
+        yield Grid(id="rtt-grid")
+
+    def on_mount(self) -> None:
+        self._show_parts(has_data=False)
+        self.set_interval(1.0 / self.refresh_hz, self._poll)
+        self._poll()
+
+    def _empty_text(self) -> str:
+        return (f"No {self.kind} RTT samples yet. Add a target (host:port) so its {self.kind} probe starts, "
+                f"e.g. ProbeSpec(\"{self.kind}\", \"db.internal:5432\"); its RTT appears here within a second.")
+
+    def _keys(self) -> list[SeriesKey]:
+        return sorted(self.store.keys(kind=self.kind, host=self.host))
+
+    def _show_parts(self, has_data: bool) -> None:
+        self.query_one("#rtt-empty").display = not has_data
+        self.query_one("#rtt-summary").display = has_data
+        self.query_one("#rtt-combined").display = has_data and self.mode == "combined"
+        self.query_one("#rtt-grid").display = has_data and self.mode == "per-target"
+
+    def _poll(self) -> None:
+        if self.store.version == self._seen_version:
+            return
+        self._seen_version = self.store.version
+        self.redraw()
+
+    def watch_mode(self) -> None:
+        if self.is_mounted:
+            self.redraw()
+
+    def watch_minutes(self) -> None:
+        if self.is_mounted:
+            self.redraw()
+
+    def action_toggle_mode(self) -> None:
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+
+    def action_shorter(self) -> None:
+        smaller = [m for m in WINDOW_STEPS if m < self.minutes]
+        self.minutes = smaller[-1] if smaller else WINDOW_STEPS[0]
+
+    def action_longer(self) -> None:
+        larger = [m for m in WINDOW_STEPS if m > self.minutes]
+        self.minutes = larger[0] if larger else WINDOW_STEPS[-1]
+
+    def _colour(self, index: int) -> tuple[int, int, int]:
+        variables = self.app.theme_variables
+        name = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        return Color.parse(variables.get(name, variables.get("foreground", "white"))).rgb
+
+    def _points(self, key: SeriesKey, now: float) -> tuple[list[float], list[float]]:
+        xs: list[float] = []
+        ys: list[float] = []
+        for sample in self.store.window(key, self.minutes * 60, now):
+            value = sample.fields.get(self.field) if sample.ok else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                xs.append(round(sample.ts - now, 3))
+                ys.append(float(value))
+        return xs, ys
+
+    def redraw(self) -> None:
+        self.redraws += 1
+        keys = self._keys()
+        self._show_parts(has_data=bool(keys))
+        if not keys:
+            return
+        now = time.time()
+        window = self.minutes * 60
+        lines = [summary(target if self.host else (target if host == "local" else f"{host}:{target}"),
+                         self.store.stats(key, self.field, seconds=window, now=now))
+                 for key in keys for host, _kind, target in [key]]
+        self.query_one("#rtt-summary", Static).update("\n".join(lines))
+        if self.mode == "combined":
+            self._draw_combined(keys, now)
+        else:
+            self._draw_grid(keys, now)
+
+    def _setup(self, plot: PlotextPlot, title: str) -> None:
+        plt = plot.plt
+        plt.clear_figure()
+        plt.title(title)
+        plt.xlabel("seconds ago")
+        plt.xlim(-self.minutes * 60, 0)
+
+    def _draw_combined(self, keys: list[SeriesKey], now: float) -> None:
+        plot = self.query_one("#rtt-combined", PlotextPlot)
+        self._setup(plot, f"{self.kind} RTT ms, last {self.minutes:g} min")
+        for index, key in enumerate(keys):
+            xs, ys = self._points(key, now)
+            if xs:
+                plot.plt.plot(xs, ys, label=key[2], marker="braille", color=self._colour(index))
+        plot.refresh()
+
+    def _draw_grid(self, keys: list[SeriesKey], now: float) -> None:
+        grid = self.query_one("#rtt-grid", Grid)
+        while len(self._cells) < len(keys):  # one cell (title + chart) per target, kept between redraws
+            title, plot = Static("", classes="rtt-title"), PlotextPlot(classes="rtt-small")
+            cell = Vertical(title, plot, classes="rtt-cell")
+            grid.mount(cell)
+            self._cells.append((cell, title, plot))
+        while len(self._cells) > len(keys):
+            self._cells.pop()[0].remove()
+        for index, (key, (_cell, title, plot)) in enumerate(zip(keys, self._cells, strict=True)):
+            stats = self.store.stats(key, self.field, seconds=self.minutes * 60, now=now)
+            loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
+            failure = f" ✗{stats.last_error}" if stats.last_error else ""
+            # The title is a Static, not plotext's title: plotext drops a title wider than its plot.
+            title.update(f"{key[2]}  p95 {_fmt(stats.p95)} ms  loss {loss}{failure}")
+            plot.plt.clear_figure()
+            plot.plt.xlim(-self.minutes * 60, 0)
+            xs, ys = self._points(key, now)
+            if xs:
+                plot.plt.plot(xs, ys, marker="braille", color=self._colour(index))
+            plot.refresh()
