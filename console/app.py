@@ -24,6 +24,7 @@ from console.store import Store
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.findings_pane import FindingsPane
 from widgets.hosts_view import HostsView
+from widgets.layers_pane import LayersPane
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 from widgets.vantage_table import VantageTable
@@ -65,8 +66,9 @@ class WarroomApp(App[int]):
         Binding("p", "toggle_pause", "pause"),
         Binding("t", "cycle_theme", "theme"),
         Binding("1", "show_tab('overview')", "overview tab", show=False),
-        Binding("2", "show_tab('findings')", "findings tab", show=False),
-        Binding("3", "show_tab('hosts')", "hosts tab", show=False),
+        Binding("2", "show_tab('layers')", "layers tab: RTT chart, DNS/TCP/TLS/HTTP per target", show=False),
+        Binding("3", "show_tab('findings')", "findings tab", show=False),
+        Binding("4", "show_tab('hosts')", "hosts tab", show=False),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -96,9 +98,11 @@ class WarroomApp(App[int]):
             with TabPane("1 Overview", id="overview"):
                 yield TargetsPane(self.store, id="targets")
                 yield SystemPane(self.store, id="system")
-            with TabPane("2 Findings", id="findings"):
+            with TabPane("2 Layers", id="layers"):
+                yield LayersPane(self.store, self.config.targets, self.config.labels, id="layers-pane")
+            with TabPane("3 Findings", id="findings"):
                 yield FindingsPane(self.store, id="findings-pane")
-            with TabPane("3 Hosts", id="hosts"):
+            with TabPane("4 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
                 yield VantageTable(self.store, kind="tcp", id="vantage")
         yield Footer()
@@ -122,6 +126,7 @@ class WarroomApp(App[int]):
             for demo_target in lab.targets:
                 self.config.labels[demo_target.target] = f"{demo_target.name}: {demo_target.story}"
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
+                self.query_one(LayersPane).add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
         for spec in host_specs(self.config.interval):
             self.hub.start_probe(spec)
@@ -212,6 +217,7 @@ class WarroomApp(App[int]):
             return
         self.config.targets.append(target)
         self.query_one(TargetsPane).add_target(target)
+        self.query_one(LayersPane).add_target(target)
         if self.config.live:
             self.start_target_probes(target)
 
@@ -225,6 +231,7 @@ class WarroomApp(App[int]):
         self.config.targets.remove(target)
         self._update_remote_specs()
         pane.remove_target(target)
+        self.query_one(LayersPane).remove_target(target)
         self.notify(f"stopped probing {target}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:

@@ -32,6 +32,9 @@ def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:
     specs: list[ProbeSpec] = []
     if not is_ip_literal(target.host) and probe_available("dns"):
         specs.append(ProbeSpec("dns", text, interval=interval * 5, timeout=3.0))
+    if probe_available("icmp"):
+        # ICMP beside TCP: an echo that answers while connects fail points at the port, not the path.
+        specs.append(ProbeSpec("icmp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
     if target.tcp_port is not None:
         specs.append(ProbeSpec("tcp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
     if target.scheme == "https" and probe_available("tls"):

@@ -116,7 +116,7 @@ async def test_findings_tab_names_the_unreachable_target_with_its_original_error
     from widgets.findings_pane import FindingsPane
 
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("2")
+        await pilot.press("3")
         await pilot.pause(0.5)
         pane = app.query_one(FindingsPane)
         titles = [f.title for f in pane.findings]
