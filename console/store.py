@@ -17,6 +17,10 @@ from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)
 
+#: Kinds whose every Sample is a full snapshot (the newest replaces the rest):
+#: keep only a few, so 10,000 socket rows a second do not fill 3600-deep rings.
+DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2}
+
 
 @dataclass(frozen=True)
 class SeriesStats:
@@ -38,9 +42,12 @@ class SeriesStats:
 class Store:
     """Bounded per-series rings with a change counter widgets can poll cheaply."""
 
-    def __init__(self, per_series: int = 3600, max_series: int = 5000) -> None:
+    def __init__(self, per_series: int = 3600, max_series: int = 5000,
+                 kind_limits: dict[str, int] | None = None) -> None:
         self.per_series = per_series
         self.max_series = max_series
+        self.kind_limits = dict(DEFAULT_KIND_LIMITS if kind_limits is None else kind_limits)
+        """Ring depth per kind, overriding ``per_series`` (snapshot kinds keep only a few)."""
         self._series: OrderedDict[SeriesKey, deque[Sample]] = OrderedDict()
         self.version = 0
         """Incremented on every add: a widget whose last-seen version matches has nothing to redraw."""
@@ -50,7 +57,7 @@ class Store:
         key = sample.series
         ring = self._series.get(key)
         if ring is None:
-            ring = self._series[key] = deque(maxlen=self.per_series)
+            ring = self._series[key] = deque(maxlen=self.kind_limits.get(sample.kind, self.per_series))
             if len(self._series) > self.max_series:
                 self._series.popitem(last=False)
         else:
