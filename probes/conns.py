@@ -171,7 +171,7 @@ def _endpoint(addr: tuple | None) -> str:  # type: ignore[type-arg]
 
 def psutil_rows() -> list[list[JSONValue]]:
     """Fallback without ss: psutil's view (no tcp_info, no owner uid of hidden sockets)."""
-    import socket  # noqa: PLC0415 - only the fallback needs it
+    import socket
 
     rows: list[list[JSONValue]] = []
     names: dict[int, str] = {}
