@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from host_helpers import close_all, listener, run_probe
 
@@ -61,10 +62,10 @@ async def test_missing_expected_listener_and_limits_in_summary() -> None:
     assert [s.kind for s in samples] == ["conns"]
     fields = samples[0].fields
     assert fields["listen_missing"] == [unused]
-    low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     assert (fields["ephemeral_low"], fields["ephemeral_high"]) == (low, high)
     if os.path.isdir("/proc/sys/net/netfilter"):
-        assert fields["conntrack_max"] == int(open("/proc/sys/net/netfilter/nf_conntrack_max").read())
+        assert fields["conntrack_max"] == int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
     me = [p for p in fields["fd_top"] if p["pid"] == os.getpid()]
     if me:  # we are among the top fd users only on a quiet host; when we are, the limit is ours
         import resource
