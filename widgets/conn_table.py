@@ -55,7 +55,7 @@ REBUILD_FRACTION = 0.2
 #: (key, header) of the socket view's columns.
 SOCKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("proto", "Proto"), ("state", "State"), ("local", "Local"), ("remote", "Remote"), ("process", "Process"),
-    ("rtt", "RTT ms"), ("retrans", "Retr"), ("recvq", "RecvQ"), ("sendq", "SendQ"), ("idle", "Idle s"),
+    ("rtt", "RTT ms"), ("retrans", "Retr"), ("recvq", "RecvQ"), ("sendq", "SendQ"), ("idle", "Idle≥s"),
 )
 GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("remote", "Remote endpoint"), ("sockets", "Sockets"), ("estab", "ESTAB"), ("close_wait", "CLOSE-WAIT"),
@@ -130,9 +130,18 @@ def _who(row: list[Any]) -> str:
     return "-"
 
 
-def _idle_s(row: list[Any]) -> float | str:
+#: Idle time is shown in steps, not to the millisecond: an exact figure would
+#: change every second for every socket and turn each refresh into a full redraw.
+IDLE_STEPS = (0, 1, 5, 30, 60, 300, 3600)
+
+
+def _idle_s(row: list[Any]) -> int | str:
+    """Seconds since the socket last sent or received, rounded down to IDLE_STEPS."""
     values = [v for v in (row[C_LASTSND], row[C_LASTRCV]) if isinstance(v, int)]
-    return round(min(values) / 1000.0, 1) if values else ""
+    if not values:
+        return ""
+    seconds = min(values) / 1000.0
+    return max(step for step in IDLE_STEPS if step <= seconds)
 
 
 def socket_cells(row: list[Any]) -> tuple[Any, ...]:
