@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from bench.socket_farm import farm
 from console.store import Store
@@ -15,7 +15,7 @@ from probes import conns
 from probes.conns import COLUMNS
 from probes.pools import gauge
 from probes.samples import Sample, error_sample
-from widgets.conn_table import ConnTable
+from widgets.conn_table import ConnGrid, ConnTable
 from widgets.pool_gauges import PoolGauges
 
 
@@ -62,7 +62,7 @@ async def test_hidden_sockets_are_rows_and_the_pane_says_root_shows_more() -> No
         summary = _text(app, "#conn-summary")
         assert "1 sockets of processes this user cannot read (uid 1000)" in summary
         assert "root would show more" in summary
-        table = app.query_one(DataTable)
+        table = app.query_one(ConnGrid)
         cells = {str(table.get_row_at(i)[4]) for i in range(table.row_count)}
         assert cells == {"api[x][42]", "? uid 1000 (hidden)"}  # "[x]" shown as text, not read as markup
 
@@ -80,7 +80,7 @@ async def test_ten_thousand_sockets_stay_responsive() -> None:
             ct = app.query_one(ConnTable)
             ct.refresh_from_store()
             first = time.perf_counter() - start
-            table = app.query_one(DataTable)
+            table = app.query_one(ConnGrid)
             assert table.row_count >= 10000
             # The same sockets again: nothing added or removed, only changed cells touched.
             for sample in await conns.measure(table=True):
@@ -121,7 +121,7 @@ async def test_sort_keys_order_rows() -> None:
     app = Host(store, "conns")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        table = app.query_one(DataTable)
+        table = app.query_one(ConnGrid)
         await pilot.press("s", "s", "s", "s")  # from state: local, remote, process, rtt (largest first)
         await pilot.pause()
         assert "sort rtt ↓" in _text(app, "#conn-status")
