@@ -336,6 +336,36 @@ async def collect(ss: str | None = None) -> Snapshot:
     return Snapshot(rows, scan, "ss", (time.perf_counter() - start) * 1000.0)
 
 
+_shared: list[tuple[asyncio.AbstractEventLoop, float, asyncio.Future[Snapshot]]] = []
+
+
+async def collect_shared(max_age: float = 0.25) -> Snapshot:
+    """collect(), shared by every caller within ``max_age`` seconds (conns and pools tick together).
+
+    The conns and pools probes both need the socket list every second; one
+    reading serves both instead of running ss and the /proc scan twice. A
+    caller that arrives while a reading is in flight waits for that reading.
+    """
+    loop = asyncio.get_running_loop()
+    now = time.monotonic()
+    if _shared:
+        owner, started, pending = _shared[0]
+        fresh = not pending.done() or (now - started <= max_age and pending.exception() is None)
+        if owner is loop and fresh:
+            return await asyncio.shield(pending)
+    future: asyncio.Future[Snapshot] = loop.create_future()
+    _shared[:] = [(loop, now, future)]
+    try:
+        snap = await collect()
+    except BaseException as exc:
+        # Waiters get an error they turn into an error Sample, never our cancellation.
+        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("socket reading cancelled"))
+        future.exception()  # retrieved here; the waiters re-raise it themselves
+        raise
+    future.set_result(snap)
+    return snap
+
+
 def _int_list(value: JSONValue) -> list[int]:
     if isinstance(value, list):
         return [v for v in value if isinstance(v, int)]
@@ -344,7 +374,7 @@ def _int_list(value: JSONValue) -> list[int]:
 
 async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int = DEFAULT_MAX_ROWS,
                   expect_listen: Iterable[int] = ()) -> list[Sample]:
-    snap = await collect()
+    snap = await collect_shared()
     summary = summarize(snap.rows, snap.scan, expect_listen=expect_listen, source=snap.source)
     summary["collect_ms"] = round(snap.elapsed_ms, 1)
     now = time.time()

@@ -210,7 +210,7 @@ class PoolWatch:
 
 
 async def measure(watch: PoolWatch, host: str = LOCAL_HOST) -> Sample:
-    snap = await conns.collect()
+    snap = await conns.collect_shared()
     now = time.time()
     fields = watch.fields(snap.rows, now)
     fields["hidden_sockets"] = sum(1 for r in snap.rows if r[conns.C_HIDDEN])

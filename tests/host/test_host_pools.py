@@ -127,10 +127,10 @@ async def test_leaked_client_connections_pile_up_in_close_wait() -> None:
             from probes import pools as pools_probe
 
             await leak(6)
-            await wait_until(lambda: True)
+            await asyncio.sleep(0.1)
             store.add(await pools_probe.measure(watch))
             await leak(6)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.4)  # past the 0.25 s in which a socket reading is shared between probes
             store.add(await pools_probe.measure(watch))
         finally:
             close_all(held)
