@@ -74,12 +74,12 @@ async def time_refresh(rounds: int) -> None:
 
 
 async def time_console_cpu(seconds: float) -> None:
-    from textual.app import App, ComposeResult  # noqa: PLC0415 - only this part needs Textual
+    from textual.app import App, ComposeResult
 
-    from console.hub import Hub  # noqa: PLC0415
-    from console.store import Store  # noqa: PLC0415
-    from probes.runtime import ProbeSpec  # noqa: PLC0415
-    from widgets.conn_table import ConnTable  # noqa: PLC0415
+    from console.hub import Hub
+    from console.store import Store
+    from probes.runtime import ProbeSpec
+    from widgets.conn_table import ConnTable
 
     store = Store()
 

@@ -240,8 +240,9 @@ def summary_lines(summary: Sample | None, system: Sample | None) -> list[str]:
     hidden = f.get("hidden_sockets") or 0
     if hidden or (f.get("euid") not in (0, None) and f.get("unreadable_processes")):
         uids = ", ".join(str(u) for u in (f.get("hidden_uids") or []))  # type: ignore[union-attr]
-        lines.append(f"[$warning]{hidden} sockets of processes this user cannot read"
-                     f"{f' (uid {uids})' if uids else ''}: marked hidden; root would show more[/]")
+        noun = "socket" if hidden == 1 else "sockets"
+        lines.append(f"[$warning]{hidden} hidden {noun}{f' (uid {uids})' if uids else ''}: processes this "
+                     "user cannot read; root would show more[/]")
     return lines
 
 

@@ -28,7 +28,7 @@ from console.store import Store
 from probes.samples import Sample
 
 POOL_KINDS = ("pools", "pg_pool", "redis_pool", "metrics_pool")
-BAR_WIDTH = 20
+BAR_WIDTH = 16
 GROUPS_SHOWN = 12
 
 
@@ -52,7 +52,7 @@ def tone(util: float | None, warning: float, critical: float) -> str:
     return "$success"
 
 
-def gauge_line(g: dict[str, Any], warning: float, critical: float, name_width: int = 22) -> str:
+def gauge_line(g: dict[str, Any], warning: float, critical: float, name_width: int = 18) -> str:
     """One gauge as a markup line: name, bar, %, used/max, details, time at 100%."""
     util = g.get("util_pct")
     util = float(util) if isinstance(util, (int, float)) else None
@@ -75,7 +75,7 @@ def gauge_line(g: dict[str, Any], warning: float, critical: float, name_width: i
     at_max = g.get("at_max_s")
     if isinstance(at_max, (int, float)) and at_max > 0:
         details.append(f"[{colour}][b]at 100% for {_duration(at_max)}[/b][/]")
-    line = f"{escape(name):<{name_width}} {bar} [{colour}]{pct}[/] {counts:>9}"
+    line = f"{escape(name):<{name_width}} {bar} [{colour}]{pct}[/] {counts:>7}"
     return line + ("  " + " · ".join(details) if details else "")
 
 

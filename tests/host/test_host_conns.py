@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import encodings.ascii  # noqa: F401 - preloaded for the forked child that drops privileges
 import json
 import os
@@ -195,3 +196,10 @@ async def test_ten_thousand_sockets_one_refresh_is_bounded() -> None:
     assert len(farm_rows) == 10000
     assert all(r[conns.C_PID] is not None for r in farm_rows)
     assert elapsed < 3.0, f"one refresh with 10,000 sockets took {elapsed:.2f} s"
+
+
+async def test_probes_ticking_together_share_one_reading() -> None:
+    first, second = await asyncio.gather(conns.collect_shared(), conns.collect_shared())
+    assert first is second
+    await asyncio.sleep(0.3)
+    assert await conns.collect_shared() is not first  # older than max_age: read again

@@ -60,7 +60,7 @@ async def test_hidden_sockets_are_rows_and_the_pane_says_root_shows_more() -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         summary = _text(app, "#conn-summary")
-        assert "1 sockets of processes this user cannot read (uid 1000)" in summary
+        assert "1 hidden socket (uid 1000): processes this user cannot read" in summary
         assert "root would show more" in summary
         table = app.query_one(ConnGrid)
         cells = {str(table.get_row_at(i)[4]) for i in range(table.row_count)}
