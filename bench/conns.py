@@ -23,7 +23,6 @@ import resource
 import statistics
 import subprocess
 import time
-from typing import Any
 
 from bench.socket_farm import farm
 from probes import conns
@@ -79,6 +78,7 @@ async def time_console_cpu(seconds: float) -> None:
     from console.hub import Hub
     from console.store import Store
     from probes.runtime import ProbeSpec
+    from probes.samples import Sample
     from widgets.conn_table import ConnTable
 
     store = Store()
@@ -94,12 +94,12 @@ async def time_console_cpu(seconds: float) -> None:
         table = app.query_one(ConnTable)
         original = table._apply
 
-        def timed_apply(sample: Any) -> None:
+        def timed_apply(sample: Sample | None = None) -> None:
             start = time.perf_counter()
             original(sample)
             redraw.append(time.perf_counter() - start)
 
-        table._apply = timed_apply  # type: ignore[method-assign]
+        table._apply = timed_apply  # type: ignore[method-assign,assignment]
         hub.start_probe(ProbeSpec("conns", interval=1.0, timeout=5.0))
         # Let the first fill (10,000 new rows) happen before measuring the steady state.
         while table.total_rows == 0:

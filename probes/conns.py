@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -64,6 +65,9 @@ _PSUTIL_STATES = {
     "FIN_WAIT2": "FIN-WAIT-2", "TIME_WAIT": "TIME-WAIT", "CLOSE": "UNCONN", "CLOSE_WAIT": "CLOSE-WAIT",
     "LAST_ACK": "LAST-ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING", "NONE": "UNCONN",
 }
+
+#: One socket: a list in COLUMNS order (JSON-safe values; typed loosely for speed and brevity).
+Row = list[Any]
 
 SS_ARGS = ("-tuanieOH",)
 DEFAULT_MAX_ROWS = 20000
@@ -135,7 +139,7 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
     return scan
 
 
-def parse_ss(text: str, scan: ProcessScan | None = None) -> list[list[JSONValue]]:
+def parse_ss(text: str, scan: ProcessScan | None = None) -> list[Row]:
     """Rows (see COLUMNS) from `ss -tuanieOH` output, owners filled from ``scan``.
 
     ``hidden`` marks a socket with an inode (so some process holds it) whose
@@ -144,7 +148,7 @@ def parse_ss(text: str, scan: ProcessScan | None = None) -> list[list[JSONValue]
     owners = scan.owners if scan else {}
     names = scan.names if scan else {}
     can_hide = scan is not None and os.geteuid() != 0
-    rows: list[list[JSONValue]] = []
+    rows: list[Row] = []
     append = rows.append
     for (proto, state, recvq, sendq, local, remote, uid, ino,
          rtt, acked, received, lastsnd, lastrcv, retrans) in _SS_LINE.findall(text):
@@ -169,11 +173,11 @@ def _endpoint(addr: tuple | None) -> str:  # type: ignore[type-arg]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def psutil_rows() -> list[list[JSONValue]]:
+def psutil_rows() -> list[Row]:
     """Fallback without ss: psutil's view (no tcp_info, no owner uid of hidden sockets)."""
     import socket
 
-    rows: list[list[JSONValue]] = []
+    rows: list[Row] = []
     names: dict[int, str] = {}
     for conn in psutil.net_connections(kind="inet"):
         proto = "udp" if conn.type == socket.SOCK_DGRAM else "tcp"
@@ -246,8 +250,8 @@ def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, candidates: int 
     return [row for _, row in out[:top]]
 
 
-def summarize(rows: list[list[JSONValue]], scan: ProcessScan | None, *,
-              expect_listen: Iterable[int] = (), source: str = "ss") -> dict[str, JSONValue]:
+def summarize(rows: list[Row], scan: ProcessScan | None, *,
+              expect_listen: Iterable[int] = (), source: str = "ss") -> dict[str, Any]:
     """The summary fields of the ``conns`` Sample (see the module docstring)."""
     by_state: Counter[str] = Counter()
     listeners: list[JSONValue] = []
@@ -308,7 +312,7 @@ def summarize(rows: list[list[JSONValue]], scan: ProcessScan | None, *,
 
 @dataclass
 class Snapshot:
-    rows: list[list[JSONValue]]
+    rows: list[Row]
     scan: ProcessScan | None
     source: str
     elapsed_ms: float
@@ -385,7 +389,7 @@ async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int =
         if truncated:
             # Keep the sockets that matter: anything not TIME-WAIT first.
             rows = sorted(rows, key=lambda r: r[C_STATE] == "TIME-WAIT")[:max_rows]
-        fields: dict[str, JSONValue] = {"columns": list(COLUMNS), "rows": rows,  # type: ignore[dict-item]
+        fields: dict[str, Any] = {"columns": list(COLUMNS), "rows": rows,
                                         "truncated": truncated}
         samples.append(Sample(kind=TABLE_KIND, target="", ts=now, host=host, fields=fields))
     return samples

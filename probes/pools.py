@@ -108,7 +108,7 @@ class Group:
     close_wait: int = 0
 
 
-def group_rows(rows: Iterable[list[JSONValue]], active_ms: int = DEFAULT_ACTIVE_MS) -> dict[tuple, Group]:  # type: ignore[type-arg]
+def group_rows(rows: Iterable[conns.Row], active_ms: int = DEFAULT_ACTIVE_MS) -> dict[tuple, Group]:  # type: ignore[type-arg]
     """Open TCP connections grouped by (pid, process, direction, endpoint)."""
     rows = list(rows)
     listen_ports = {conns.port_of(str(r[conns.C_LOCAL])) for r in rows
@@ -164,7 +164,7 @@ class PoolWatch:
         first = ring[0]
         return open_ - first[1], close_wait - first[2], now - first[0]
 
-    def fields(self, rows: list[list[JSONValue]], now: float) -> dict[str, JSONValue]:
+    def fields(self, rows: list[conns.Row], now: float) -> dict[str, JSONValue]:
         groups = sorted(group_rows(rows, self.active_ms).values(), key=lambda g: g.open, reverse=True)
         out_groups: list[JSONValue] = []
         gauges: list[JSONValue] = []
@@ -191,16 +191,16 @@ class PoolWatch:
             matched = per_pool.get(pool.name, [])
             # A pool lives in one process: with several matching processes
             # (workers) each gets its own gauge against the same maximum.
-            targets = matched or [None]
-            for group in targets:
-                name = pool.name if group is None or len(targets) == 1 else f"{pool.name} [{group.pid}]"
-                used = group.open if group else 0
+            targets: list[Group | None] = list(matched) or [None]
+            for hit in targets:
+                name = pool.name if hit is None or len(targets) == 1 else f"{pool.name} [{hit.pid}]"
+                used = hit.open if hit else 0
                 at_max = self.clock.update(name, used >= pool.max, now)
                 gauges.append(gauge(
                     name, "sockets", used, pool.max, at_max_s=at_max,
-                    active=group.active if group else 0, idle=(group.open - group.active) if group else 0,
-                    close_wait=group.close_wait if group else 0,
-                    where=_label(group) if group else f"no connection matches {pool.process or '*'} → "
+                    active=hit.active if hit else 0, idle=(hit.open - hit.active) if hit else 0,
+                    close_wait=hit.close_wait if hit else 0,
+                    where=_label(hit) if hit else f"no connection matches {pool.process or '*'} → "
                                                         f"{pool.remote or '*'}",
                 ))
         for stale in set(self.history) - seen:  # forget groups that went away

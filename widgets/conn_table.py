@@ -199,7 +199,7 @@ def summary_lines(summary: Sample | None, system: Sample | None) -> list[str]:
         return []
     if not summary.ok:
         return [f"[$error]connections: {summary.error}: {summary.message}[/]"]
-    f = summary.fields
+    f: dict[str, Any] = summary.fields
     states = Counter({k.split(":", 1)[1]: 0 for k in (f.get("by_state") or {})})
     by_state = f.get("by_state") or {}
     for key, count in by_state.items() if isinstance(by_state, dict) else []:
@@ -234,7 +234,7 @@ def summary_lines(summary: Sample | None, system: Sample | None) -> list[str]:
                            top.get("pct")))
     lines.append(" · ".join(parts))
     if system is not None and system.ok:
-        s = system.fields
+        s: dict[str, Any] = system.fields
         lines.append(f"host cpu {s.get('cpu_percent')}% · mem {s.get('mem_percent')}% · load {s.get('load1')} "
                      f"· files {_fmt(s.get('open_fds'))}/{_fmt(s.get('fd_max'))}")
     hidden = f.get("hidden_sockets") or 0
@@ -518,8 +518,8 @@ class ConnTable(Vertical):
         self._apply(table)
 
     def _wanted(self, table: Sample) -> dict[str, tuple[Any, ...]]:
-        rows = table.fields.get("rows")
-        rows = rows if isinstance(rows, list) else []
+        raw = table.fields.get("rows")
+        rows: list[list[Any]] = raw if isinstance(raw, list) else []  # type: ignore[assignment]
         self.total_rows = len(rows)
         matched = rows if self.filter.empty else [r for r in rows if self.filter.match(r)]
         if self.grouped:

@@ -135,7 +135,8 @@ class PoolGauges(VerticalScroll, can_focus=True):
                 lines.append(f"[$error]✗ {prefix}{escape(what)}: {escape(str(sample.error))} - "
                              f"{escape(sample.message or '')}[/]")
                 continue
-            for g in sample.fields.get("gauges") or []:
+            gauges = sample.fields.get("gauges")
+            for g in gauges if isinstance(gauges, list) else []:
                 if isinstance(g, dict):
                     lines.append(prefix + gauge_line(g, self.warning, self.critical))
             if sample.kind == "pools":
