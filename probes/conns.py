@@ -175,7 +175,7 @@ def _endpoint(addr: tuple | None) -> str:  # type: ignore[type-arg]
 
 def psutil_rows() -> list[Row]:
     """Fallback without ss: psutil's view (no tcp_info, no owner uid of hidden sockets)."""
-    import socket
+    import socket  # only the fallback needs it
 
     rows: list[Row] = []
     names: dict[int, str] = {}

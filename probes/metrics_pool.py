@@ -43,7 +43,10 @@ class PageError(Exception):
 
 def read_pools(text: str, names: dict[str, str], label: str) -> dict[str, dict[str, float]]:
     """{pool label value: {role: value}} from a Prometheus text page; raises PageError."""
-    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        raise PageError("missing-extra", "prometheus_client is not installed: pip install 'warroom[metrics]'") from None
 
     wanted = {name: role for role, name in names.items() if name}
     pools: dict[str, dict[str, float]] = {}
@@ -83,7 +86,7 @@ class MetricsWatch:
     clock: AtMaxClock = field(default_factory=AtMaxClock)
 
     async def measure(self, host: str = LOCAL_HOST) -> Sample:
-        import httpx
+        import httpx  # imported when used: a console without metrics pages does not pay for it
 
         try:
             async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
@@ -95,7 +98,7 @@ class MetricsWatch:
             pools = read_pools(response.text, self.names, self.label_name)
         except PageError as exc:
             return error_sample(KIND, self.label, exc.kind, str(exc), host=host)
-        except Exception as exc:
+        except Exception as exc:  # connection errors and the like, one line each
             kind = "refused" if "refused" in str(exc).lower() else ERROR_EXCEPTION
             return error_sample(KIND, self.label, kind, redact(one_line(f"{type(exc).__name__}: {exc}")), host=host)
         now = time.time()

@@ -46,10 +46,10 @@ _SETTINGS = ("SELECT current_setting('max_connections')::int, "
 def label_of(dsn: str) -> str:
     """postgresql://user@host:port/db for any DSN form, never with its password."""
     try:
-        from psycopg.conninfo import conninfo_to_dict
+        from psycopg.conninfo import conninfo_to_dict  # optional extra: imported when used
 
         info = conninfo_to_dict(dsn)
-    except Exception:
+    except Exception:  # a DSN libpq cannot parse is still labelled, redacted
         return redact(dsn)
     host = str(info.get("host") or "localhost")
     if ":" in host and not host.startswith("/"):
@@ -105,12 +105,12 @@ class PgWatch:
             pw = conninfo_to_dict(self.dsn).get("password")
             if pw:
                 found.append(str(pw))
-        except Exception:
+        except Exception:  # unparsable DSN: the regex redaction still applies
             pass
         return tuple(found)
 
     async def _connect(self) -> Any:
-        import psycopg
+        import psycopg  # optional extra: imported when used
 
         kwargs: dict[str, Any] = {"connect_timeout": max(1, int(self.connect_timeout)),
                                   "application_name": "warroom", "autocommit": True}
@@ -123,7 +123,7 @@ class PgWatch:
             conn, self.conn = self.conn, None
             try:
                 await conn.close()
-            except Exception:
+            except Exception:  # closing a broken connection may fail; nothing to keep
                 pass
 
     async def measure(self, host: str = LOCAL_HOST) -> Sample:
@@ -136,7 +136,10 @@ class PgWatch:
                 max_connections, reserved = int(row[0]), int(row[1])
                 await cur.execute(_ACTIVITY)
                 activity = await cur.fetchall()
-        except Exception as exc:
+        except ImportError:
+            return error_sample(KIND, self.label, "missing-extra",
+                                "psycopg is not installed: pip install 'warroom[postgres]'", host=host)
+        except Exception as exc:  # every failure is one clear line, then a reconnect next tick
             await self.close()
             kind = classify(exc)
             message = redact(one_line(f"{type(exc).__name__}: {exc}"), self.secrets)

@@ -67,12 +67,15 @@ class RedisWatch:
             client, self.client = self.client, None
             try:
                 await client.aclose()
-            except Exception:
+            except Exception:  # closing a broken client may fail; nothing to keep
                 pass
 
     async def measure(self, host: str = LOCAL_HOST) -> Sample:
-        import redis.asyncio as aredis
-
+        try:
+            import redis.asyncio as aredis
+        except ImportError:
+            return error_sample(KIND, self.label, "missing-extra",
+                                "the redis package is not installed: pip install 'warroom[redis]'", host=host)
         try:
             if self.client is None:
                 kwargs: dict[str, Any] = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
@@ -85,7 +88,7 @@ class RedisWatch:
             if maxclients is None:
                 maxclients = (await self.client.config_get("maxclients")).get("maxclients")
             clients = await self.client.client_list()
-        except Exception as exc:
+        except Exception as exc:  # one clear line, then a reconnect next tick
             await self.close()
             message = redact(one_line(f"{type(exc).__name__}: {exc}"), self.secrets)
             return error_sample(KIND, self.label, classify(exc), message, host=host)
