@@ -73,7 +73,7 @@ async def time_refresh(rounds: int) -> None:
 
 
 async def time_console_cpu(seconds: float) -> None:
-    from textual.app import App, ComposeResult
+    from textual.app import App, ComposeResult  # only this part of the benchmark needs Textual
 
     from console.hub import Hub
     from console.store import Store

@@ -103,7 +103,7 @@ def _options(entry: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _pg_label(dsn: str) -> str:
-    from probes.pg_pool import label_of
+    from probes.pg_pool import label_of  # imports psycopg only when postgres is configured
 
     return label_of(dsn)
 
