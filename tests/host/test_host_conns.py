@@ -32,7 +32,11 @@ async def test_own_connection_has_process_and_tcp_info() -> None:
         server, _ = lsock.accept()
         try:
             client.sendall(b"x" * 5000)
-            server.recv(10000)
+            received = 0
+            while received < 5000:
+                received += len(server.recv(10000))
+            server.sendall(b"ok")  # the reply carries the ACK for all 5000 bytes, no delayed-ACK wait
+            assert client.recv(2) == b"ok"
             samples = await run_probe(ProbeSpec("conns", options={"expect_listen": [port]}), count=2)
         finally:
             close_all([client, server])
@@ -45,6 +49,7 @@ async def test_own_connection_has_process_and_tcp_info() -> None:
     assert row[conns.C_PROCESS]  # comm of this python process
     assert isinstance(row[conns.C_RTT], float) and row[conns.C_RTT] >= 0
     assert row[conns.C_ACKED] >= 5000  # the 5000 bytes we sent were acknowledged
+    assert row[conns.C_RECEIVED] == 2
     assert row[conns.C_RETRANS] == 0
     assert row[conns.C_HIDDEN] is False
     summary = next(s for s in samples if s.kind == conns.KIND)
