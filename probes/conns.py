@@ -140,7 +140,12 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
 
 
 def parse_ss(text: str, scan: ProcessScan | None = None) -> list[Row]:
-    """Rows (see COLUMNS) from `ss -tuanieOH` output, owners filled from ``scan``.
+    """Rows (see COLUMNS) from `ss -tuanieOH` output, owners filled from ``scan``."""
+    return rows_from_matches(_SS_LINE.findall(text), scan)
+
+
+def rows_from_matches(matches: list[tuple[str, ...]], scan: ProcessScan | None) -> list[Row]:
+    """Rows from the regex matches of ss lines.
 
     ``hidden`` marks a socket with an inode (so some process holds it) whose
     process we could not read: only possible when not root.
@@ -151,7 +156,7 @@ def parse_ss(text: str, scan: ProcessScan | None = None) -> list[Row]:
     rows: list[Row] = []
     append = rows.append
     for (proto, state, recvq, sendq, local, remote, uid, ino,
-         rtt, acked, received, lastsnd, lastrcv, retrans) in _SS_LINE.findall(text):
+         rtt, acked, received, lastsnd, lastrcv, retrans) in matches:
         pid = owners.get(ino)
         if rtt:
             append([proto, state, local, remote, int(recvq), int(sendq), pid,
@@ -327,16 +332,34 @@ async def collect(ss: str | None = None) -> Snapshot:
         return Snapshot(rows, None, "psutil", (time.perf_counter() - start) * 1000.0)
     proc = await asyncio.create_subprocess_exec(ss_path, *SS_ARGS, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
+    # The /proc scan runs in a thread while ss dumps (two cores, two jobs), and
+    # ss's output is matched chunk by chunk as it is written, so our parsing
+    # overlaps ss's own formatting instead of starting after it.
+    scan_task = asyncio.ensure_future(asyncio.to_thread(scan_processes))
     try:
-        # The /proc scan runs while ss dumps: two cores, two jobs.
-        (out, err), scan = await asyncio.gather(proc.communicate(), asyncio.to_thread(scan_processes))
+        matches: list[tuple[str, ...]] = []
+        pending = b""
+        assert proc.stdout is not None and proc.stderr is not None
+        while chunk := await proc.stdout.read(1 << 16):
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1  # whole lines only; the rest waits for the next chunk
+            if cut:
+                matches.extend(_SS_LINE.findall(data[:cut].decode("utf-8", errors="replace")))
+            pending = data[cut:]
+        if pending:
+            matches.extend(_SS_LINE.findall(pending.decode("utf-8", errors="replace")))
+        err = await proc.stderr.read()
+        await proc.wait()
+        scan = await scan_task
     except BaseException:
         if proc.returncode is None:
             proc.kill()
+            await proc.wait()
+        scan_task.cancel()
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"ss failed ({proc.returncode}): {err.decode(errors='replace').strip()[:200]}")
-    rows = parse_ss(out.decode("utf-8", errors="replace"), scan)
+    rows = rows_from_matches(matches, scan)
     return Snapshot(rows, scan, "ss", (time.perf_counter() - start) * 1000.0)
 
 
