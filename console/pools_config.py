@@ -188,3 +188,27 @@ def parse(data: Mapping[str, Any] | None) -> PoolsConfig:
     config.expect_listen = list(expect)
     config.interval = _number(section, "interval", "[conns]", 1.0)
     return config
+
+
+def pool_from_cli(text: str) -> DeclaredPool:
+    """A declared pool from the command line: ``NAME=MAX[,process=P][,remote=HOST:PORT]``.
+
+    For example ``--pool orders-db=20,process=api,remote=10.0.0.5:5432``.
+    Raises PoolsConfigError with one line saying what is wrong.
+    """
+    name, sep, rest = text.partition("=")
+    parts = rest.split(",") if sep else []
+    if not name.strip() or not parts or not parts[0].strip().isdigit():
+        raise PoolsConfigError(f"--pool {text!r}: write NAME=MAX[,process=P][,remote=HOST:PORT], "
+                               "e.g. orders-db=20,process=api,remote=10.0.0.5:5432")
+    data: dict[str, Any] = {"name": name.strip(), "max": int(parts[0])}
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or key not in ("process", "remote") or not value.strip():
+            raise PoolsConfigError(f"--pool {text!r}: {part!r} is not process=NAME or remote=HOST:PORT")
+        data[key] = value.strip()
+    try:
+        return DeclaredPool.from_dict(data)
+    except ValueError as exc:
+        raise PoolsConfigError(f"--pool {text!r}: {exc}") from None

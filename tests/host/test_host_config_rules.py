@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.pools_config import PoolsConfigError, parse
+from console.pools_config import PoolsConfigError, parse, pool_from_cli
 from console.rules_pools import close_wait_piling, host_limits_near, pool_at_max
 from console.store import Store
 from probes.pools import DeclaredPool, gauge
@@ -126,3 +126,13 @@ def test_close_wait_below_threshold_is_quiet() -> None:
     store.add(Sample(kind="pools", target="", ts=time.time(), fields={"groups": [
         {"label": "api[1] → 10.0.0.5:5432", "open": 10, "close_wait": 2, "close_wait_growth": 0}]}))
     assert list(close_wait_piling(store)) == []
+
+
+def test_pool_from_the_command_line() -> None:
+    pool = pool_from_cli("orders-db=20,process=api,remote=10.0.0.5:5432")
+    assert pool == DeclaredPool(name="orders-db", max=20, process="api", remote="10.0.0.5:5432")
+    assert pool_from_cli("cache=8") == DeclaredPool(name="cache", max=8)
+    for bad in ("orders-db", "orders-db=lots", "=5", "x=5,owner=me", "x=0"):
+        with pytest.raises(PoolsConfigError) as info:
+            pool_from_cli(bad)
+        assert "--pool" in str(info.value) and "\n" not in str(info.value)
