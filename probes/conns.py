@@ -19,7 +19,8 @@ runs while a thread maps socket inodes to processes by reading
 ``/proc/PID/fd``. That scan also counts each process's fds, so the fd summary
 costs nothing extra. ``ss -p`` would do the same mapping but only after its
 own dump and without telling us which processes it could not read; doing it
-ourselves in parallel keeps a full refresh near the cost of ``ss -tanp``.
+ourselves in parallel, and matching ss's output chunk by chunk while ss is
+still writing it, keeps a full refresh near the cost of ``ss -tanp``.
 Without ``ss`` the probe falls back to psutil.net_connections (no tcp_info).
 
 A socket whose owner we cannot read (another user's process when not root)
@@ -260,7 +261,8 @@ def summarize(rows: list[Row], scan: ProcessScan | None, *,
     """The summary fields of the ``conns`` Sample (see the module docstring)."""
     by_state: Counter[str] = Counter()
     listeners: list[JSONValue] = []
-    listen_ports: set[int] = set()
+    # Inbound connections share their listener's port: only outbound ones use ephemeral ports.
+    listen_ports: set[int] = {p for r in rows if r[C_STATE] == "LISTEN" and (p := port_of(str(r[C_LOCAL])))}
     eph = ephemeral_range()
     eph_ports: set[int] = set()
     per_remote: Counter[str] = Counter()
@@ -275,14 +277,11 @@ def summarize(rows: list[Row], scan: ProcessScan | None, *,
                 hidden_uids.add(row[C_UID])
         local = str(row[C_LOCAL])
         if state == "LISTEN":
-            port = port_of(local)
-            if port is not None:
-                listen_ports.add(port)
             if len(listeners) < LISTENERS_SHOWN:
                 listeners.append({"proto": proto, "local": local, "pid": row[C_PID], "process": row[C_PROCESS]})
         elif proto == "tcp" and eph is not None:
             port = port_of(local)
-            if port is not None and eph[0] <= port <= eph[1]:
+            if port is not None and eph[0] <= port <= eph[1] and port not in listen_ports:
                 eph_ports.add(port)
                 # Exhaustion happens per destination: each needs its own local port.
                 per_remote[str(row[C_REMOTE])] += 1

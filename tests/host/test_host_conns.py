@@ -201,6 +201,12 @@ async def test_ten_thousand_sockets_one_refresh_is_bounded() -> None:
     assert len(farm_rows) == 10000
     assert all(r[conns.C_PID] is not None for r in farm_rows)
     assert elapsed < 3.0, f"one refresh with 10,000 sockets took {elapsed:.2f} s"
+    summary = next(s for s in samples if s.kind == conns.KIND).fields
+    # 5,000 outbound connections to one peer hold 5,000 ephemeral ports; the accepted ends hold none.
+    assert summary["ephemeral_top_remote"] == f"127.0.0.1:{port}"
+    assert summary["ephemeral_top_count"] == 5000
+    farm_fds = [p for p in summary["fd_top"] if p["fds"] >= 10000]
+    assert farm_fds and farm_fds[0]["limit"] >= 10000  # the farm raised its own limit to hold them
 
 
 async def test_probes_ticking_together_share_one_reading() -> None:
