@@ -21,7 +21,10 @@ costs nothing extra. ``ss -p`` would do the same mapping but only after its
 own dump and without telling us which processes it could not read; doing it
 ourselves in parallel, and matching ss's output chunk by chunk while ss is
 still writing it, keeps a full refresh near the cost of ``ss -tanp``.
-Without ``ss`` the probe falls back to psutil.net_connections (no tcp_info).
+Without ``ss`` the probe falls back to psutil.net_connections (no tcp_info);
+only that fallback needs psutil, so a remote agent runs this probe on a host
+with a bare Python. ``parse_ss(text)`` also reads ``ss -tuanieOH`` output
+taken over SSH from a host without Python (no process names then).
 
 A socket whose owner we cannot read (another user's process when not root)
 keeps its row: pid and process are None, ``hidden`` is true and the owner uid
@@ -40,8 +43,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import psutil
 
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample
@@ -181,7 +182,9 @@ def _endpoint(addr: tuple | None) -> str:  # type: ignore[type-arg]
 
 def psutil_rows() -> list[Row]:
     """Fallback without ss: psutil's view (no tcp_info, no owner uid of hidden sockets)."""
-    import socket  # only the fallback needs it
+    import socket  # only the fallback needs these
+
+    import psutil
 
     rows: list[Row] = []
     names: dict[int, str] = {}
@@ -234,26 +237,51 @@ def conntrack(base: str = "/proc/sys/net/netfilter") -> tuple[int | None, int | 
     return _read_int(f"{base}/nf_conntrack_count"), _read_int(f"{base}/nf_conntrack_max")
 
 
-def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, candidates: int = 20) -> list[JSONValue]:
+def nofile_limit(pid: int, proc: str = "/proc") -> int | None:
+    """The soft RLIMIT_NOFILE of ``pid`` from /proc/PID/limits (None: unreadable or unlimited)."""
+    try:
+        with open(f"{proc}/{pid}/limits", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("Max open files"):
+                    soft = line[len("Max open files"):].split()[0]
+                    return int(soft) if soft.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+#: Processes with fewer fds than this are not looked at: far from any sane limit.
+FD_CANDIDATE_MIN = 64
+FD_CANDIDATES_MAX = 200
+
+
+def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, proc: str = "/proc") -> list[JSONValue]:
     """Open fds against RLIMIT_NOFILE for the processes closest to their limit.
 
-    Only the ``candidates`` processes with the most fds get their limit read
-    (a prlimit call each), which keeps this cheap on a host with thousands of
-    processes; the ones nearest their limit are shown.
+    The limit is read (one small /proc file) only for processes holding at
+    least FD_CANDIDATE_MIN fds, at most FD_CANDIDATES_MAX of them, so a host
+    with thousands of idle processes costs little; the ones nearest their
+    limit are shown (by count when no limit is known).
     """
-    out: list[tuple[float, dict[str, JSONValue]]] = []
-    for pid, count in sorted(scan.fds.items(), key=lambda kv: kv[1], reverse=True)[:candidates]:
-        try:
-            proc = psutil.Process(pid)
-            soft = proc.rlimit(psutil.RLIMIT_NOFILE)[0]
-            name = scan.names.get(pid) or proc.name()
-        except (psutil.Error, OSError):
-            continue
-        limit = soft if soft and soft > 0 else None
+    heavy = sorted(((count, pid) for pid, count in scan.fds.items() if count >= FD_CANDIDATE_MIN), reverse=True)
+    if not heavy:  # a quiet host: still show who holds the most
+        heavy = sorted(((count, pid) for pid, count in scan.fds.items()), reverse=True)[:top]
+    out: list[tuple[float, int, dict[str, JSONValue]]] = []
+    for count, pid in heavy[:FD_CANDIDATES_MAX]:
+        limit = nofile_limit(pid, proc)
         pct = round(100.0 * count / limit, 1) if limit else None
-        out.append((pct or 0.0, {"pid": pid, "name": name, "fds": count, "limit": limit, "pct": pct}))
-    out.sort(key=lambda pair: (pair[0], pair[1]["fds"]), reverse=True)  # type: ignore[arg-type]
-    return [row for _, row in out[:top]]
+        name = scan.names.get(pid) or _comm(pid, proc)
+        out.append((pct or 0.0, count, {"pid": pid, "name": name, "fds": count, "limit": limit, "pct": pct}))
+    out.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return [row for _, _, row in out[:top]]
+
+
+def _comm(pid: int, proc: str = "/proc") -> str:
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().rstrip("\n")
+    except OSError:
+        return "?"
 
 
 def summarize(rows: list[Row], scan: ProcessScan | None, *,
