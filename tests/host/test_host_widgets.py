@@ -162,3 +162,40 @@ async def test_pool_gauges_without_data_say_what_to_configure() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "[[pools]]" in app.query_one(PoolGauges).lines[0]
+
+
+async def test_live_hub_feeds_both_panes() -> None:
+    """The real path: Hub runs the conns and pools probes, the panes read the store on their timers."""
+    from host_helpers import listener
+
+    from console.hub import Hub
+    from probes.runtime import ProbeSpec
+
+    class Both(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ConnTable(store, refresh_hz=2.0)
+            yield PoolGauges(store, refresh_hz=2.0)
+
+    store = Store()
+    hub = Hub(store)
+    with listener() as lsock:
+        port = lsock.getsockname()[1]
+        app = Both()
+        async with app.run_test(size=(80, 24)) as pilot:
+            hub.start_probe(ProbeSpec("conns", interval=0.5))
+            hub.start_probe(ProbeSpec("pools", interval=0.5, options={"pools": [
+                {"name": "test-listener", "remote": str(port), "max": 2}]}))
+            try:
+                grid = app.query_one(ConnGrid)
+                for _ in range(40):
+                    await pilot.pause(0.1)
+                    if any(str(r[2]) == f"127.0.0.1:{port}" for r in grid.rows) and app.query_one(PoolGauges).lines:
+                        break
+                await pilot.press("slash", *f"port:{port}", "enter")
+                await pilot.pause(0.6)
+                rows = [grid.get_row_at(i) for i in range(grid.row_count)]
+                gauges = app.query_one(PoolGauges).lines
+            finally:
+                await hub.stop()
+    assert [(r[1], r[2]) for r in rows] == [("LISTEN", f"127.0.0.1:{port}")]
+    assert any("test-listener" in line and "0/2" in line for line in gauges)
