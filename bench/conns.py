@@ -6,8 +6,8 @@
 2. Times, alternately and ROUNDS times each, `ss -tanp` (sockets with their
    processes, output captured) and one full refresh of the conns probe
    (sockets + tcp_info + owning processes + the summary), and prints the
-   medians and their ratio. Also the parts: `ss -tuanieOH` alone, the /proc
-   owner scan alone, parsing alone.
+   medians and their ratio. Also the parts: the sock_diag dump alone, the
+   /proc owner scan alone, and the ss text fallback (ss + parse) alone.
 3. Runs the console's ConnTable headless with the conns probe at 1 Hz for
    CPU_SECONDS and prints the CPU it used (this process, and the ss children)
    as a share of one core, with the table's own redraw time.
@@ -25,7 +25,7 @@ import subprocess
 import time
 
 from bench.socket_farm import farm
-from probes import conns
+from probes import conns, sockdiag
 
 
 def _ms(seconds: float) -> str:
@@ -54,22 +54,20 @@ async def time_refresh(rounds: int) -> None:
     print(f"ss -tanp:                     median {_ms(ss_med)}  (min {_ms(min(ss_times))})")
     print(f"conns full refresh:           median {_ms(our_med)}  (min {_ms(min(ours))})")
     print(f"ratio (refresh / ss -tanp):   {our_med / ss_med:.2f}x  (target <= 1.5x)")
-    parts: dict[str, list[float]] = {"ss -tuanieOH": [], "/proc owner scan": [], "parse": []}
-    text = ""
-    scan = None
+    parts: dict[str, list[float]] = {"sock_diag dump": [], "/proc owner scan": [], "ss -tuanieOH + parse": []}
     for _ in range(max(3, rounds // 2)):
         start = time.perf_counter()
-        text = subprocess.run(["ss", *conns.SS_ARGS], capture_output=True, text=True, check=True).stdout
-        parts["ss -tuanieOH"].append(time.perf_counter() - start)
+        sockdiag.dump_all()
+        parts["sock_diag dump"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        scan = conns.scan_processes()
+        conns.scan_processes()
         parts["/proc owner scan"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        conns.parse_ss(text, scan)
-        parts["parse"].append(time.perf_counter() - start)
+        conns.read_sockets("ss")
+        parts["ss -tuanieOH + parse"].append(time.perf_counter() - start)
     for name, values in parts.items():
-        print(f"  part {name:<18} median {_ms(statistics.median(values))}")
-    print("  (ss and the /proc scan run in parallel in a refresh)")
+        print(f"  part {name:<22} median {_ms(statistics.median(values))}")
+    print("  (a refresh runs the dump and the /proc scan in two threads at once; ss + parse is the fallback)")
 
 
 async def time_console_cpu(seconds: float) -> None:

@@ -13,17 +13,16 @@ Two Samples per refresh, never one per socket:
   store and recorder; the table pane only ever needs the newest one, so the
   store keeps just a couple of these (see ``console.store.DEFAULT_KIND_LIMITS``).
 
-How: one ``ss -tuanieOH`` (sock_diag netlink through iproute2: states,
-queues, inode, owner uid and tcp_info: rtt, retransmits, last send/receive)
-runs while a thread maps socket inodes to processes by reading
+How: the kernel's sock_diag netlink dump (probes.sockdiag: states, queues,
+inode, owner uid and tcp_info - rtt, retransmits, last send/receive, bytes)
+runs in one thread while another maps socket inodes to processes by reading
 ``/proc/PID/fd``. That scan also counts each process's fds, so the fd summary
-costs nothing extra. ``ss -p`` would do the same mapping but only after its
-own dump and without telling us which processes it could not read; doing it
-ourselves in parallel, and matching ss's output chunk by chunk while ss is
-still writing it, keeps a full refresh near the cost of ``ss -tanp``.
-Without ``ss`` the probe falls back to psutil.net_connections (no tcp_info);
-only that fallback needs psutil, so a remote agent runs this probe on a host
-with a bare Python. ``parse_ss(text)`` also reads ``ss -tuanieOH`` output
+costs little extra. ``ss -p`` would do the same mapping, but only after its
+own dump and without telling us which processes it could not read. Where
+sock_diag is unavailable the probe reads ``ss -tuanieOH`` instead (the same
+netlink data as text), and without ss psutil.net_connections (no tcp_info);
+only that last fallback needs psutil, so a remote agent runs this probe on a
+host with a bare Python. ``parse_ss(text)`` also reads ``ss -tuanieOH`` output
 taken over SSH from a host without Python (no process names then).
 
 A socket whose owner we cannot read (another user's process when not root)
@@ -37,6 +36,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes import sockdiag
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample
 
@@ -97,8 +98,8 @@ _SS_LINE = re.compile(
 class ProcessScan:
     """Who owns which socket inode, from /proc/PID/fd."""
 
-    owners: dict[str, int] = field(default_factory=dict)
-    """socket inode (text, as ss prints it) -> pid."""
+    owners: dict[int, int] = field(default_factory=dict)
+    """socket inode -> pid."""
     names: dict[int, str] = field(default_factory=dict)
     fds: dict[int, int] = field(default_factory=dict)
     """pid -> number of open fds, for every process we could read."""
@@ -130,7 +131,7 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
             except OSError:
                 continue
             if link.startswith("socket:["):
-                owners[link[8:-1]] = pid
+                owners[int(link[8:-1])] = pid
                 has_socket = True
         if has_socket:
             try:
@@ -159,7 +160,7 @@ def rows_from_matches(matches: list[tuple[str, ...]], scan: ProcessScan | None) 
     append = rows.append
     for (proto, state, recvq, sendq, local, remote, uid, ino,
          rtt, acked, received, lastsnd, lastrcv, retrans) in matches:
-        pid = owners.get(ino)
+        pid = owners.get(int(ino))
         if rtt:
             append([proto, state, local, remote, int(recvq), int(sendq), pid,
                     names.get(pid) if pid is not None else None, int(uid) if uid else 0, int(ino),
@@ -350,50 +351,70 @@ class Snapshot:
     elapsed_ms: float
 
 
-async def collect(ss: str | None = None) -> Snapshot:
-    """One full reading: sockets with tcp_info and their owning processes."""
+METHODS = ("auto", "netlink", "ss", "psutil")
+
+
+def read_sockets(method: str = "auto") -> tuple[list[Row], str]:
+    """Every socket, without processes, and how it was read. Blocking: run it in a thread.
+
+    "auto" tries the kernel's sock_diag netlink dump (probes.sockdiag), then
+    ``ss -tuanieOH``, then psutil (which fills processes itself).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if method in ("auto", "netlink"):
+        try:
+            return sockdiag.dump_all(), "netlink"
+        except OSError:
+            if method == "netlink":
+                raise
+    if method in ("auto", "ss"):
+        path = shutil.which("ss")
+        if path is not None:
+            done = subprocess.run([path, *SS_ARGS], capture_output=True, text=True, errors="replace", check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"ss failed ({done.returncode}): {done.stderr.strip()[:200]}")
+            return parse_ss(done.stdout), "ss"
+        if method == "ss":
+            raise RuntimeError("ss not found: install iproute2")
+    return psutil_rows(), "psutil"
+
+
+def attach_owners(rows: list[Row], scan: ProcessScan) -> None:
+    """Fill pid and process from the /proc scan; mark sockets of processes we may not read as hidden."""
+    owners, names = scan.owners, scan.names
+    can_hide = os.geteuid() != 0  # as root every process is readable: an unowned socket is the kernel's
+    for row in rows:
+        pid = owners.get(row[C_INO])
+        if pid is not None:
+            row[C_PID] = pid
+            row[C_PROCESS] = names.get(pid)
+        elif can_hide and row[C_INO]:
+            row[C_HIDDEN] = True
+
+
+async def collect(method: str = "auto") -> Snapshot:
+    """One full reading: sockets with tcp_info and their owning processes.
+
+    The socket dump and the /proc scan run in two threads at once: the dump
+    waits on the kernel, the scan on readlink, so they overlap well.
+    """
     start = time.perf_counter()
-    ss_path = ss or shutil.which("ss")
-    if ss_path is None:
+    if method == "psutil":
         rows = await asyncio.to_thread(psutil_rows)
         return Snapshot(rows, None, "psutil", (time.perf_counter() - start) * 1000.0)
-    proc = await asyncio.create_subprocess_exec(ss_path, *SS_ARGS, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    # The /proc scan runs in a thread while ss dumps (two cores, two jobs), and
-    # ss's output is matched chunk by chunk as it is written, so our parsing
-    # overlaps ss's own formatting instead of starting after it.
-    scan_task = asyncio.ensure_future(asyncio.to_thread(scan_processes))
-    try:
-        matches: list[tuple[str, ...]] = []
-        pending = b""
-        assert proc.stdout is not None and proc.stderr is not None
-        while chunk := await proc.stdout.read(1 << 16):
-            data = pending + chunk
-            cut = data.rfind(b"\n") + 1  # whole lines only; the rest waits for the next chunk
-            if cut:
-                matches.extend(_SS_LINE.findall(data[:cut].decode("utf-8", errors="replace")))
-            pending = data[cut:]
-        if pending:
-            matches.extend(_SS_LINE.findall(pending.decode("utf-8", errors="replace")))
-        err = await proc.stderr.read()
-        await proc.wait()
-        scan = await scan_task
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        scan_task.cancel()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"ss failed ({proc.returncode}): {err.decode(errors='replace').strip()[:200]}")
-    rows = rows_from_matches(matches, scan)
-    return Snapshot(rows, scan, "ss", (time.perf_counter() - start) * 1000.0)
+    (rows, source), scan = await asyncio.gather(asyncio.to_thread(read_sockets, method),
+                                                asyncio.to_thread(scan_processes))
+    if source == "psutil":
+        return Snapshot(rows, None, source, (time.perf_counter() - start) * 1000.0)
+    attach_owners(rows, scan)
+    return Snapshot(rows, scan, source, (time.perf_counter() - start) * 1000.0)
 
 
 _shared: list[tuple[asyncio.AbstractEventLoop, float, asyncio.Future[Snapshot]]] = []
 
 
-async def collect_shared(max_age: float = 0.25) -> Snapshot:
+async def collect_shared(max_age: float = 0.25, method: str = "auto") -> Snapshot:
     """collect(), shared by every caller within ``max_age`` seconds (conns and pools tick together).
 
     The conns and pools probes both need the socket list every second; one
@@ -405,8 +426,10 @@ async def collect_shared(max_age: float = 0.25) -> Snapshot:
     if _shared:
         owner, started, pending = _shared[0]
         fresh = not pending.done() or (now - started <= max_age and pending.exception() is None)
-        if owner is loop and fresh:
+        if owner is loop and fresh and method == "auto":
             return await asyncio.shield(pending)
+    if method != "auto":  # an explicit method (tests, a host without netlink) is not shared
+        return await collect(method)
     future: asyncio.Future[Snapshot] = loop.create_future()
     _shared[:] = [(loop, now, future)]
     try:
@@ -427,8 +450,8 @@ def _int_list(value: JSONValue) -> list[int]:
 
 
 async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int = DEFAULT_MAX_ROWS,
-                  expect_listen: Iterable[int] = ()) -> list[Sample]:
-    snap = await collect_shared()
+                  expect_listen: Iterable[int] = (), method: str = "auto") -> list[Sample]:
+    snap = await collect_shared(method=method)
     summary = summarize(snap.rows, snap.scan, expect_listen=expect_listen, source=snap.source)
     summary["collect_ms"] = round(snap.elapsed_ms, 1)
     now = time.time()
@@ -446,11 +469,16 @@ async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int =
 
 
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
-    """Options: table (bool, default true), max_rows (int), expect_listen (list of ports)."""
+    """Options: table (bool, default true), max_rows (int), expect_listen (list of ports),
+    method ("auto", "netlink", "ss" or "psutil": how sockets are read; auto falls back in that order)."""
     opts = spec.options
+    method = opts.get("method", "auto")
+    if method not in METHODS:
+        raise ValueError(f"conns: method must be one of {', '.join(METHODS)}")
     table = opts.get("table", True) is not False
     max_rows = opts.get("max_rows", DEFAULT_MAX_ROWS)
     limit = max_rows if isinstance(max_rows, int) and max_rows > 0 else DEFAULT_MAX_ROWS
     expect = _int_list(opts.get("expect_listen"))
-    return scheduled(lambda: measure(host, table=table, max_rows=limit, expect_listen=expect), kind=KIND,
+    return scheduled(lambda: measure(host, table=table, max_rows=limit, expect_listen=expect,
+                                     method=str(method)), kind=KIND,
                      target="", interval=spec.interval, timeout=spec.timeout, host=host)

@@ -7,7 +7,6 @@ import encodings.ascii  # noqa: F401 - preloaded for the forked child that drops
 import json
 import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -106,7 +105,10 @@ def test_psutil_fallback_sees_the_same_connection() -> None:
 
 
 def _view_as_nobody(port: int) -> dict:  # type: ignore[type-arg]
-    """The probe's functions run in a forked child that dropped to uid/gid nobody (65534)."""
+    """The probe's functions run in a forked child that dropped to uid/gid nobody (65534).
+
+    Forked, not exec'd: this Python lives under /root, which nobody may not enter.
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns into pytest
@@ -116,12 +118,17 @@ def _view_as_nobody(port: int) -> dict:  # type: ignore[type-arg]
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            out = subprocess.run(["ss", *conns.SS_ARGS], capture_output=True, text=True, check=True).stdout
-            scan = conns.scan_processes()
-            rows = conns.parse_ss(out, scan)
-            summary = conns.summarize(rows, scan)
-            mine = [r for r in rows if r[conns.C_LOCAL] == f"127.0.0.1:{port}"]
-            os.write(write_fd, json.dumps({"mine": mine, "summary": summary}).encode())
+            result = {}
+            for method in ("netlink", "ss"):  # the main path and its fallback, both unprivileged
+                rows, source = conns.read_sockets(method)
+                scan = conns.scan_processes()
+                conns.attach_owners(rows, scan)
+                result[method] = {
+                    "source": source,
+                    "mine": [r for r in rows if r[conns.C_LOCAL] == f"127.0.0.1:{port}"],
+                    "summary": conns.summarize(rows, scan),
+                }
+            os.write(write_fd, json.dumps(result).encode())
             code = 0
         finally:
             os._exit(code)
@@ -139,19 +146,21 @@ def test_other_users_processes_are_shown_hidden_not_dropped() -> None:
     """Run as root (as CI does): a root-owned process holds sockets, the probe runs as nobody."""
     assert os.geteuid() == 0, "this test needs root to run the probe as another user (nobody)"
     with farm(1) as port:  # a separate root process holding a listener and one connection
-        view = _view_as_nobody(port)
-        as_root = conns.parse_ss(subprocess.run(["ss", *conns.SS_ARGS], capture_output=True, text=True).stdout,
-                                 conns.scan_processes())
-    listen = [r for r in view["mine"] if r[conns.C_STATE] == "LISTEN"]
-    assert len(listen) == 1
-    row = listen[0]
-    assert row[conns.C_PID] is None and row[conns.C_PROCESS] is None
-    assert row[conns.C_HIDDEN] is True
-    assert row[conns.C_UID] == 0  # the kernel still tells us whose socket it is
-    summary = view["summary"]
-    assert summary["euid"] == 65534
-    assert summary["hidden_sockets"] >= 1 and 0 in summary["hidden_uids"]
-    assert summary["unreadable_processes"] >= 1
+        views = _view_as_nobody(port)
+        as_root, _ = conns.read_sockets("netlink")
+        conns.attach_owners(as_root, conns.scan_processes())
+    for method, view in views.items():
+        assert view["source"] == method
+        listen = [r for r in view["mine"] if r[conns.C_STATE] == "LISTEN"]
+        assert len(listen) == 1, (method, view["mine"])
+        row = listen[0]
+        assert row[conns.C_PID] is None and row[conns.C_PROCESS] is None
+        assert row[conns.C_HIDDEN] is True
+        assert row[conns.C_UID] == 0  # the kernel still tells us whose socket it is
+        summary = view["summary"]
+        assert summary["euid"] == 65534
+        assert summary["hidden_sockets"] >= 1 and 0 in summary["hidden_uids"]
+        assert summary["unreadable_processes"] >= 1
     # As root the same socket has its process.
     root_row = [r for r in as_root if r[conns.C_LOCAL] == f"127.0.0.1:{port}" and r[conns.C_STATE] == "LISTEN"]
     assert root_row and root_row[0][conns.C_PID] is not None and root_row[0][conns.C_HIDDEN] is False
@@ -168,7 +177,7 @@ def test_parse_ss_lines_of_every_shape() -> None:
         "bytes_received:77 segs_out:3 bbr:(bw:72908795648bps,mrtt:0.005) send 154230153846bps lastsnd:4 "
         "lastrcv:8 lastack:4 unacked:1 retrans:0/3 rcv_rtt:1 minrtt:0.005 snd_wnd:91136\n"
     )
-    scan = conns.ProcessScan(owners={"13347": 42}, names={42: "api"})
+    scan = conns.ProcessScan(owners={13347: 42}, names={42: "api"})
     rows = conns.parse_ss(text, scan)
     assert [r[conns.C_STATE] for r in rows] == ["UNCONN", "LISTEN", "TIME-WAIT", "ESTAB"]
     assert rows[0][conns.C_LOCAL] == "[::1]:33946"
@@ -214,3 +223,29 @@ async def test_probes_ticking_together_share_one_reading() -> None:
     assert first is second
     await asyncio.sleep(0.3)
     assert await conns.collect_shared() is not first  # older than max_age: read again
+
+
+async def test_every_method_sees_the_same_connection_with_its_process() -> None:
+    with listener() as lsock:
+        port = lsock.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = lsock.accept()
+        try:
+            client.sendall(b"ping")
+            server.recv(4)
+            snaps = {m: await conns.collect(m) for m in ("netlink", "ss", "psutil")}
+        finally:
+            close_all([client, server])
+    seen = {}
+    for method, snap in snaps.items():
+        assert snap.source == method
+        mine = [r for r in snap.rows if r[conns.C_REMOTE] == f"127.0.0.1:{port}" and r[conns.C_STATE] == "ESTAB"]
+        assert len(mine) == 1, (method, mine)
+        assert mine[0][conns.C_PID] == os.getpid()
+        seen[method] = mine[0]
+    netlink, ss = seen["netlink"], seen["ss"]
+    for col in (conns.C_PROTO, conns.C_STATE, conns.C_LOCAL, conns.C_REMOTE, conns.C_INO, conns.C_UID,
+                conns.C_PROCESS):
+        assert netlink[col] == ss[col], conns.COLUMNS[col]
+    assert netlink[conns.C_ACKED] == ss[conns.C_ACKED] == 5  # 4 bytes and the SYN
+    assert isinstance(netlink[conns.C_RTT], float) and isinstance(ss[conns.C_RTT], float)
