@@ -17,9 +17,11 @@ from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)
 
-#: Kinds whose every Sample is a full snapshot (the newest replaces the rest):
-#: keep only a few, so 10,000 socket rows a second do not fill 3600-deep rings.
-DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2}
+#: Ring depth for kinds whose Samples are large: a conns_table Sample is a full
+#: snapshot of every socket (the newest replaces the rest), a pools Sample
+#: carries up to 50 connection groups; 3600-deep rings of those would cost
+#: gigabytes, and panes and rules need only the newest few.
+DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2, "pools": 300}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from probes.samples import LOCAL_HOST, JSONValue, Sample
 KIND = "pools"
 DEFAULT_ACTIVE_MS = 5000
 DEFAULT_GROWTH_WINDOW = 300.0
-MAX_GROUPS = 100
+MAX_GROUPS = 50
 
 
 def gauge(name: str, source: str, used: int | None, maximum: int | None, *, at_max_s: float = 0.0,
