@@ -9,7 +9,7 @@
    medians and their ratio. Also the parts: the sock_diag dump alone, the
    /proc owner scan alone, and the ss text fallback (ss + parse) alone.
 3. Runs the console's ConnTable headless with the conns probe at 1 Hz for
-   CPU_SECONDS and prints the CPU it used (this process, and the ss children)
+   CPU_SECONDS and prints the CPU it used (this process and any child processes)
    as a share of one core, with the table's own redraw time.
 
 Figures go to stdout; nothing here passes or fails.
@@ -116,7 +116,7 @@ async def time_console_cpu(seconds: float) -> None:
     own = (self_after.ru_utime - self_before.ru_utime) + (self_after.ru_stime - self_before.ru_stime)
     kids = (kids_after.ru_utime - kids_before.ru_utime) + (kids_after.ru_stime - kids_before.ru_stime)
     print(f"console CPU at 1 Hz with {table.total_rows:,} sockets over {wall:.1f} s:")
-    print(f"  this process {100 * own / wall:.1f}% of one core, ss children {100 * kids / wall:.1f}%, "
+    print(f"  this process {100 * own / wall:.1f}% of one core, child processes {100 * kids / wall:.1f}%, "
           f"total {100 * (own + kids) / wall:.1f}%")
     if redraw:
         print(f"  table redraws: first fill {_ms(first_fill)}, then median {_ms(statistics.median(redraw))} "
