@@ -17,14 +17,17 @@ if TYPE_CHECKING:
 
 from console.hosts_config import HostConfig, SSHSettings
 from console.hub import Hub
+from console.pools_config import PoolsConfig
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
 from console.screens import AddTargetScreen, HelpScreen
 from console.store import Store
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
+from widgets.conn_table import ConnTable
 from widgets.findings_pane import FindingsPane
 from widgets.hosts_view import HostsView
 from widgets.layers_pane import LayersPane
+from widgets.pool_gauges import PoolGauges
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 from widgets.vantage_table import VantageTable
@@ -49,6 +52,8 @@ class AppConfig:
     remote_hosts: list[HostConfig] = field(default_factory=list)
     """SSH hosts whose agents run the same probes (the Hosts tab compares them)."""
     ssh_settings: SSHSettings | None = None
+    pools: PoolsConfig = field(default_factory=PoolsConfig)
+    """Declared pools, server views and thresholds for the Conns and Pools tabs."""
     replay_end: float | None = None
     """Replaying a recording: the panes' "now" is its last timestamp."""
 
@@ -68,7 +73,9 @@ class WarroomApp(App[int]):
         Binding("1", "show_tab('overview')", "overview tab", show=False),
         Binding("2", "show_tab('layers')", "layers tab: RTT chart, DNS/TCP/TLS/HTTP per target", show=False),
         Binding("3", "show_tab('findings')", "findings tab", show=False),
-        Binding("4", "show_tab('hosts')", "hosts tab", show=False),
+        Binding("4", "show_tab('conns')", "connections tab: sockets by process and state", show=False),
+        Binding("5", "show_tab('pools')", "pools tab: utilization per client pool", show=False),
+        Binding("6", "show_tab('hosts')", "hosts tab: SSH hosts and vantage points", show=False),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -102,7 +109,12 @@ class WarroomApp(App[int]):
                 yield LayersPane(self.store, self.config.targets, self.config.labels, id="layers-pane")
             with TabPane("3 Findings", id="findings"):
                 yield FindingsPane(self.store, id="findings-pane")
-            with TabPane("4 Hosts", id="hosts"):
+            with TabPane("4 Conns", id="conns"):
+                yield ConnTable(self.store, id="conn-table")
+            with TabPane("5 Pools", id="pools"):
+                yield PoolGauges(self.store, warning=self.config.pools.thresholds.warning,
+                                 critical=self.config.pools.thresholds.critical, id="pool-gauges")
+            with TabPane("6 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
                 yield VantageTable(self.store, kind="tcp", id="vantage")
         yield Footer()
@@ -128,7 +140,7 @@ class WarroomApp(App[int]):
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.query_one(LayersPane).add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
-        for spec in host_specs(self.config.interval):
+        for spec in host_specs(self.config.interval, self.config.pools):
             self.hub.start_probe(spec)
         for target in self.config.targets:
             self.start_target_probes(target)

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --json: stop after this many seconds")
     parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
                         help="seconds between probes of one target (default 1)")
+    parser.add_argument("--pool", action="append", default=[], metavar="NAME=MAX[,process=P][,remote=H:P]",
+                        help="declare a client pool's maximum (repeatable): its gauge shows utilization")
+    parser.add_argument("--expect-listen", action="append", default=[], type=int, metavar="PORT",
+                        help="a port that must be listening on this host (repeatable)")
     parser.add_argument("--config", metavar="FILE",
                         help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")

@@ -38,7 +38,7 @@ def default_specs(targets: Sequence[str], interval: float = 1.0) -> list[ProbeSp
     specs: list[ProbeSpec] = []
     for target in targets:
         specs += specs_for_target(target, interval)
-    return specs + host_specs(interval)
+    return specs + host_specs(interval, remote=True)
 
 
 def settings_from_args(args: argparse.Namespace, base: SSHSettings | None = None) -> SSHSettings:

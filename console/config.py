@@ -37,7 +37,12 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "hosts": list,
     "ssh": dict,
     "capture": dict,
+    "thresholds": dict,
+    "conns": dict,
 }
+
+#: The sections console.pools_config reads.
+POOL_SECTIONS = ("pools", "postgres", "redis", "metrics", "thresholds", "conns")
 
 
 @dataclass
@@ -57,6 +62,11 @@ def hosts_section(config: Config) -> dict[str, Any]:
     if "hosts" in config.sections:
         section["hosts"] = config.sections["hosts"]
     return section
+
+
+def pools_section(config: Config) -> dict[str, Any]:
+    """The host-pane sections (pools, postgres, redis, metrics, thresholds, conns) as one dict."""
+    return {key: config.sections[key] for key in POOL_SECTIONS if key in config.sections}
 
 
 def default_path() -> Path:

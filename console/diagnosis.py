@@ -42,7 +42,7 @@ Rule = Callable[[Store], Iterable[Finding]]
 RULES: dict[str, Rule] = {}
 
 #: Modules whose @rule functions join RULES on the first diagnosis (they import this module).
-RULE_MODULES = ("console.rules_layers", "console.rules_remote")
+RULE_MODULES = ("console.rules_layers", "console.rules_remote", "console.rules_pools")
 
 
 def rule(func: Rule) -> Rule:

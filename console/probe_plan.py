@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 
+from console.pools_config import PoolsConfig
 from probes.runtime import ProbeSpec
 from probes.targets import parse_target
 
@@ -44,6 +45,18 @@ def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:
     return specs
 
 
-def host_specs(interval: float = 1.0) -> list[ProbeSpec]:
-    """What plain `warroom` watches: this host only, no address probed."""
-    return [ProbeSpec("system", "", interval=max(interval, 1.0), timeout=5.0)]
+def host_specs(interval: float = 1.0, pools: PoolsConfig | None = None, *,
+               remote: bool = False) -> list[ProbeSpec]:
+    """What plain `warroom` watches: this host only, no address probed.
+
+    System pressure, the socket table and pools seen from the sockets; PostgreSQL,
+    Redis and /metrics views only where the config names them. A remote host
+    sends the socket summary but not the full table (it is ~100 bytes per socket
+    per second over the SSH channel).
+    """
+    specs = [ProbeSpec("system", "", interval=max(interval, 1.0), timeout=5.0)]
+    for spec in (pools or PoolsConfig(interval=max(interval, 1.0))).specs():
+        if remote and spec.kind == "conns":
+            spec = ProbeSpec(spec.kind, spec.target, spec.interval, spec.timeout, {**spec.options, "table": False})
+        specs.append(spec)
+    return specs

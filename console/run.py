@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 
+from console import pools_config
 from console.cli import UsageError
-from console.config import ConfigError, hosts_section, load_config
+from console.config import ConfigError, hosts_section, load_config, pools_section
 from console.hosts_config import HostConfig, HostConfigError, parse_hosts_section
 from console.hub import Hub
+from console.pools_config import PoolsConfig
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
 from console.store import Store
@@ -18,9 +20,9 @@ from probes.samples import Sample
 from probes.targets import TargetError
 
 
-def plan(targets: list[str], interval: float) -> list[ProbeSpec]:
+def plan(targets: list[str], interval: float, pools: PoolsConfig | None = None) -> list[ProbeSpec]:
     """All probes for the command line, or a UsageError naming the first bad target."""
-    specs = host_specs(interval)
+    specs = host_specs(interval, pools)
     for text in targets:
         try:
             specs += specs_for_target(text, interval)
@@ -82,7 +84,16 @@ def run_main(args: argparse.Namespace) -> int:
         except HostConfigError as exc:
             raise UsageError(str(exc)) from None
         ssh_settings = settings_from_args(args, ssh.settings)
-    specs = plan(args.targets, args.interval)
+    try:
+        pools = pools_config.parse(pools_section(config))
+        pools.pools += [pools_config.pool_from_cli(text) for text in args.pool]
+    except pools_config.PoolsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    pools.expect_listen += [p for p in args.expect_listen if p not in pools.expect_listen]
+    if any(not 1 <= p <= 65535 for p in pools.expect_listen):
+        raise UsageError("--expect-listen takes a port in 1-65535")
+    pools.interval = max(pools.interval, args.interval)
+    specs = plan(args.targets, args.interval, pools)
     if remote_hosts and args.json:
         from console.cmd_remote import run_json
 
@@ -108,7 +119,8 @@ def run_main(args: argparse.Namespace) -> int:
         if theme not in THEME_NAMES:
             raise UsageError(f"unknown theme {theme!r}: choose one of {', '.join(THEME_NAMES)}")
         app = create_app(AppConfig(targets=list(args.targets), interval=args.interval, theme=theme,
-                                   record=recorder, remote_hosts=remote_hosts, ssh_settings=ssh_settings))
+                                   record=recorder, remote_hosts=remote_hosts, ssh_settings=ssh_settings,
+                                   pools=pools))
         return int(app.run() or 0)
     finally:
         if recorder is not None:

@@ -17,6 +17,12 @@ from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)
 
+#: Ring depth for kinds whose Samples are large: a conns_table Sample is a full
+#: snapshot of every socket (the newest replaces the rest), a pools Sample
+#: carries up to 50 connection groups; 3600-deep rings of those would cost
+#: gigabytes, and panes and rules need only the newest few.
+DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2, "pools": 300}
+
 
 @dataclass(frozen=True)
 class SeriesStats:
@@ -39,11 +45,13 @@ class Store:
     """Bounded per-series rings with a change counter widgets can poll cheaply."""
 
     def __init__(self, per_series: int = 3600, max_series: int = 5000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 kind_limits: dict[str, int] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.per_series = per_series
         self.clock = clock
         """What "now" is for windows: wall time live, the recording's end in a replay."""
         self.max_series = max_series
+        self.kind_limits = dict(DEFAULT_KIND_LIMITS if kind_limits is None else kind_limits)
+        """Ring depth per kind, overriding ``per_series`` (snapshot kinds keep only a few)."""
         self._series: OrderedDict[SeriesKey, deque[Sample]] = OrderedDict()
         self.version = 0
         """Incremented on every add: a widget whose last-seen version matches has nothing to redraw."""
@@ -53,7 +61,7 @@ class Store:
         key = sample.series
         ring = self._series.get(key)
         if ring is None:
-            ring = self._series[key] = deque(maxlen=self.per_series)
+            ring = self._series[key] = deque(maxlen=self.kind_limits.get(sample.kind, self.per_series))
             if len(self._series) > self.max_series:
                 self._series.popitem(last=False)
         else:

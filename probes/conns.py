@@ -1,0 +1,484 @@
+"""Every TCP and UDP socket on the host, with its process and the kernel's TCP counters.
+
+Two Samples per refresh, never one per socket:
+
+- kind ``conns``: the summary a responder reads first (counts by state,
+  listeners and missing expected listeners, ephemeral port use, conntrack
+  table use, open fds against their limit for the top processes, how many
+  sockets belong to processes this user cannot read). Small, so the store
+  keeps its history for growth graphs and diagnosis.
+- kind ``conns_table``: one snapshot of every socket as a compact table
+  (``columns`` once, ``rows`` as lists). 10,000 sockets are one Sample of
+  10,000 short lists instead of 10,000 Samples a second through the hub,
+  store and recorder; the table pane only ever needs the newest one, so the
+  store keeps just a couple of these (see ``console.store.DEFAULT_KIND_LIMITS``).
+
+How: the kernel's sock_diag netlink dump (probes.sockdiag: states, queues,
+inode, owner uid and tcp_info - rtt, retransmits, last send/receive, bytes)
+runs in one thread while another maps socket inodes to processes by reading
+``/proc/PID/fd``. That scan also counts each process's fds, so the fd summary
+costs little extra. ``ss -p`` would do the same mapping, but only after its
+own dump and without telling us which processes it could not read. Where
+sock_diag is unavailable the probe reads ``ss -tuanieOH`` instead (the same
+netlink data as text), and without ss psutil.net_connections (no tcp_info);
+only that last fallback needs psutil, so a remote agent runs this probe on a
+host with a bare Python. ``parse_ss(text)`` also reads ``ss -tuanieOH`` output
+taken over SSH from a host without Python (no process names then).
+
+A socket whose owner we cannot read (another user's process when not root)
+keeps its row: pid and process are None, ``hidden`` is true and the owner uid
+from the kernel is kept, so the pane can say "root would show more".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes import sockdiag
+from probes.runtime import ProbeSpec, scheduled
+from probes.samples import LOCAL_HOST, JSONValue, Sample
+
+KIND = "conns"
+TABLE_KIND = "conns_table"
+
+#: The table's columns, in row order. Rows are lists so 10,000 of them stay compact in JSON.
+COLUMNS: tuple[str, ...] = (
+    "proto", "state", "local", "remote", "recvq", "sendq", "pid", "process", "uid", "ino",
+    "rtt_ms", "retrans", "lastsnd_ms", "lastrcv_ms", "bytes_acked", "bytes_received", "hidden",
+)
+(C_PROTO, C_STATE, C_LOCAL, C_REMOTE, C_RECVQ, C_SENDQ, C_PID, C_PROCESS, C_UID, C_INO,
+ C_RTT, C_RETRANS, C_LASTSND, C_LASTRCV, C_ACKED, C_RECEIVED, C_HIDDEN) = range(len(COLUMNS))
+
+#: ss's state names; the psutil fallback is mapped onto these.
+LISTEN_STATES = frozenset({"LISTEN", "UNCONN"})
+OPEN_TCP_STATES = frozenset({"ESTAB", "SYN-SENT", "SYN-RECV", "CLOSE-WAIT", "FIN-WAIT-1", "FIN-WAIT-2",
+                             "LAST-ACK", "CLOSING"})
+_PSUTIL_STATES = {
+    "ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RECV": "SYN-RECV", "FIN_WAIT1": "FIN-WAIT-1",
+    "FIN_WAIT2": "FIN-WAIT-2", "TIME_WAIT": "TIME-WAIT", "CLOSE": "UNCONN", "CLOSE_WAIT": "CLOSE-WAIT",
+    "LAST_ACK": "LAST-ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING", "NONE": "UNCONN",
+}
+
+#: One socket: a list in COLUMNS order (JSON-safe values; typed loosely for speed and brevity).
+Row = list[Any]
+
+SS_ARGS = ("-tuanieOH",)
+DEFAULT_MAX_ROWS = 20000
+TOP_FD_PROCESSES = 5
+LISTENERS_SHOWN = 50
+
+# One line of `ss -tuanieOH`: netid, state, queues, addresses, optional timer and
+# uid (omitted for uid 0), the inode, then tcp_info as "key:value" words. The
+# words are walked by one repeated alternation that captures the keys we want
+# and skips any other word, so each line is scanned once, in C: a Python loop
+# over the words of 10,000 lines would cost more than ss itself. The trailing
+# ".*" eats ss's column padding so the search resumes at the next line.
+# Possessive quantifiers (Python 3.11+) stop backtracking into words; older
+# Pythons (a remote agent's) get the same pattern without them.
+_POSSESSIVE = "+" if sys.version_info >= (3, 11) else ""
+_SS_LINE = re.compile(
+    r"^(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(?:timer:\(\S*?\)\s+)?(?:uid:(\d+)\s+)?ino:(\d+)"
+    r"(?: (?:rtt:([\d.]+)/\S+|bytes_acked:(\d+)|bytes_received:(\d+)|lastsnd:(\d+)|lastrcv:(\d+)"
+    r"|retrans:\d+/(\d+)|\S+" + _POSSESSIVE + "))*" + _POSSESSIVE + ".*",
+    re.M,
+)
+
+
+@dataclass
+class ProcessScan:
+    """Who owns which socket inode, from /proc/PID/fd."""
+
+    owners: dict[int, int] = field(default_factory=dict)
+    """socket inode -> pid."""
+    names: dict[int, str] = field(default_factory=dict)
+    fds: dict[int, int] = field(default_factory=dict)
+    """pid -> number of open fds, for every process we could read."""
+    unreadable: int = 0
+    """Processes whose fd table this user may not read (other users' when not root)."""
+
+
+def scan_processes(proc: str = "/proc") -> ProcessScan:
+    """Map socket inodes to pids; blocking (thousands of readlinks), so run it in a thread."""
+    scan = ProcessScan()
+    owners = scan.owners
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        fd_dir = f"{proc}/{entry}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except PermissionError:
+            scan.unreadable += 1
+            continue
+        except OSError:  # the process ended while we looked
+            continue
+        scan.fds[pid] = len(fds)
+        has_socket = False
+        for fd in fds:
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                owners[int(link[8:-1])] = pid
+                has_socket = True
+        if has_socket:
+            try:
+                with open(f"{proc}/{entry}/comm", encoding="utf-8", errors="replace") as fh:
+                    scan.names[pid] = fh.read().rstrip("\n")
+            except OSError:
+                scan.names[pid] = "?"
+    return scan
+
+
+def parse_ss(text: str, scan: ProcessScan | None = None) -> list[Row]:
+    """Rows (see COLUMNS) from `ss -tuanieOH` output, owners filled from ``scan``."""
+    return rows_from_matches(_SS_LINE.findall(text), scan)
+
+
+def rows_from_matches(matches: list[tuple[str, ...]], scan: ProcessScan | None) -> list[Row]:
+    """Rows from the regex matches of ss lines.
+
+    ``hidden`` marks a socket with an inode (so some process holds it) whose
+    process we could not read: only possible when not root.
+    """
+    owners = scan.owners if scan else {}
+    names = scan.names if scan else {}
+    can_hide = scan is not None and os.geteuid() != 0
+    rows: list[Row] = []
+    append = rows.append
+    for (proto, state, recvq, sendq, local, remote, uid, ino,
+         rtt, acked, received, lastsnd, lastrcv, retrans) in matches:
+        pid = owners.get(int(ino))
+        if rtt:
+            append([proto, state, local, remote, int(recvq), int(sendq), pid,
+                    names.get(pid) if pid is not None else None, int(uid) if uid else 0, int(ino),
+                    float(rtt), int(retrans) if retrans else 0, int(lastsnd) if lastsnd else None,
+                    int(lastrcv) if lastrcv else None, int(acked) if acked else 0,
+                    int(received) if received else 0, can_hide and pid is None and ino != "0"])
+        else:
+            append([proto, state, local, remote, int(recvq), int(sendq), pid,
+                    names.get(pid) if pid is not None else None, int(uid) if uid else 0, int(ino),
+                    None, None, None, None, None, None, can_hide and pid is None and ino != "0"])
+    return rows
+
+
+def _endpoint(addr: tuple | None) -> str:  # type: ignore[type-arg]
+    if not addr:
+        return "*:*"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def psutil_rows() -> list[Row]:
+    """Fallback without ss: psutil's view (no tcp_info, no owner uid of hidden sockets)."""
+    import socket  # only the fallback needs these
+
+    import psutil
+
+    rows: list[Row] = []
+    names: dict[int, str] = {}
+    for conn in psutil.net_connections(kind="inet"):
+        proto = "udp" if conn.type == socket.SOCK_DGRAM else "tcp"
+        state = _PSUTIL_STATES.get(conn.status, conn.status)
+        if proto == "udp":
+            state = "ESTAB" if conn.raddr else "UNCONN"
+        pid = conn.pid
+        name = None
+        if pid is not None:
+            if pid not in names:
+                try:
+                    names[pid] = psutil.Process(pid).name()
+                except psutil.Error:
+                    names[pid] = "?"
+            name = names[pid]
+        rows.append([proto, state, _endpoint(conn.laddr), _endpoint(conn.raddr), 0, 0, pid, name, None, None,
+                     None, None, None, None, None, None, pid is None and state != "TIME-WAIT"])
+    return rows
+
+
+def port_of(endpoint: str) -> int | None:
+    """The port of "1.2.3.4:80", "[::1]:80" or "*:*" (None)."""
+    _, _, port = endpoint.rpartition(":")
+    return int(port) if port.isdigit() else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int] | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            low, high = (int(x) for x in fh.read().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
+def conntrack(base: str = "/proc/sys/net/netfilter") -> tuple[int | None, int | None]:
+    """(entries, maximum) of the conntrack table; (None, None) on a host without conntrack."""
+    if not os.path.isdir(base):
+        return None, None
+    return _read_int(f"{base}/nf_conntrack_count"), _read_int(f"{base}/nf_conntrack_max")
+
+
+def nofile_limit(pid: int, proc: str = "/proc") -> int | None:
+    """The soft RLIMIT_NOFILE of ``pid`` from /proc/PID/limits (None: unreadable or unlimited)."""
+    try:
+        with open(f"{proc}/{pid}/limits", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("Max open files"):
+                    soft = line[len("Max open files"):].split()[0]
+                    return int(soft) if soft.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+#: Processes with fewer fds than this are not looked at: far from any sane limit.
+FD_CANDIDATE_MIN = 64
+FD_CANDIDATES_MAX = 200
+
+
+def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, proc: str = "/proc") -> list[JSONValue]:
+    """Open fds against RLIMIT_NOFILE for the processes closest to their limit.
+
+    The limit is read (one small /proc file) only for processes holding at
+    least FD_CANDIDATE_MIN fds, at most FD_CANDIDATES_MAX of them, so a host
+    with thousands of idle processes costs little; the ones nearest their
+    limit are shown (by count when no limit is known).
+    """
+    heavy = sorted(((count, pid) for pid, count in scan.fds.items() if count >= FD_CANDIDATE_MIN), reverse=True)
+    if not heavy:  # a quiet host: still show who holds the most
+        heavy = sorted(((count, pid) for pid, count in scan.fds.items()), reverse=True)[:top]
+    out: list[tuple[float, int, dict[str, JSONValue]]] = []
+    for count, pid in heavy[:FD_CANDIDATES_MAX]:
+        limit = nofile_limit(pid, proc)
+        pct = round(100.0 * count / limit, 1) if limit else None
+        name = scan.names.get(pid) or _comm(pid, proc)
+        out.append((pct or 0.0, count, {"pid": pid, "name": name, "fds": count, "limit": limit, "pct": pct}))
+    out.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return [row for _, _, row in out[:top]]
+
+
+def _comm(pid: int, proc: str = "/proc") -> str:
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().rstrip("\n")
+    except OSError:
+        return "?"
+
+
+def summarize(rows: list[Row], scan: ProcessScan | None, *,
+              expect_listen: Iterable[int] = (), source: str = "ss") -> dict[str, Any]:
+    """The summary fields of the ``conns`` Sample (see the module docstring)."""
+    by_state: Counter[str] = Counter()
+    listeners: list[JSONValue] = []
+    # Inbound connections share their listener's port: only outbound ones use ephemeral ports.
+    listen_ports: set[int] = {p for r in rows if r[C_STATE] == "LISTEN" and (p := port_of(str(r[C_LOCAL])))}
+    eph = ephemeral_range()
+    eph_ports: set[int] = set()
+    per_remote: Counter[str] = Counter()
+    hidden = 0
+    hidden_uids: set[int] = set()
+    for row in rows:
+        proto, state = row[C_PROTO], row[C_STATE]
+        by_state[f"{proto}:{state}"] += 1
+        if row[C_HIDDEN]:
+            hidden += 1
+            if isinstance(row[C_UID], int):
+                hidden_uids.add(row[C_UID])
+        local = str(row[C_LOCAL])
+        if state == "LISTEN":
+            if len(listeners) < LISTENERS_SHOWN:
+                listeners.append({"proto": proto, "local": local, "pid": row[C_PID], "process": row[C_PROCESS]})
+        elif proto == "tcp" and eph is not None:
+            port = port_of(local)
+            if port is not None and eph[0] <= port <= eph[1] and port not in listen_ports:
+                eph_ports.add(port)
+                # Exhaustion happens per destination: each needs its own local port.
+                per_remote[str(row[C_REMOTE])] += 1
+    ct_count, ct_max = conntrack()
+    eph_size = eph[1] - eph[0] + 1 if eph else None
+    top_remote = per_remote.most_common(1)
+    top_count = top_remote[0][1] if top_remote else 0
+    return {
+        "source": source,
+        "total": len(rows),
+        "by_state": dict(by_state),
+        "listeners": listeners,
+        "listen_ports": sorted(listen_ports),
+        "listen_missing": sorted(set(expect_listen) - listen_ports),
+        "ephemeral_low": eph[0] if eph else None,
+        "ephemeral_high": eph[1] if eph else None,
+        "ephemeral_size": eph_size,
+        "ephemeral_used": len(eph_ports),
+        "ephemeral_top_remote": top_remote[0][0] if top_remote else None,
+        "ephemeral_top_count": top_count,
+        "ephemeral_pct": round(100.0 * max(top_count, 0) / eph_size, 1) if eph_size else None,
+        "conntrack_count": ct_count,
+        "conntrack_max": ct_max,
+        "conntrack_pct": round(100.0 * ct_count / ct_max, 1) if ct_count is not None and ct_max else None,
+        "fd_top": fd_pressure(scan) if scan else [],
+        "hidden_sockets": hidden,
+        "hidden_uids": sorted(hidden_uids),
+        "unreadable_processes": scan.unreadable if scan else None,
+        "euid": os.geteuid(),
+    }
+
+
+@dataclass
+class Snapshot:
+    rows: list[Row]
+    scan: ProcessScan | None
+    source: str
+    elapsed_ms: float
+
+
+METHODS = ("auto", "netlink", "ss", "psutil")
+
+
+def read_sockets(method: str = "auto") -> tuple[list[Row], str]:
+    """Every socket, without processes, and how it was read. Blocking: run it in a thread.
+
+    "auto" tries the kernel's sock_diag netlink dump (probes.sockdiag), then
+    ``ss -tuanieOH``, then psutil (which fills processes itself).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if method in ("auto", "netlink"):
+        try:
+            return sockdiag.dump_all(), "netlink"
+        except OSError:
+            if method == "netlink":
+                raise
+    if method in ("auto", "ss"):
+        path = shutil.which("ss")
+        if path is not None:
+            done = subprocess.run([path, *SS_ARGS], capture_output=True, text=True, errors="replace", check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"ss failed ({done.returncode}): {done.stderr.strip()[:200]}")
+            return parse_ss(done.stdout), "ss"
+        if method == "ss":
+            raise RuntimeError("ss not found: install iproute2")
+    return psutil_rows(), "psutil"
+
+
+def attach_owners(rows: list[Row], scan: ProcessScan) -> None:
+    """Fill pid and process from the /proc scan; mark sockets of processes we may not read as hidden."""
+    owners, names = scan.owners, scan.names
+    can_hide = os.geteuid() != 0  # as root every process is readable: an unowned socket is the kernel's
+    for row in rows:
+        pid = owners.get(row[C_INO])
+        if pid is not None:
+            row[C_PID] = pid
+            row[C_PROCESS] = names.get(pid)
+        elif can_hide and row[C_INO]:
+            row[C_HIDDEN] = True
+
+
+async def collect(method: str = "auto") -> Snapshot:
+    """One full reading: sockets with tcp_info and their owning processes.
+
+    The socket dump and the /proc scan run in two threads at once: the dump
+    waits on the kernel, the scan on readlink, so they overlap well.
+    """
+    start = time.perf_counter()
+    if method == "psutil":
+        rows = await asyncio.to_thread(psutil_rows)
+        return Snapshot(rows, None, "psutil", (time.perf_counter() - start) * 1000.0)
+    (rows, source), scan = await asyncio.gather(asyncio.to_thread(read_sockets, method),
+                                                asyncio.to_thread(scan_processes))
+    if source == "psutil":
+        return Snapshot(rows, None, source, (time.perf_counter() - start) * 1000.0)
+    attach_owners(rows, scan)
+    return Snapshot(rows, scan, source, (time.perf_counter() - start) * 1000.0)
+
+
+_shared: list[tuple[asyncio.AbstractEventLoop, float, asyncio.Future[Snapshot]]] = []
+
+
+async def collect_shared(max_age: float = 0.25, method: str = "auto") -> Snapshot:
+    """collect(), shared by every caller within ``max_age`` seconds (conns and pools tick together).
+
+    The conns and pools probes both need the socket list every second; one
+    reading serves both instead of running ss and the /proc scan twice. A
+    caller that arrives while a reading is in flight waits for that reading.
+    """
+    loop = asyncio.get_running_loop()
+    now = time.monotonic()
+    if _shared:
+        owner, started, pending = _shared[0]
+        fresh = not pending.done() or (now - started <= max_age and pending.exception() is None)
+        if owner is loop and fresh and method == "auto":
+            return await asyncio.shield(pending)
+    if method != "auto":  # an explicit method (tests, a host without netlink) is not shared
+        return await collect(method)
+    future: asyncio.Future[Snapshot] = loop.create_future()
+    _shared[:] = [(loop, now, future)]
+    try:
+        snap = await collect()
+    except BaseException as exc:
+        # Waiters get an error they turn into an error Sample, never our cancellation.
+        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("socket reading cancelled"))
+        future.exception()  # retrieved here; the waiters re-raise it themselves
+        raise
+    future.set_result(snap)
+    return snap
+
+
+def _int_list(value: JSONValue) -> list[int]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int)]
+    return []
+
+
+async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int = DEFAULT_MAX_ROWS,
+                  expect_listen: Iterable[int] = (), method: str = "auto") -> list[Sample]:
+    snap = await collect_shared(method=method)
+    summary = summarize(snap.rows, snap.scan, expect_listen=expect_listen, source=snap.source)
+    summary["collect_ms"] = round(snap.elapsed_ms, 1)
+    now = time.time()
+    samples = [Sample(kind=KIND, target="", ts=now, host=host, fields=summary)]
+    if table:
+        rows = snap.rows
+        truncated = max(0, len(rows) - max_rows)
+        if truncated:
+            # Keep the sockets that matter: anything not TIME-WAIT first.
+            rows = sorted(rows, key=lambda r: r[C_STATE] == "TIME-WAIT")[:max_rows]
+        fields: dict[str, Any] = {"columns": list(COLUMNS), "rows": rows,
+                                        "truncated": truncated}
+        samples.append(Sample(kind=TABLE_KIND, target="", ts=now, host=host, fields=fields))
+    return samples
+
+
+def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
+    """Options: table (bool, default true), max_rows (int), expect_listen (list of ports),
+    method ("auto", "netlink", "ss" or "psutil": how sockets are read; auto falls back in that order)."""
+    opts = spec.options
+    method = opts.get("method", "auto")
+    if method not in METHODS:
+        raise ValueError(f"conns: method must be one of {', '.join(METHODS)}")
+    table = opts.get("table", True) is not False
+    max_rows = opts.get("max_rows", DEFAULT_MAX_ROWS)
+    limit = max_rows if isinstance(max_rows, int) and max_rows > 0 else DEFAULT_MAX_ROWS
+    expect = _int_list(opts.get("expect_listen"))
+    return scheduled(lambda: measure(host, table=table, max_rows=limit, expect_listen=expect,
+                                     method=str(method)), kind=KIND,
+                     target="", interval=spec.interval, timeout=spec.timeout, host=host)
