@@ -57,7 +57,7 @@ class ScapyDissector(Dissector):
                 else str(question.qname)
             qtype = question.get_field("qtype").i2repr(question, question.qtype)
             return qname or ".", str(qtype)
-        except Exception:  # noqa: BLE001 - malformed or cut-off packets are expected
+        except Exception:  # malformed or cut-off packets are expected
             return None
 
     def tls_client_hello(self, payload: bytes) -> tuple[str, str] | None:
@@ -83,14 +83,14 @@ class ScapyDissector(Dissector):
                     if offered:
                         version = max(offered)
             return sni, _TLS_VERSIONS.get(version, f"0x{version:04x}")
-        except Exception:  # noqa: BLE001 - cut off by the snap length, or not TLS at all
+        except Exception:  # cut off by the snap length, or not TLS at all
             return None
 
     def tls_alert_name(self, description: int) -> str:
         try:
             names = self._mod("scapy.layers.tls.record")._tls_alert_description
             return str(names.get(description, f"alert {description}"))
-        except Exception:  # noqa: BLE001 - private table moved in another scapy version
+        except Exception:  # private table moved in another scapy version
             return f"alert {description}"
 
     def http_host(self, payload: bytes) -> str | None:
@@ -100,7 +100,7 @@ class ScapyDissector(Dissector):
             if not host:
                 return None
             return host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
-        except Exception:  # noqa: BLE001 - a request cut off before its Host header
+        except Exception:  # a request cut off before its Host header
             return None
 
     def summary(self, linktype: int, frame: bytes) -> str | None:
@@ -115,5 +115,5 @@ class ScapyDissector(Dissector):
             if cls is None:
                 return f"linktype {linktype}, {len(frame)} bytes"
             return str(cls(frame).summary())
-        except Exception:  # noqa: BLE001 - a sample line is a nicety, never a failure
+        except Exception:  # a sample line is a nicety, never a failure
             return None

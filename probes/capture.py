@@ -1,0 +1,347 @@
+"""Capture probe: tcpdump writes pcap to a pipe, the header path summarises it once a second.
+
+``tcpdump -U -w -`` does the capturing (libpcap's TPACKET_V3 ring, BPF in the
+kernel, loopback seen once) and this probe only parses the pcap stream, which
+keeps up with several hundred thousand packets a second where a scapy sniffer
+drops half at ten thousand. Each interval yields one "capture" Sample whose
+fields are ``CaptureSummary.snapshot()`` plus the capture's own health: packets
+seen, dropped by the kernel (tcpdump's counters, asked for with SIGUSR1), and
+the filter in use.
+
+The snap length keeps the headers and the start of the payload that DNS, a TLS
+ClientHello and an HTTP status line need, never whole payloads; the ring of
+recent packets that ``export_ring`` writes keeps headers only.
+
+Options (ProbeSpec.options, all optional): interface, filter (a BPF
+expression; default ``default_filter()``), snaplen, buffer_kib, tcpdump (path),
+dns_ports, handshake_timeout, dns_timeout, ring_size, dissect_budget,
+immediate (bool). The target names the series; it defaults to the interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream
+from probes.runtime import ProbeSpec
+from probes.samples import LOCAL_HOST, JSONValue, Sample, error_sample
+
+KIND = "capture"
+DEFAULT_INTERFACE = "any"
+#: Enough for Ethernet + IPv6 + TCP options + a DNS message, a TLS ClientHello's
+#: SNI or an HTTP status line; payloads beyond it are never captured.
+DEFAULT_SNAPLEN = 512
+DEFAULT_BUFFER_KIB = 8192
+READ_CHUNK = 1 << 18
+
+ERROR_PERMISSION = "permission"
+ERROR_NO_TOOL = "no-tcpdump"
+ERROR_TCPDUMP = "tcpdump"
+
+CAP_NET_RAW = 13
+
+#: Summaries of running captures by target, so the console can export a ring.
+SESSIONS: dict[str, CaptureSummary] = {}
+
+
+def default_filter(env: Mapping[str, str] | None = None) -> str:
+    """A BPF filter that leaves out the console's own SSH traffic.
+
+    ``not port 22`` covers the usual case; when this console itself runs over
+    SSH (SSH_CONNECTION is set) its session is left out by its exact ports too,
+    whatever port sshd listens on.
+    """
+    env = os.environ if env is None else env
+    parts = ["not port 22"]
+    conn = env.get("SSH_CONNECTION", "").split()
+    if len(conn) == 4:
+        client_ip, client_port, _server_ip, server_port = conn
+        try:
+            ipaddress.ip_address(client_ip)
+            cport, sport = int(client_port), int(server_port)
+        except ValueError:
+            return parts[0]
+        if 0 < cport < 65536 and 0 < sport < 65536:
+            parts.append(f"not (host {client_ip} and tcp port {cport} and tcp port {sport})")
+    return " and ".join(parts)
+
+
+@dataclass
+class CaptureOptions:
+    interface: str = DEFAULT_INTERFACE
+    bpf: str = field(default_factory=default_filter)
+    snaplen: int = DEFAULT_SNAPLEN
+    buffer_kib: int = DEFAULT_BUFFER_KIB
+    tcpdump: str = "tcpdump"
+    dns_ports: tuple[int, ...] = DEFAULT_DNS_PORTS
+    handshake_timeout: float = 3.0
+    dns_timeout: float = 3.0
+    ring_size: int = 1000
+    dissect_budget: int = 1000
+    immediate: bool = False
+    interval: float = 1.0
+
+    @classmethod
+    def from_spec(cls, spec: ProbeSpec) -> CaptureOptions:
+        o: dict[str, Any] = dict(spec.options)
+        opts = cls(interval=spec.interval if spec.interval > 0 else 1.0)
+        if isinstance(o.get("interface"), str) and o["interface"]:
+            opts.interface = o["interface"]
+        if isinstance(o.get("filter"), str):
+            opts.bpf = o["filter"].strip()
+        for name in ("snaplen", "buffer_kib", "ring_size", "dissect_budget"):
+            if isinstance(o.get(name), int) and not isinstance(o.get(name), bool):
+                setattr(opts, name, int(o[name]))
+        for name in ("handshake_timeout", "dns_timeout"):
+            if isinstance(o.get(name), (int, float)) and not isinstance(o.get(name), bool):
+                setattr(opts, name, float(o[name]))
+        if isinstance(o.get("tcpdump"), str) and o["tcpdump"]:
+            opts.tcpdump = o["tcpdump"]
+        if isinstance(o.get("dns_ports"), list):
+            opts.dns_ports = tuple(int(p) for p in o["dns_ports"] if isinstance(p, int))
+        if isinstance(o.get("immediate"), bool):
+            opts.immediate = o["immediate"]
+        return opts
+
+    def command(self, tcpdump_path: str) -> list[str]:
+        cmd = [tcpdump_path, "-i", self.interface, "-s", str(self.snaplen), "-B", str(self.buffer_kib),
+               "-n", "-U", "-w", "-"]
+        if self.immediate:
+            cmd.append("--immediate-mode")
+        if self.bpf:
+            cmd.append(self.bpf)
+        return cmd
+
+
+def capture_spec(interface: str = DEFAULT_INTERFACE, bpf: str | None = None, **options: JSONValue) -> ProbeSpec:
+    """The ProbeSpec for a capture on ``interface`` with ``bpf`` (None: the default filter)."""
+    opts: dict[str, JSONValue] = {"interface": interface, **options}
+    if bpf is not None:
+        opts["filter"] = bpf
+    return ProbeSpec(kind=KIND, target=interface, interval=1.0, timeout=5.0, options=opts)
+
+
+# --- privilege pre-flight ---------------------------------------------------
+def _cap_bits(name: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _file_has_net_raw(path: str) -> bool:
+    """Whether the binary carries file capabilities granting CAP_NET_RAW (setcap ...=eip)."""
+    try:
+        raw = os.getxattr(path, "security.capability")
+    except (OSError, AttributeError):
+        return False
+    if len(raw) < 12:
+        return False
+    magic = int.from_bytes(raw[0:4], "little")
+    permitted = int.from_bytes(raw[4:8], "little")
+    effective = magic & 1  # VFS_CAP_FLAGS_EFFECTIVE
+    return bool(effective and permitted & (1 << CAP_NET_RAW))
+
+
+def privilege_advice(tcpdump_path: str) -> str:
+    return (f"run one of: sudo setcap cap_net_raw,cap_net_admin=eip {tcpdump_path}  |  "
+            f"sudo warroom ...  |  capture on a remote host instead (tcpdump over SSH)")
+
+
+def preflight(tcpdump: str = "tcpdump") -> tuple[str, str] | None:
+    """None when capturing can work, else (error kind, message saying exactly what to run)."""
+    path = shutil.which(tcpdump)
+    if path is None:
+        return ERROR_NO_TOOL, (f"{tcpdump} is not installed or not on PATH: install it (apt-get install tcpdump) "
+                               f"or capture on a remote host that has it")
+    eff = _cap_bits("CapEff")
+    if eff is not None and eff & (1 << CAP_NET_RAW):
+        return None
+    bounding = _cap_bits("CapBnd")
+    real = os.path.realpath(path)
+    if _file_has_net_raw(real) and (bounding is None or bounding & (1 << CAP_NET_RAW)):
+        return None
+    who = f"uid {os.geteuid()}"
+    return ERROR_PERMISSION, (f"packet capture needs CAP_NET_RAW, which this process ({who}) and {real} do not have; "
+                              + privilege_advice(real))
+
+
+# --- tcpdump's stderr -------------------------------------------------------
+_STAT = re.compile(r"(\d+) packets? (captured|received by filter|dropped by kernel|dropped by interface)")
+_LINKTYPE = re.compile(r"link-type (\S+)")
+
+
+@dataclass
+class TcpdumpState:
+    state: str = "starting"
+    linktype: str | None = None
+    captured: int | None = None
+    received: int | None = None
+    dropped_kernel: int | None = None
+    dropped_interface: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        if "listening on" in text:
+            self.state = "listening"
+            m = _LINKTYPE.search(text)
+            if m:
+                self.linktype = m.group(1).rstrip(",")
+            return
+        stats = _STAT.findall(text)
+        for count, what in stats:
+            value = int(count)
+            if what == "captured":
+                self.captured = value
+            elif what == "received by filter":
+                self.received = value
+            elif what == "dropped by kernel":
+                self.dropped_kernel = value
+            else:
+                self.dropped_interface = value
+        if not stats and text.strip() and "data link type" not in text and "WARNING" not in text.upper():
+            self.errors.append(text.strip())
+            del self.errors[:-5]
+
+
+async def _read_stderr(stream: asyncio.StreamReader, state: TcpdumpState) -> None:
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        state.line(line.decode("utf-8", "replace"))
+
+
+async def _read_pcap(stdout: asyncio.StreamReader, parser: PcapStream, summary: CaptureSummary) -> None:
+    """Parse the pipe as fast as it fills; this loop is the capture's hot path."""
+    read = stdout.read
+    feed = parser.feed
+    add = summary.add_packets
+    while True:
+        chunk = await read(READ_CHUNK)
+        if not chunk:
+            parser.close()
+            return
+        add(feed(chunk))
+        if parser.error is not None:
+            return
+
+
+def health(opts: CaptureOptions, summary: CaptureSummary, parser: PcapStream,
+           state: TcpdumpState) -> dict[str, JSONValue]:
+    return {
+        "interface": opts.interface,
+        "filter": opts.bpf,
+        "snaplen": opts.snaplen,
+        "state": state.state,
+        "linktype": state.linktype,
+        "seen": summary.packets,
+        "captured": state.captured,
+        "received": state.received,
+        "dropped_kernel": state.dropped_kernel,
+        "dropped_interface": state.dropped_interface,
+        "stream_error": parser.error,
+    }
+
+
+async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HOST,
+                         summary: CaptureSummary | None = None) -> AsyncIterator[Sample]:
+    """Run tcpdump and yield a summary Sample per interval; never raises into the caller."""
+    problem = preflight(opts.tcpdump)
+    if problem is not None:
+        yield error_sample(KIND, target, problem[0], problem[1], host=host,
+                           fields={"health": {"interface": opts.interface, "filter": opts.bpf, "state": "no-privilege"
+                                              if problem[0] == ERROR_PERMISSION else "no-tcpdump"}})
+        return
+    tcpdump_path = shutil.which(opts.tcpdump) or opts.tcpdump
+    try:
+        from probes import dissect  # keeps scapy out of the import of this module
+
+        await asyncio.to_thread(dissect.preload)
+        dissector: Any = dissect.ScapyDissector()
+    except Exception as exc:  # without scapy the header path still counts everything
+        dissector = None
+        yield error_sample(KIND, target, "dissector", f"scapy unavailable, names not decoded: {exc}", host=host)
+    if summary is None:
+        summary = CaptureSummary(dns_ports=opts.dns_ports, handshake_timeout=opts.handshake_timeout,
+                                 dns_timeout=opts.dns_timeout, ring_size=opts.ring_size,
+                                 dissect_budget=opts.dissect_budget, dissector=dissector)
+    parser = PcapStream()
+    state = TcpdumpState()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *opts.command(tcpdump_path), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=READ_CHUNK)
+    except OSError as exc:
+        yield error_sample(KIND, target, ERROR_TCPDUMP, f"could not start {tcpdump_path}: {exc}", host=host)
+        return
+    assert proc.stdout is not None and proc.stderr is not None
+    SESSIONS[target] = summary
+    err_task = asyncio.create_task(_read_stderr(proc.stderr, state))
+    pcap_task = asyncio.create_task(_read_pcap(proc.stdout, parser, summary))
+    try:
+        next_at = time.monotonic() + opts.interval
+        while True:
+            done, _ = await asyncio.wait({pcap_task}, timeout=max(0.0, next_at - time.monotonic()))
+            next_at += opts.interval
+            if proc.returncode is None and not done:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGUSR1)  # tcpdump prints its counters; read next tick
+            fields = summary.snapshot()
+            fields["health"] = health(opts, summary, parser, state)
+            yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
+            if done:
+                break
+        # The pipe closed: tcpdump exited (bad filter, interface gone, killed) or the stream is corrupt.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.wait(), 2.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(err_task, 1.0)
+        text = "; ".join(state.errors) or parser.error or f"tcpdump exited with status {proc.returncode}"
+        kind = ERROR_PERMISSION if "permission" in text.lower() or "not permitted" in text.lower() else ERROR_TCPDUMP
+        if kind == ERROR_PERMISSION:
+            text += "; " + privilege_advice(tcpdump_path)
+        state.state = "stopped"
+        yield error_sample(KIND, target, kind, text, host=host,
+                           fields={"health": health(opts, summary, parser, state)})
+    finally:
+        if SESSIONS.get(target) is summary:
+            del SESSIONS[target]
+        pcap_task.cancel()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        err_task.cancel()
+        await asyncio.gather(pcap_task, err_task, return_exceptions=True)
+
+
+def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
+    opts = CaptureOptions.from_spec(spec)
+    return stream_capture(opts, spec.target or opts.interface, host)
+
+
+def export_ring(target: str, path: str) -> int:
+    """Write the running capture's header ring to ``path`` (blocking: call in a thread).
+
+    Raises KeyError when no capture of that target runs.
+    """
+    return SESSIONS[target].export_ring(path)
