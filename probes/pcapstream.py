@@ -128,6 +128,8 @@ class PcapStream:
             return
         if self.format is None and not self._rest:
             self._fail("empty: no pcap header", 0)
+        elif self.format is None and (self._rest[:4] in _PCAP_MAGIC or self._rest[:4] == _PCAPNG_SHB):
+            self._fail(f"truncated: the stream ends inside its {len(self._rest)}-byte-long pcap header", 0)
         elif self.format is None:
             self._fail(f"not a pcap or pcapng file (starts with {self._rest[:4].hex()})", 0)
         elif self._rest:
