@@ -258,7 +258,7 @@ def write_pcap(out: BinaryIO, packets: Iterable[Packet], linktype: int, snaplen:
     Packets of another link type than ``linktype`` are left out: one classic
     pcap file carries one link type.
     """
-    out.write(struct.pack("<IHHiII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
+    out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
     rec = struct.Struct("<IIII")
     written = 0
     for ts, lt, wirelen, data in packets:

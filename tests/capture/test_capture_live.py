@@ -1,0 +1,170 @@
+"""Real traffic on loopback, captured by the real probe (tcpdump + the header path), counted exactly."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+
+import pytest
+
+from probes import capture
+
+pytestmark = pytest.mark.system
+
+ADDR_REFUSED = "127.83.5.1"
+ADDR_DROPPED = "127.83.5.2"
+ADDR_DNS_SILENT = "127.83.5.4"
+ADDR_RING = "127.83.5.7"
+DNS_PORT = 5300
+
+ZERO_DEST = {"syn": 0, "synack": 0, "refused": 0, "unanswered": 0, "syn_retrans": 0, "rst_server": 0,
+             "rst_client": 0, "retrans": 0, "zero_window": 0}
+
+
+def dest_counts(summary: dict, dest: str) -> dict[str, int]:
+    row = summary["tcp"]["dest"].get(dest)
+    assert row is not None, f"no handshake row for {dest}: {sorted(summary['tcp']['dest'])}"
+    return {k: row[k] for k in ZERO_DEST}
+
+
+def connect(addr: str, port: int, timeout: float) -> str:
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    try:
+        sock.connect((addr, port))
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+    finally:
+        sock.close()
+
+
+async def test_handshakes_refused_by_rst_are_counted_exactly(live_capture, tcpdump_path) -> None:
+    def traffic() -> None:
+        assert [connect(ADDR_REFUSED, 9, 1.0) for _ in range(3)] == ["refused"] * 3
+
+    run = await live_capture(f"host {ADDR_REFUSED}", traffic)
+    summary = run.summary
+    assert dest_counts(summary, f"{ADDR_REFUSED}:9") == {**ZERO_DEST, "syn": 3, "refused": 3}
+    assert summary["tcp"]["rst"] == 3
+    assert summary["packets"] == 6  # three SYNs, three RSTs, each seen once on loopback
+    health = run.health
+    assert health["interface"] == "lo" and health["filter"] == f"host {ADDR_REFUSED}"
+    assert health["dropped_kernel"] == 0
+    assert health["seen"] == 6
+
+
+async def test_syns_dropped_by_nftables_are_unanswered(live_capture, nft_drop_syn) -> None:
+    nft_drop_syn(ADDR_DROPPED, 8443)
+
+    def traffic() -> None:
+        # 0.4 s is shorter than Linux's first SYN retransmission (1 s): one SYN per attempt.
+        assert [connect(ADDR_DROPPED, 8443, 0.4) for _ in range(2)] == ["timeout"] * 2
+
+    run = await live_capture(f"host {ADDR_DROPPED}", traffic)
+    assert dest_counts(run.summary, f"{ADDR_DROPPED}:8443") == {**ZERO_DEST, "syn": 2, "unanswered": 2}
+
+
+async def test_dns_nxdomain_servfail_and_unanswered(live_capture, dns_server, ask_dns) -> None:
+    silent = (ADDR_DNS_SILENT, DNS_PORT)
+
+    def traffic() -> None:
+        assert ask_dns(dns_server, "missing.test") == 3
+        assert ask_dns(dns_server, "missing.test") == 3
+        assert ask_dns(dns_server, "ok.test") == 0
+        assert ask_dns(dns_server, "broken.test") == 2
+        assert ask_dns(silent, "nobody.test", timeout=0.2) is None
+        assert ask_dns(silent, "nobody.test", timeout=0.2) is None
+
+    run = await live_capture(f"host {dns_server[0]} or host {ADDR_DNS_SILENT}", traffic, dns_ports=[DNS_PORT])
+    dns = run.summary["dns"]
+    assert (dns["queries"], dns["responses"], dns["unanswered"]) == (6, 4, 2)
+    assert dns["rcodes"] == {"NXDOMAIN": 2, "NOERROR": 1, "SERVFAIL": 1}
+    server = f"{dns_server[0]}:{DNS_PORT}"
+    rows = {(q, t, o, s): c for q, t, o, s, c, _avg, _max in dns["names"]}
+    assert rows == {
+        ("missing.test.", "A", "NXDOMAIN", server): 2,
+        ("ok.test.", "A", "NOERROR", server): 1,
+        ("broken.test.", "A", "SERVFAIL", server): 1,
+        ("nobody.test.", "A", "unanswered", f"{ADDR_DNS_SILENT}:{DNS_PORT}"): 2,
+    }
+    assert dns["latency_ms"]["count"] == 4 and dns["latency_ms"]["max"] < 500
+    assert run.summary["proto"]["icmp"][0] == 2  # the silent port's "port unreachable", one per query
+
+
+async def test_tls_handshake_failing_with_an_alert(live_capture, tls13_only_server) -> None:
+    addr, port = tls13_only_server
+
+    def traffic() -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection((addr, port), timeout=2) as raw:
+            try:
+                ctx.wrap_socket(raw, server_hostname="api.test")
+            except ssl.SSLError as exc:
+                assert "PROTOCOL_VERSION" in str(exc).upper()
+            else:
+                raise AssertionError("a TLS 1.2 client must not get through a TLS 1.3-only server")
+
+    run = await live_capture(f"host {addr}", traffic)
+    tls = run.summary["tls"]
+    assert tls["hellos"] == [["api.test", "TLS 1.2", 1]]
+    assert tls["alerts"] == [["protocol_version", "fatal", "server", 1]]
+    assert tls["encrypted_alerts"] == 0
+    assert dest_counts(run.summary, f"{addr}:{port}")["synack"] == 1
+
+
+async def test_http_status_codes_by_host(live_capture, http_server) -> None:
+    addr, port = http_server
+
+    def traffic() -> None:
+        for path in ("/", "/missing", "/gone"):
+            conn = http.client.HTTPConnection(addr, port, timeout=2)
+            conn.request("GET", path, headers={"Host": "api.test"})
+            conn.getresponse().read()
+            conn.close()
+
+    run = await live_capture(f"host {addr}", traffic)
+    assert run.summary["http"] == [["api.test", 200, 1], ["api.test", 404, 2]]
+
+
+async def test_header_ring_exports_a_pcap_that_tcpdump_reads(live_capture, http_server, tmp_path,
+                                                             tcpdump_path) -> None:
+    import subprocess
+
+    from scapy.layers.inet import TCP
+    from scapy.utils import rdpcap
+
+    addr, port = http_server
+    out = tmp_path / "ring.pcap"
+    exported: list[int] = []
+
+    def traffic() -> None:
+        conn = http.client.HTTPConnection(addr, port, timeout=2)
+        conn.request("GET", "/", headers={"Host": "api.test"})
+        conn.getresponse().read()
+        conn.close()
+
+    def export() -> None:
+        # Asked for while the capture still runs, as the pane's export key does.
+        exported.append(capture.export_ring("lo", str(out)))
+
+    run = await live_capture(f"host {addr}", traffic, ring_size=1000)
+    assert run.health["seen"] > 0
+    # The session is gone once the probe stopped: exporting then is a clear KeyError.
+    with pytest.raises(KeyError):
+        capture.export_ring("lo", str(out))
+    run = await live_capture(f"host {addr}", traffic, ring_size=1000, before_stop=export, settle=1.5)
+    assert exported and exported[0] > 0
+    listed = subprocess.run([tcpdump_path, "-n", "-r", str(out)], capture_output=True, text=True, check=True)
+    assert len(listed.stdout.splitlines()) == exported[0]
+    packets = rdpcap(str(out))
+    assert len(packets) == exported[0]
+    assert all(TCP in p for p in packets)
+    assert all(len(bytes(p[TCP].payload)) == 0 for p in packets)  # headers only: no payload kept
+    assert any(p.wirelen > len(p) for p in packets)  # the original lengths are kept
