@@ -221,7 +221,7 @@ def tls13_only_server() -> Iterator[tuple[str, int]]:
 
 
 class _StatusHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:  # the stdlib names it so
         code = 200 if self.path == "/" else 404
         body = b"ok" if code == 200 else b"no such page"
         self.send_response(code)
@@ -229,7 +229,7 @@ class _StatusHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib signature
         pass
 
 
