@@ -242,8 +242,9 @@ async def _read_pcap(stdout: asyncio.StreamReader, parser: PcapStream, summary: 
 
 
 def health(opts: CaptureOptions, summary: CaptureSummary, parser: PcapStream,
-           state: TcpdumpState) -> dict[str, JSONValue]:
+           state: TcpdumpState, dissector_problem: str | None = None) -> dict[str, JSONValue]:
     return {
+        "dissector": dissector_problem,
         "interface": opts.interface,
         "filter": opts.bpf,
         "snaplen": opts.snaplen,
@@ -268,14 +269,15 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
                                               if problem[0] == ERROR_PERMISSION else "no-tcpdump"}})
         return
     tcpdump_path = shutil.which(opts.tcpdump) or opts.tcpdump
+    dissector_problem: str | None = None
     try:
         from probes import dissect  # keeps scapy out of the import of this module
 
         await asyncio.to_thread(dissect.preload)
         dissector: Any = dissect.ScapyDissector()
-    except Exception as exc:  # without scapy the header path still counts everything
+    except Exception as exc:  # without scapy the header path still counts everything; health says so
         dissector = None
-        yield error_sample(KIND, target, "dissector", f"scapy unavailable, names not decoded: {exc}", host=host)
+        dissector_problem = f"scapy unavailable, so DNS names, TLS SNI and HTTP hosts show as '?': {exc}"
     if summary is None:
         summary = CaptureSummary(dns_ports=opts.dns_ports, handshake_timeout=opts.handshake_timeout,
                                  dns_timeout=opts.dns_timeout, ring_size=opts.ring_size,
@@ -302,7 +304,7 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGUSR1)  # tcpdump prints its counters; read next tick
             fields = summary.snapshot()
-            fields["health"] = health(opts, summary, parser, state)
+            fields["health"] = health(opts, summary, parser, state, dissector_problem)
             yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
             if done:
                 break
@@ -317,7 +319,7 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
             text += "; " + privilege_advice(tcpdump_path)
         state.state = "stopped"
         yield error_sample(KIND, target, kind, text, host=host,
-                           fields={"health": health(opts, summary, parser, state)})
+                           fields={"health": health(opts, summary, parser, state, dissector_problem)})
     finally:
         if SESSIONS.get(target) is summary:
             del SESSIONS[target]
