@@ -8,6 +8,9 @@ import ssl
 
 import pytest
 
+from console import rules_capture
+from console.diagnosis import RULES, Finding, diagnose
+from console.store import Store
 from probes import capture
 
 pytestmark = pytest.mark.system
@@ -26,6 +29,18 @@ def dest_counts(summary: dict, dest: str) -> dict[str, int]:
     row = summary["tcp"]["dest"].get(dest)
     assert row is not None, f"no handshake row for {dest}: {sorted(summary['tcp']['dest'])}"
     return {k: row[k] for k in ZERO_DEST}
+
+
+def capture_findings(run) -> dict[str, list[Finding]]:
+    """What the diagnosis rules conclude from the run's samples, by rule."""
+    store = Store()
+    for sample in run.samples:
+        store.add(sample)
+    out: dict[str, list[Finding]] = {}
+    assert rules_capture.LAYER == "capture"  # importing the module registers its rules
+    for finding in diagnose(store, {n: f for n, f in RULES.items() if n.startswith("capture_")}):
+        out.setdefault(finding.rule, []).append(finding)
+    return out
 
 
 def connect(addr: str, port: int, timeout: float) -> str:
@@ -55,6 +70,10 @@ async def test_handshakes_refused_by_rst_are_counted_exactly(live_capture, tcpdu
     assert health["interface"] == "lo" and health["filter"] == f"host {ADDR_REFUSED}"
     assert health["dropped_kernel"] == 0
     assert health["seen"] == 6
+    found = capture_findings(run)
+    assert [f.title for f in found["capture_connections_refused"]] == [
+        f"{ADDR_REFUSED}:9 refuses connections: its side answers SYNs with RST"]
+    assert "capture_syn_unanswered" not in found
 
 
 async def test_syns_dropped_by_nftables_are_unanswered(live_capture, nft_drop_syn) -> None:
@@ -66,6 +85,9 @@ async def test_syns_dropped_by_nftables_are_unanswered(live_capture, nft_drop_sy
 
     run = await live_capture(f"host {ADDR_DROPPED}", traffic)
     assert dest_counts(run.summary, f"{ADDR_DROPPED}:8443") == {**ZERO_DEST, "syn": 2, "unanswered": 2}
+    found = capture_findings(run)["capture_syn_unanswered"]
+    assert [(f.severity, f.title) for f in found] == [
+        ("critical", f"SYNs to {ADDR_DROPPED}:8443 get no answer: dropped by a firewall or on the path")]
 
 
 async def test_dns_nxdomain_servfail_and_unanswered(live_capture, dns_server, ask_dns) -> None:
@@ -93,6 +115,9 @@ async def test_dns_nxdomain_servfail_and_unanswered(live_capture, dns_server, as
     }
     assert dns["latency_ms"]["count"] == 4 and dns["latency_ms"]["max"] < 500
     assert run.summary["proto"]["icmp"][0] == 2  # the silent port's "port unreachable", one per query
+    titles = sorted(f.title for f in capture_findings(run)["capture_dns_failures"])
+    assert titles == [f"DNS server {server} answers SERVFAIL (x1)",
+                      f"DNS server {ADDR_DNS_SILENT}:{DNS_PORT} does not answer (2 queries unanswered)"]
 
 
 async def test_tls_handshake_failing_with_an_alert(live_capture, tls13_only_server) -> None:
@@ -117,6 +142,9 @@ async def test_tls_handshake_failing_with_an_alert(live_capture, tls13_only_serv
     assert tls["alerts"] == [["protocol_version", "fatal", "server", 1]]
     assert tls["encrypted_alerts"] == 0
     assert dest_counts(run.summary, f"{addr}:{port}")["synack"] == 1
+    found = capture_findings(run)["capture_tls_alerts"]
+    assert [f.title for f in found] == ["TLS handshakes end with a fatal protocol_version alert from the server (x1)"]
+    assert "TLS version" in found[0].next_step and "api.test TLS 1.2 x1" in found[0].evidence[0]
 
 
 async def test_http_status_codes_by_host(live_capture, http_server) -> None:
