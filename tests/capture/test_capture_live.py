@@ -196,3 +196,23 @@ async def test_header_ring_exports_a_pcap_that_tcpdump_reads(live_capture, http_
     assert all(TCP in p for p in packets)
     assert all(len(bytes(p[TCP].payload)) == 0 for p in packets)  # headers only: no payload kept
     assert any(p.wirelen > len(p) for p in packets)  # the original lengths are kept
+
+
+@pytest.mark.parametrize(("interface", "bpf", "words"), [
+    ("lo", "host and and", "syntax error"),
+    ("warroom-nope0", "", "warroom-nope0"),
+])
+async def test_tcpdump_refusing_to_start_is_an_error_sample_with_its_own_words(interface: str, bpf: str,
+                                                                             words: str) -> None:
+    samples = []
+    agen = capture.stream(capture.capture_spec(interface, bpf))
+    try:
+        async for sample in agen:
+            samples.append(sample)
+            if not sample.ok or len(samples) > 10:
+                break
+    finally:
+        await agen.aclose()
+    last = samples[-1]
+    assert last.error == "tcpdump" and words in (last.message or "")
+    assert last.fields["health"]["state"] == "stopped"
