@@ -300,10 +300,19 @@ def _ip_text(raw: bytes) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
+_ENDPOINTS: dict[tuple[bytes, int], str] = {}
+
+
 def endpoint(raw: bytes, port: int) -> str:
-    """ip:port, with IPv6 addresses bracketed."""
-    text = _ip_text(raw)
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+    """ip:port, with IPv6 addresses bracketed (cached: a retransmission storm formats the same few)."""
+    key = (raw, port)
+    text = _ENDPOINTS.get(key)
+    if text is None:
+        if len(_ENDPOINTS) >= 4096:
+            _ENDPOINTS.clear()
+        ip = _ip_text(raw)
+        text = _ENDPOINTS[key] = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return text
 
 
 def _bump(table: dict[Any, list[int]], key: Any, pkts: int = 1, nbytes: int = 0) -> None:
@@ -349,11 +358,13 @@ class CaptureSummary:
         """Slow-path dissections allowed per snapshot interval (None: no limit, for files)."""
         self.sample_every = max(1, sample_every)
         self.dissector: Dissector = dissector if dissector is not None else Dissector()
-        self.ring: deque[Packet] = deque(maxlen=max(0, ring_size))
-        """The last packets' headers only (link, IP and TCP/UDP/ICMP headers; payload cut off)."""
+        self.ring: deque[tuple[float, int, int, bytes, int]] = deque(maxlen=max(0, ring_size))
+        """The last packets as (ts, linktype, wirelen, frame, header length): frames are cut to their
+        headers (link, IP, TCP/UDP/ICMP) when they leave, so no payload is ever exported; the frame
+        itself is referenced, not copied, because copying a slice per packet costs the hot path."""
         # totals over the whole capture
         self.packets = 0
-        self.bytes = 0
+        self._bytes_before = 0
         self.first_ts: float | None = None
         self.last_ts = 0.0
         self._last_wall = time.time()
@@ -367,12 +378,20 @@ class CaptureSummary:
         self._other_seen = 0
         self._reset_interval()
 
+    @property
+    def bytes(self) -> int:
+        """Bytes on the wire over the whole capture."""
+        return self._bytes_before + self.i_bytes
+
     # -- interval state ----------------------------------------------------
     def _reset_interval(self) -> None:
         self.i_start = self.last_ts
         self.i_packets = 0
         self.i_bytes = 0
-        self.i_proto: dict[str, list[int]] = {}
+        # tcp and udp rows exist from the start so the hot path updates them without a lookup
+        self._c_tcp = [0, 0]
+        self._c_udp = [0, 0]
+        self.i_proto: dict[str, list[int]] = {"tcp": self._c_tcp, "udp": self._c_udp}
         self.i_flows: dict[tuple[int, bytes, int, bytes, int], list[int]] = {}
         self.i_flows_dropped = 0
         self.i_dest: dict[str, list[Any]] = {}
@@ -434,27 +453,30 @@ class CaptureSummary:
 
     # -- the fast path -----------------------------------------------------
     def add(self, ts: float, linktype: int, wirelen: int, frame: bytes) -> None:
-        self.add_packets(((ts, linktype, wirelen, frame),))
+        self.add_packets([(ts, linktype, wirelen, frame)])
 
-    def add_packets(self, packets: Iterable[Packet]) -> None:
+    def add_packets(self, packets: Sequence[Packet]) -> None:
         """Count and classify packets. Never raises: a frame it cannot read counts as a parse error."""
+        if not packets:
+            return
+        count = len(packets)
+        self.packets += count
+        self.i_packets += count
+        if self.first_ts is None:
+            self.first_ts = self.i_start = packets[0][0]
+        last = packets[-1][0]
+        if last > self.last_ts:
+            self.last_ts = last
+        add = self._add
         for pkt in packets:
             try:
-                self._add(*pkt)
+                add(*pkt)
             except (IndexError, struct.error, ValueError):
                 self.parse_errors += 1
         self._last_wall = time.time()
 
     def _add(self, ts: float, lt: int, wirelen: int, f: bytes) -> None:
-        self.packets += 1
-        self.bytes += wirelen
-        self.i_packets += 1
         self.i_bytes += wirelen
-        if ts > self.last_ts:
-            self.last_ts = ts
-        if self.first_ts is None:
-            self.first_ts = ts
-            self.i_start = ts
         n = len(f)
         # link layer -> ethertype and where the network header starts
         if lt == 1:
@@ -560,10 +582,19 @@ class CaptureSummary:
             plen = ip_end - pay
             if plen < 0:
                 plen = 0
-            _bump(self.i_proto, "tcp", 1, wirelen)
-            self._flow(6, src, sport, dst, dport, wirelen)
+            c = self._c_tcp
+            c[0] += 1
+            c[1] += wirelen
+            key = (6, src, sport, dst, dport)
+            flows = self.i_flows
+            row = flows.get(key)
+            if row is not None:
+                row[0] += 1
+                row[1] += wirelen
+            else:
+                self._new_flow(key, wirelen)
             if ring.maxlen:
-                ring.append((ts, lt, wirelen, f[:pay]))
+                ring.append((ts, lt, wirelen, f, pay))  # cut to the headers when exported
             self._tcp(ts, src, sport, dst, dport, seq, flags, window, plen, f, pay)
         elif proto == 17:
             if n < l4 + 8:
@@ -571,37 +602,55 @@ class CaptureSummary:
                 return
             sport = (f[l4] << 8) | f[l4 + 1]
             dport = (f[l4 + 2] << 8) | f[l4 + 3]
-            _bump(self.i_proto, "udp", 1, wirelen)
-            self._flow(17, src, sport, dst, dport, wirelen)
+            c = self._c_udp
+            c[0] += 1
+            c[1] += wirelen
+            key = (17, src, sport, dst, dport)
+            flows = self.i_flows
+            row = flows.get(key)
+            if row is not None:
+                row[0] += 1
+                row[1] += wirelen
+            else:
+                self._new_flow(key, wirelen)
             if ring.maxlen:
-                ring.append((ts, lt, wirelen, f[:l4 + 8]))
+                ring.append((ts, lt, wirelen, f, l4 + 8))
             if sport in self.dns_ports or dport in self.dns_ports:
                 self._dns(ts, src, sport, dst, dport, f, l4 + 8)
             else:
-                self._maybe_sample(lt, f)
+                self._other_seen += 1
+                if self._other_seen % self.sample_every == 1:
+                    self._take_sample(lt, f)
         else:
             name = _PROTO_NAMES.get(proto) or f"ip-proto-{proto}"
             _bump(self.i_proto, name, 1, wirelen)
             self._flow(proto, src, 0, dst, 0, wirelen)
             if ring.maxlen:
-                ring.append((ts, lt, wirelen, f[:l4 + 8]))
+                ring.append((ts, lt, wirelen, f, min(n, l4 + 8)))
             self._maybe_sample(lt, f)
 
     def _flow(self, proto: int, src: bytes, sport: int, dst: bytes, dport: int, wirelen: int) -> None:
-        flows = self.i_flows
         key = (proto, src, sport, dst, dport)
-        row = flows.get(key)
+        row = self.i_flows.get(key)
         if row is not None:
             row[0] += 1
             row[1] += wirelen
-        elif len(flows) < MAX_FLOWS_PER_INTERVAL:
-            flows[key] = [1, wirelen]
+        else:
+            self._new_flow(key, wirelen)
+
+    def _new_flow(self, key: tuple[int, bytes, int, bytes, int], wirelen: int) -> None:
+        if len(self.i_flows) < MAX_FLOWS_PER_INTERVAL:
+            self.i_flows[key] = [1, wirelen]
         else:
             self.i_flows_dropped += 1
 
     def _maybe_sample(self, lt: int, f: bytes) -> None:
         self._other_seen += 1
-        if self._other_seen % self.sample_every == 1 and len(self.i_samples) < MAX_PACKET_SAMPLES:
+        if self._other_seen % self.sample_every == 1:
+            self._take_sample(lt, f)
+
+    def _take_sample(self, lt: int, f: bytes) -> None:
+        if len(self.i_samples) < MAX_PACKET_SAMPLES:
             self.i_samples.append((lt, f))
 
     def _tcp(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, seq: int, flags: int,
@@ -816,7 +865,7 @@ class CaptureSummary:
             "duration": round(duration, 6),
             "packets": self.i_packets,
             "bytes": self.i_bytes,
-            "proto": {k: list(v) for k, v in self.i_proto.items()},
+            "proto": {k: list(v) for k, v in self.i_proto.items() if v[0]},
             "flows": top_flows,
             "flow_count": len(flows) + self.i_flows_dropped,
             "tcp": {"dest": dests, "data_segments": self.i_tcp_data, "retrans": self.i_retrans,
@@ -836,12 +885,14 @@ class CaptureSummary:
                       "dissect_skipped": self.i_dissect_skipped,
                       "pending_syn": len(self._pending_syn), "pending_dns": len(self._dns_pending)},
         }
+        self._bytes_before += self.i_bytes
         self._reset_interval()
         self.i_start = end
         return fields
 
     def ring_packets(self) -> list[Packet]:
-        return list(self.ring)
+        """The last packets, headers only."""
+        return [(ts, lt, wirelen, frame[:cut]) for ts, lt, wirelen, frame, cut in self.ring]
 
     def export_ring(self, path: str) -> int:
         """Write the header ring to a pcap file; returns how many packets it holds."""
