@@ -395,3 +395,106 @@ def export_ring(target: str, path: str) -> int:
     Raises KeyError when no capture of that target runs.
     """
     return SESSIONS[target].export_ring(path)
+
+
+# --- config and remote byte streams -----------------------------------------
+CONFIG_KEYS = {"interface": str, "filter": str, "snaplen": int, "buffer_kib": int, "ring_size": int,
+               "dns_ports": list, "handshake_timeout": (int, float), "dns_timeout": (int, float),
+               "dissect_budget": int, "tcpdump": str, "immediate": bool, "enabled": bool}
+
+
+def spec_from_config(section: Mapping[str, Any]) -> ProbeSpec:
+    """The capture ProbeSpec from the config file's [capture] section (a dict); ValueError says what is wrong.
+
+    Keys (all optional): interface, filter, snaplen, buffer_kib, ring_size, dns_ports, handshake_timeout,
+    dns_timeout, dissect_budget, tcpdump, immediate, enabled (the console's own switch).
+    """
+    options: dict[str, JSONValue] = {}
+    for key, value in section.items():
+        expected = CONFIG_KEYS.get(key)
+        if expected is None:
+            raise ValueError(f"[capture] {key}: unknown setting (known: {', '.join(sorted(CONFIG_KEYS))})")
+        if isinstance(value, bool) and expected is not bool:
+            raise ValueError(f"[capture] {key}: expected a {_type_name(expected)}, got true/false")
+        if not isinstance(value, expected):  # type: ignore[arg-type]
+            raise ValueError(f"[capture] {key}: expected a {_type_name(expected)}, got {type(value).__name__}")
+        if key == "dns_ports" and not all(isinstance(p, int) and 0 < p < 65536 for p in value):
+            raise ValueError("[capture] dns_ports: expected a list of port numbers 1-65535")
+        if key in ("snaplen", "buffer_kib") and value <= 0:
+            raise ValueError(f"[capture] {key}: must be positive")
+        if key != "enabled":
+            options[key] = value
+    interface = str(options.pop("interface", DEFAULT_INTERFACE))
+    bpf = options.pop("filter", None)
+    return capture_spec(interface, bpf if isinstance(bpf, str) else None, **options)
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, tuple):
+        return "number"
+    return {str: "string", int: "whole number", list: "list", bool: "true/false"}.get(expected, str(expected))
+
+
+async def stream_from_reader(read: Any, opts: CaptureOptions, target: str, host: str = LOCAL_HOST,
+                             state: TcpdumpState | None = None) -> AsyncIterator[Sample]:
+    """Summaries of a pcap byte stream read with ``await read(n)`` (an SSH channel's stdout, a pipe, a file).
+
+    This is how a capture on a remote host works: the SSH side runs ``opts.command("tcpdump")`` there and
+    passes its stdout's ``read``; feeding that host's tcpdump stderr lines to ``state.line()`` fills the
+    health counters. Yields a Sample per ``opts.interval`` and a final one when the stream ends (an error
+    Sample when it ended inside a record or was not pcap). Never raises.
+    """
+    state = state or TcpdumpState(state="streaming")
+    summary = CaptureSummary(dns_ports=opts.dns_ports, handshake_timeout=opts.handshake_timeout,
+                       dns_timeout=opts.dns_timeout, ring_size=opts.ring_size,
+                       dissect_budget=opts.dissect_budget, dissector=_scapy_dissector())
+    parser = PcapStream()
+    SESSIONS[target] = summary
+
+    async def pump() -> None:
+        while True:
+            chunk = await read(PIPE_SIZE)
+            if not chunk:
+                parser.close()
+                return
+            summary.add_packets(parser.feed(chunk if isinstance(chunk, bytes) else bytes(chunk)))
+            if parser.error is not None:
+                return
+
+    task = asyncio.ensure_future(pump())
+    try:
+        next_at = time.monotonic() + opts.interval
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, next_at - time.monotonic()))
+            next_at += opts.interval
+            if done:
+                break
+            fields = summary.snapshot()
+            fields["health"] = health(opts, summary, parser, state)
+            yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
+        problem = None
+        try:
+            task.result()
+        except Exception as exc:  # the channel broke: report it with what was read
+            problem = f"{type(exc).__name__}: {exc}"
+        fields = summary.snapshot(final=True)
+        state.state = "ended"
+        fields["health"] = health(opts, summary, parser, state)
+        problem = problem or parser.error
+        if problem:
+            yield error_sample(KIND, target, ERROR_TCPDUMP, problem, host=host, fields=fields)
+        else:
+            yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
+    finally:
+        task.cancel()
+        if SESSIONS.get(target) is summary:
+            del SESSIONS[target]
+
+
+def _scapy_dissector() -> Any:
+    try:
+        from probes import dissect  # scapy only when a capture really runs
+
+        return dissect.ScapyDissector()
+    except Exception:  # without scapy the header path still counts everything
+        return None

@@ -236,7 +236,11 @@ class CaptureView(Vertical, can_focus=False):
         if key is None:
             return None
         _label, seconds = WINDOWS[self.window_index]
-        ok = [s.fields for s in self.store.window(key, seconds) if s.ok]
+        last = self.store.last(key)
+        # The window ends at the newest summary, not at the wall clock: a capture read from a file
+        # (or replayed) is shown as it was; for a live capture the two are a second apart.
+        now = max(last.ts, 0.0) if last is not None else None
+        ok = [s.fields for s in self.store.window(key, seconds, now=now) if s.ok]
         return merge(ok) if ok else None
 
     def refresh_figures(self, force: bool = False) -> None:
