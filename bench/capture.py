@@ -38,8 +38,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes.capture import CaptureOptions, stream_capture  # noqa: E402 - after the path fix-up
-from probes.samples import Sample  # noqa: E402
+from probes.capture import CaptureOptions, stream_capture  # after the path fix-up
+from probes.samples import Sample
 
 DEST = "127.83.5.50"
 PORT = 9

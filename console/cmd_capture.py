@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream, merge
+from probes.samples import Sample
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -40,7 +42,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-headers", metavar="OUT.pcap",
                         help="also write the last --ring packets' headers (no payload) to OUT.pcap")
     parser.add_argument("--ring", type=int, default=1000, metavar="N", help="packets kept for --export-headers")
+    parser.add_argument("--pane", action="store_true",
+                        help="show the file in the capture pane (w cycles the window, q quits) instead of printing")
     return parser
+
+
+def file_samples(path: str, *, interval: float = 1.0, dns_ports: tuple[int, ...] = DEFAULT_DNS_PORTS,
+                 target: str | None = None) -> tuple[list[Sample], PcapStream]:
+    """The file as the capture probe would have reported it live: one Sample per ``interval`` of capture time.
+
+    Raises OSError when the file cannot be read.
+    """
+    from probes.dissect import ScapyDissector
+
+    summary = CaptureSummary(dns_ports=dns_ports, dissect_budget=None, ring_size=0, dissector=ScapyDissector())
+    stream = PcapStream()
+    samples: list[Sample] = []
+    name = target or os.path.basename(path)
+    boundary: float | None = None
+
+    def emit(now: float, final: bool = False) -> None:
+        fields = summary.snapshot(now=now, final=final)
+        fields["health"] = {"interface": name, "filter": "(file)", "state": "file", "seen": summary.packets,
+                            "dropped_kernel": None, "stream_error": stream.error}
+        samples.append(Sample(kind="capture", target=name, ts=now, fields=fields))
+
+    with open(path, "rb") as fh:
+        while stream.error is None:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                break
+            packets = stream.feed(chunk)
+            start = 0
+            for i, packet in enumerate(packets):
+                if boundary is None:
+                    boundary = packet[0] + interval
+                elif packet[0] >= boundary:
+                    summary.add_packets(packets[start:i])
+                    start = i
+                    while packet[0] >= boundary:  # quiet seconds still get a (zero) sample: rates stay honest
+                        emit(boundary)
+                        boundary += interval
+            summary.add_packets(packets[start:])
+    stream.close()
+    if summary.first_ts is not None:
+        emit(summary.last_ts, final=True)
+    return samples, stream
+
+
+def pane_app(path: str, samples: list[Sample]) -> Any:
+    """A minimal app around the capture pane, for a file (the console's own app shows live captures)."""
+    from textual.app import App, ComposeResult
+    from textual.binding import Binding
+    from textual.widgets import Footer
+
+    from console.store import Store
+    from widgets.capture_view import WINDOWS, CaptureView
+
+    store = Store(per_series=max(3600, len(samples)))
+    for sample in samples:
+        store.add(sample)
+
+    class FileCaptureApp(App[None]):
+        TITLE = f"warroom capture {os.path.basename(path)}"
+        BINDINGS = [Binding("q", "quit", "Quit")]
+
+        def compose(self) -> ComposeResult:
+            view = CaptureView(store, interface=samples[-1].target if samples else "")
+            view.window_index = len(WINDOWS) - 1  # the whole file
+            yield view
+            yield Footer()
+
+    return FileCaptureApp()
 
 
 def summarise_file(path: str, *, dns_ports: tuple[int, ...] = DEFAULT_DNS_PORTS, top: int = 10,
@@ -143,6 +216,14 @@ def main(argv: list[str]) -> int:
     if stream.error is not None and stream.packets == 0:
         print(f"warroom: {args.file}: {stream.error}; nothing to summarise", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.pane:
+        samples, _ = file_samples(args.file, dns_ports=dns_ports)
+        pane_app(args.file, samples).run()
+        if stream.error is not None:
+            print(f"warroom: {args.file}: {stream.error}; showed the {stream.packets} packets before it",
+                  file=sys.stderr)
+            return EXIT_PARTIAL
+        return EXIT_OK
     if args.export_headers:
         try:
             written = summariser.export_ring(args.export_headers)

@@ -119,3 +119,47 @@ def test_export_headers_from_a_file(tmp_path: Path) -> None:
     assert b"secret-payload" not in exported
     listed = subprocess.run(["tcpdump", "-n", "-r", str(out)], capture_output=True, text=True, check=True)
     assert len(listed.stdout.splitlines()) == 4
+
+
+def spread_handshakes(n: int) -> list:
+    """Refused handshakes, one every 0.5 s: a file that spans several seconds."""
+    frames = refused_handshakes(n)
+    for i, frame in enumerate(frames):
+        frame.time = 1_700_000_000 + (i // 2) * 0.5 + (i % 2) * 0.0005
+    return frames
+
+
+def test_file_samples_replay_the_file_second_by_second(tmp_path: Path) -> None:
+    from console.cmd_capture import file_samples, summarise_file
+    from probes.pcapstream import merge
+
+    path = tmp_path / "spread.pcap"
+    wrpcap(str(path), spread_handshakes(6))  # 0.0 .. 2.5 s
+    samples, stream = file_samples(str(path))
+    assert stream.error is None
+    assert [s.fields["packets"] for s in samples] == [4, 4, 4]
+    assert [round(s.ts - 1_700_000_000, 4) for s in samples] == [1.0, 2.0, 2.5005]
+    whole, _, _ = summarise_file(str(path))
+    assert merge([s.fields for s in samples])["tcp"] == whole["tcp"]
+
+
+async def test_the_pane_shows_a_file(tmp_path: Path) -> None:
+    from textual.content import Content
+    from textual.widgets import Static
+
+    from console.cmd_capture import file_samples, pane_app
+
+    path = tmp_path / "spread.pcap"
+    wrpcap(str(path), spread_handshakes(6))
+    samples, _ = file_samples(str(path))
+    app = pane_app(str(path), samples)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        body = Content.from_markup(str(app.query_one("#capture-summary", Static).content)).plain
+        row = next(line for line in body.splitlines() if "127.83.8.2:6379" in line)
+        assert row.split()[1:5] == ["6", "0", "6", "0"]  # the whole file: window "all"
+        await pilot.press("w")  # -> 10 s: still the whole file, it spans 2.5 s of capture time
+        await pilot.pause()
+        body = Content.from_markup(str(app.query_one("#capture-summary", Static).content)).plain
+        assert next(line for line in body.splitlines() if "127.83.8.2:6379" in line).split()[1] == "6"
+        await pilot.press("q")
