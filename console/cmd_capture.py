@@ -63,7 +63,7 @@ def file_samples(path: str, *, interval: float = 1.0, dns_ports: tuple[int, ...]
 
     def emit(now: float, final: bool = False) -> None:
         fields = summary.snapshot(now=now, final=final)
-        fields["health"] = {"interface": name, "filter": "(file)", "state": "file", "seen": summary.packets,
+        fields["health"] = {"interface": name, "filter": "(file)", "state": "replayed", "seen": summary.packets,
                             "dropped_kernel": None, "stream_error": stream.error}
         samples.append(Sample(kind="capture", target=name, ts=now, fields=fields))
 

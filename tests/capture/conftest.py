@@ -66,13 +66,14 @@ class CaptureRun:
 
 
 async def run_capture(bpf: str, traffic: Callable[[], None], *, settle: float = 2.0, limit: float = 30.0,
-                      before_stop: Callable[[], None] | None = None, **options: Any) -> CaptureRun:
+                      before_stop: Callable[[], None] | None = None, interface: str = "lo",
+                      **options: Any) -> CaptureRun:
     """Run the real capture probe on lo with ``bpf``, start ``traffic`` (in a thread) once tcpdump
     listens, and keep capturing ``settle`` seconds after it ends (libpcap hands packets over in blocks
     up to 1 s late, and the handshake/DNS time-outs below must pass); then call ``before_stop``."""
     options.setdefault("handshake_timeout", 0.5)
     options.setdefault("dns_timeout", 0.5)
-    spec = capture.capture_spec("lo", bpf, **options)
+    spec = capture.capture_spec(interface, bpf, **options)
     spec = type(spec)(kind=spec.kind, target=spec.target, interval=0.25, timeout=spec.timeout, options=spec.options)
     samples: list[Sample] = []
     traffic_task: asyncio.Future[None] | None = None

@@ -57,17 +57,18 @@ def connect(addr: str, port: int, timeout: float) -> str:
         sock.close()
 
 
-async def test_handshakes_refused_by_rst_are_counted_exactly(live_capture, tcpdump_path) -> None:
+@pytest.mark.parametrize("interface", ["lo", "any"])  # Ethernet and Linux cooked v2 framing; each packet once
+async def test_handshakes_refused_by_rst_are_counted_exactly(live_capture, tcpdump_path, interface: str) -> None:
     def traffic() -> None:
         assert [connect(ADDR_REFUSED, 9, 1.0) for _ in range(3)] == ["refused"] * 3
 
-    run = await live_capture(f"host {ADDR_REFUSED}", traffic)
+    run = await live_capture(f"host {ADDR_REFUSED}", traffic, interface=interface)
     summary = run.summary
     assert dest_counts(summary, f"{ADDR_REFUSED}:9") == {**ZERO_DEST, "syn": 3, "refused": 3}
     assert summary["tcp"]["rst"] == 3
     assert summary["packets"] == 6  # three SYNs, three RSTs, each seen once on loopback
     health = run.health
-    assert health["interface"] == "lo" and health["filter"] == f"host {ADDR_REFUSED}"
+    assert health["interface"] == interface and health["filter"] == f"host {ADDR_REFUSED}"
     assert health["dropped_kernel"] == 0
     assert health["seen"] == 6
     found = capture_findings(run)
