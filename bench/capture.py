@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -136,7 +137,8 @@ async def one_rate(rate: int, seconds: float, workdir: str) -> Row:
     async def run_probe() -> None:
         async for sample in stream_capture(opts, "bench"):
             samples.append(sample)
-            if sample.ok and sample.fields["health"]["state"] == "listening":
+            raw = sample.fields.get("health")
+            if sample.ok and isinstance(raw, dict) and raw.get("state") == "listening":
                 listening.set()
             if not sample.ok:
                 listening.set()
@@ -156,7 +158,8 @@ async def one_rate(rate: int, seconds: float, workdir: str) -> Row:
     await asyncio.sleep(2.2)  # libpcap hands over blocks up to 1 s late; then one more stats tick
     cpu1 = (time.process_time(), sum(_cpu(k) for k in kids), _cpu(base_ps))
     last = next((s for s in reversed(samples) if s.ok), None)
-    health = last.fields["health"] if last else {}
+    raw = last.fields.get("health") if last else None
+    health: dict[str, Any] = raw if isinstance(raw, dict) else {}
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     base.send_signal(signal.SIGTERM)

@@ -223,8 +223,9 @@ def capture_health(store: Store) -> Iterable[Finding]:
                           severity="info", layer=LAYER, confidence=1.0, evidence=(last.message or "",),
                           series=(key,), next_step=last.message or "")
             continue
-        health = last.fields.get("health")
-        dropped = health.get("dropped_kernel") if isinstance(health, dict) else None
+        raw_health = last.fields.get("health")
+        health: dict[str, Any] = raw_health if isinstance(raw_health, dict) else {}
+        dropped = health.get("dropped_kernel")
         if isinstance(dropped, int) and dropped > 0:
             yield Finding(rule="capture_health", title=f"the kernel dropped {dropped} packets of this capture",
                           severity="info", layer=LAYER, confidence=1.0,

@@ -379,7 +379,7 @@ class CaptureSummary:
         self._reset_interval()
 
     @property
-    def bytes(self) -> int:
+    def total_bytes(self) -> int:
         """Bytes on the wire over the whole capture."""
         return self._bytes_before + self.i_bytes
 
@@ -729,11 +729,11 @@ class CaptureSummary:
                 key2 = (host, int(code))
                 self.i_http[key2] = self.i_http.get(key2, 0) + 1
         elif f[pay:pay + 4] in _HTTP_METHODS and self._may_dissect():
-            host = self.dissector.http_host(f[pay:])
-            if host:
+            req_host = self.dissector.http_host(f[pay:])
+            if req_host:
                 if len(self._http_host) >= MAX_TRACKED:
                     self._http_host.pop(next(iter(self._http_host)))
-                self._http_host[(src, sport, dst, dport)] = host
+                self._http_host[(src, sport, dst, dport)] = req_host
 
     def _tls(self, src: bytes, sport: int, dst: bytes, dport: int, content_type: int, f: bytes,
              pay: int) -> None:
@@ -753,8 +753,8 @@ class CaptureSummary:
         hello: tuple[str, str] | None = None
         if self._may_dissect():
             hello = self.dissector.tls_client_hello(f[pay:])
-        key = hello if hello is not None else ("?", "?")
-        self.i_tls_hellos[key] = self.i_tls_hellos.get(key, 0) + 1
+        hello_key = hello if hello is not None else ("?", "?")
+        self.i_tls_hellos[hello_key] = self.i_tls_hellos.get(hello_key, 0) + 1
 
     def _dns(self, ts: float, src: bytes, sport: int, dst: bytes, dport: int, f: bytes, p0: int) -> None:
         if len(f) < p0 + 12:

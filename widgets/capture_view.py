@@ -134,15 +134,15 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
 def render_health(sample: Sample | None, window_label: str) -> str:
     if sample is None:
         return ""
-    h = sample.fields.get("health")
-    h = h if isinstance(h, dict) else {}
+    raw = sample.fields.get("health")
+    h: dict[str, Any] = raw if isinstance(raw, dict) else {}
     dropped = h.get("dropped_kernel")
     drops = "-" if dropped is None else str(dropped)
     drop_style = "$error" if isinstance(dropped, int) and dropped > 0 else "$success"
     state = str(h.get("state") or "?")
     state_style = "$success" if state == "listening" else "$warning"
     line = (f"[{state_style}]{escape(state)}[/] on [b]{escape(str(h.get('interface') or sample.target))}[/]"
-            f" · filter [b]{escape(str(h.get('filter') or '(none)'))}[/] · seen {_num(h.get('seen') or 0)}"
+            f" · filter [b]{escape(str(h.get('filter') or '(none)'))}[/] · seen {_num(float(h.get('seen') or 0))}"
             f" · drops [{drop_style}]{drops}[/] · [b]{window_label}[/]")
     if h.get("dissector"):
         line += f"\n[$warning]{escape(str(h['dissector']))}[/]"
