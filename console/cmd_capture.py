@@ -34,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="warroom capture",
                      description="Summarise a pcap or pcapng file: flows, protocol mix, TCP handshakes, "
                                  "resets, retransmissions, DNS, TLS and HTTP.")
-    parser.add_argument("file", metavar="FILE", help="a .pcap or .pcapng file (tcpdump -w, Wireshark, dumpcap)")
+    parser.add_argument("file", metavar="FILE", nargs="?",
+                        help="a .pcap or .pcapng file (tcpdump -w, Wireshark, dumpcap); omit it with --interface")
+    live = parser.add_argument_group("live capture (instead of a file)")
+    live.add_argument("-i", "--interface", metavar="IFACE", help="capture on IFACE (any, lo, eth0, ...) with tcpdump")
+    live.add_argument("-f", "--filter", metavar="BPF", dest="bpf",
+                      help="BPF filter (default: leave out SSH, this console's own session included)")
+    live.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+                      help="how long to capture before summarising (default 10, at most 3600)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--top", type=int, default=10, metavar="N", help="flows to list (default 10)")
     parser.add_argument("--dns-port", type=int, action="append", metavar="PORT",
@@ -165,7 +172,7 @@ def render_text(s: dict[str, Any]) -> str:
     if s["flows"]:
         lines.append(f"top flows by bytes ({s['flow_count']} flows):")
         for proto, a, b, pkts, nbytes in s["flows"]:
-            lines.append(f"  {proto:<5} {a:>22} -> {b:<22} {pkts:>7} pkts {_size(nbytes):>9}")
+            lines.append(f"  {proto:<5} {a:<22} -> {b:<22} {pkts:>7} pkts {_size(nbytes):>9}")
     tcp = s["tcp"]
     if tcp["dest"]:
         lines.append("tcp handshakes per destination:")
@@ -199,6 +206,58 @@ def render_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
+    """Capture for --duration seconds with the capture probe, then print the summary like a file's."""
+    import asyncio
+
+    from probes.capture import capture_spec, stream
+
+    if not 0 < args.duration <= 3600:
+        print("warroom: capture: --duration must be between 0 and 3600 seconds", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spec = capture_spec(args.interface or "any", args.bpf, dns_ports=list(dns_ports))
+
+    async def run() -> list[Sample]:
+        samples: list[Sample] = []
+        deadline = asyncio.get_running_loop().time() + args.duration
+        agen = stream(spec)
+        try:
+            async for sample in agen:
+                samples.append(sample)
+                if not sample.ok or asyncio.get_running_loop().time() >= deadline:
+                    break
+        finally:
+            await agen.aclose()
+        return samples
+
+    try:
+        samples = asyncio.run(run())
+    except KeyboardInterrupt:
+        return 130
+    failed = next((s for s in samples if not s.ok), None)
+    if failed is not None and not any(s.ok for s in samples):
+        print(f"warroom: capture: {failed.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    ok = [s for s in samples if s.ok]
+    summary = merge([s.fields for s in ok], top=max(1, args.top))
+    raw = ok[-1].fields.get("health") if ok else None
+    health: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    summary["capture"] = health
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+    else:
+        summary["file"] = {"path": f"{health.get('interface')} (filter: {health.get('filter') or 'none'})",
+                           "format": "live", "linktype": health.get("linktype"),
+                           "first_ts": ok[0].ts - spec.interval if ok else None, "last_ts": ok[-1].ts if ok else None}
+        print(render_text(summary))
+        print(f"capture health: seen {health.get('seen')}, captured {health.get('captured')}, "
+              f"dropped by kernel {health.get('dropped_kernel')}")
+    if failed is not None:
+        print(f"warroom: capture: stopped early: {failed.message}", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -206,6 +265,14 @@ def main(argv: list[str]) -> int:
         print(f"warroom: capture: {exc} (see warroom capture --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
     dns_ports = tuple(args.dns_port) if args.dns_port else DEFAULT_DNS_PORTS
+    if args.interface is not None or args.bpf is not None:
+        if args.file is not None:
+            print("warroom: capture: give a FILE or --interface, not both", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return live_main(args, dns_ports)
+    if args.file is None:
+        print("warroom: capture: give a .pcap/.pcapng FILE, or --interface IFACE to capture live", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         summary, stream, summariser = summarise_file(args.file, dns_ports=dns_ports, top=max(1, args.top),
                                                      ring_size=args.ring if args.export_headers else 0)

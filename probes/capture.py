@@ -198,6 +198,8 @@ class TcpdumpState:
     dropped_kernel: int | None = None
     dropped_interface: int | None = None
     errors: list[str] = field(default_factory=list)
+    stats_event: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set whenever a counters line arrives (after a SIGUSR1, or at exit)."""
 
     def line(self, text: str) -> None:
         if "listening on" in text:
@@ -207,6 +209,8 @@ class TcpdumpState:
                 self.linktype = m.group(1).rstrip(",")
             return
         stats = _STAT.findall(text)
+        if stats:
+            self.stats_event.set()
         for count, what in stats:
             value = int(count)
             if what == "captured":
@@ -347,9 +351,15 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
         while True:
             done, _ = await asyncio.wait({pcap_task}, timeout=max(0.0, next_at - time.monotonic()))
             next_at += opts.interval
-            if proc.returncode is None and not done:
+            if done and summary.packets == 0 and state.state != "listening":
+                break  # tcpdump failed at start: only its error is worth a Sample
+            if proc.returncode is None and not done and state.state == "listening":
+                # Only once listening: before tcpdump installs its handler, SIGUSR1 would kill it.
+                state.stats_event.clear()
                 with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGUSR1)  # tcpdump prints its counters; read next tick
+                    proc.send_signal(signal.SIGUSR1)  # tcpdump prints its counters on stderr
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(state.stats_event.wait(), 0.2)
             fields = summary.snapshot()
             fields["health"] = health(opts, summary, parser, state, dissector_problem)
             yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)

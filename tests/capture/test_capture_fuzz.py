@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,9 @@ from probes.dissect import ScapyDissector
 from probes.pcapstream import CaptureSummary, PcapStream, merge, summarise_stream
 
 LINKTYPES = st.sampled_from([0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147])
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: WARROOM_FUZZ_EXAMPLES=5000 for a longer run than the suite's.
+FUZZ = settings(max_examples=int(os.environ.get("WARROOM_FUZZ_EXAMPLES", "300")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 def ipv4_tcp_udp(proto: int, payload: bytes, ihl_words: int, total: int, tcp_off: int) -> bytes:

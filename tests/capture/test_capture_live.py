@@ -217,3 +217,42 @@ async def test_tcpdump_refusing_to_start_is_an_error_sample_with_its_own_words(i
     last = samples[-1]
     assert last.error == "tcpdump" and words in (last.message or "")
     assert last.fields["health"]["state"] == "stopped"
+
+
+def test_cli_live_capture_with_interface_and_filter_from_the_command_line() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    addr = "127.83.5.12"
+    proc = subprocess.Popen([sys.executable, "-m", "console", "capture", "-i", "lo", "-f", f"host {addr}",
+                             "--duration", "4", "--json"], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        import psutil
+
+        deadline = time.monotonic() + 15
+        while not any(c.name() == "tcpdump" for c in psutil.Process(proc.pid).children()):
+            assert time.monotonic() < deadline, "the CLI never started tcpdump"
+            time.sleep(0.05)
+        time.sleep(0.5)  # tcpdump opens the interface and attaches the filter
+        assert [connect(addr, 7, 1.0) for _ in range(2)] == ["refused"] * 2
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["capture"]["filter"] == f"host {addr}" and summary["capture"]["interface"] == "lo"
+    assert dest_counts(summary, f"{addr}:7") == {**ZERO_DEST, "syn": 2, "refused": 2}
+    assert summary["capture"]["dropped_kernel"] == 0 and summary["capture"]["captured"] == 4
+
+    bad = subprocess.run([sys.executable, "-m", "console", "capture", "-i", "lo", "-f", "host and", "--duration",
+                          "2"], cwd=root, env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("warroom: capture: tcpdump:") and "syntax error" in bad.stderr
+    assert bad.stderr.count("\n") == 1
