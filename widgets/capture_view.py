@@ -44,6 +44,12 @@ def _num(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
@@ -89,17 +95,19 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
     lines.append("")
     rcodes = ", ".join(f"{escape(k)} {v}" for k, v in sorted(dns["rcodes"].items())) or "-"
     lat = dns["latency_ms"]
-    lat_text = f", p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms" if lat["count"] else ""
+    lat_text = f"; p50/p95 {_ms(lat['p50'])}/{_ms(lat['p95'])} ms" if lat["count"] else ""
     unanswered = f"{dns['unanswered']} unanswered"
     if dns["unanswered"]:
         unanswered = f"[$error]{unanswered}[/]"
-    lines.append(f"[b]DNS[/]  {dns['queries']} queries, {dns['responses']} answers, {unanswered}; {rcodes}{lat_text}")
+    lines.append(f"[b]DNS[/]  {dns['queries']} queries, {dns['responses']} answers, {unanswered}{lat_text}")
+    if dns["rcodes"]:
+        lines.append("      " + rcodes)
     for qname, qtype, outcome, server, count, avg_ms, _max in dns["names"][:8]:
         style = "$error" if outcome in ("unanswered", "SERVFAIL", "REFUSED") else \
             "$warning" if outcome == "NXDOMAIN" else ""
-        ms = f"{avg_ms:.1f} ms" if avg_ms is not None else "-"
-        row = f"  {escape(_cut(qname, 30)):<30} {escape(qtype):<5} {escape(outcome):<10} x{count:<4} {ms:>9}  " \
-              f"{escape(_cut(server, 21))}"
+        ms = f"{_ms(avg_ms)} ms" if avg_ms is not None else "-"
+        row = (f"  {escape(_cut(qname, 22)):<22} {escape(qtype):<5} {escape(outcome):<10} x{count:<4} {ms:>8} "
+               f"{escape(_cut(server, 17))}")
         lines.append(f"[{style}]{row}[/]" if style else row)
     tls = s["tls"]
     lines.append("")
@@ -122,8 +130,8 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
         lines.append("")
         lines.append("[b]Top flows[/] [dim](by bytes)[/]")
         for proto, a, b, pkts, nbytes in s["flows"][:8]:
-            lines.append(f"  {escape(proto):<5} {escape(_cut(a, 22)):<22} → {escape(_cut(b, 22)):<22} "
-                         f"{_num(pkts):>6} pkts {_num(nbytes):>6}B")
+            lines.append(f"  {escape(proto):<5} {escape(_cut(a, 21)):<21} → {escape(_cut(b, 21)):<21} "
+                         f"{_num(pkts):>5} pkts {_num(nbytes):>5}B")
     if s.get("samples"):
         lines.append("")
         lines.append("[b]Sampled packets[/]")
