@@ -120,6 +120,14 @@ def pane_app(path: str, samples: list[Sample]) -> Any:
             yield view
             yield Footer()
 
+        def on_capture_view_export_requested(self, message: CaptureView.ExportRequested) -> None:
+            self.notify("this pane shows a file: write its headers with "
+                        "warroom capture FILE --export-headers OUT.pcap", severity="warning")
+
+        def on_capture_view_capture_changed(self, message: CaptureView.CaptureChanged) -> None:
+            self.notify("this pane shows a file: capture live with "
+                        f"warroom capture -i {message.interface} -f '{message.bpf}'", severity="warning")
+
     return FileCaptureApp()
 
 
@@ -210,7 +218,7 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
     """Capture for --duration seconds with the capture probe, then print the summary like a file's."""
     import asyncio
 
-    from probes.capture import capture_spec, stream
+    from probes.capture import CaptureOptions, capture_spec, stream_capture
 
     if not 0 < args.duration <= 3600:
         print("warroom: capture: --duration must be between 0 and 3600 seconds", file=sys.stderr)
@@ -220,7 +228,7 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
     async def run() -> list[Sample]:
         samples: list[Sample] = []
         deadline = asyncio.get_running_loop().time() + args.duration
-        agen = stream(spec)
+        agen = stream_capture(CaptureOptions.from_spec(spec), spec.target)
         try:
             async for sample in agen:
                 samples.append(sample)

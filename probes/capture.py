@@ -29,7 +29,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,7 +304,7 @@ def health(opts: CaptureOptions, summary: CaptureSummary, parser: PcapStream,
 
 
 async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HOST,
-                         summary: CaptureSummary | None = None) -> AsyncIterator[Sample]:
+                         summary: CaptureSummary | None = None) -> AsyncGenerator[Sample, None]:
     """Run tcpdump and yield a summary Sample per interval; never raises into the caller."""
     problem = preflight(opts.tcpdump)
     if problem is not None:
@@ -399,6 +399,13 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     return stream_capture(opts, spec.target or opts.interface, host)
 
 
+def export_path(target: str, directory: str = ".", now: float | None = None) -> str:
+    """A file name for an export of ``target``'s ring: warroom-<target>-<UTC time>.pcap in ``directory``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", target) or "capture"
+    return os.path.join(directory, f"warroom-{safe}-{stamp}.pcap")
+
+
 def export_ring(target: str, path: str) -> int:
     """Write the running capture's header ring to ``path`` (blocking: call in a thread).
 
@@ -446,7 +453,7 @@ def _type_name(expected: Any) -> str:
 
 
 async def stream_from_reader(read: Any, opts: CaptureOptions, target: str, host: str = LOCAL_HOST,
-                             state: TcpdumpState | None = None) -> AsyncIterator[Sample]:
+                             state: TcpdumpState | None = None) -> AsyncGenerator[Sample, None]:
     """Summaries of a pcap byte stream read with ``await read(n)`` (an SSH channel's stdout, a pipe, a file).
 
     This is how a capture on a remote host works: the SSH side runs ``opts.command("tcpdump")`` there and
