@@ -180,12 +180,12 @@ async def main(rates: list[int], seconds: float) -> int:
         return 2
     print(f"capture benchmark: 16-byte UDP to {DEST}:{PORT} on lo, {seconds:g} s per rate, "
           f"filter '{FILTER}', snaplen {SNAPLEN}, buffer {BUFFER_KIB} KiB for both; {psutil.cpu_count()} cores")
+    workdir = tempfile.mkdtemp(prefix="warroom-bench-")
+    print("sender: " + os.path.basename(sender_command(1, 1, workdir)[0]) + " (bench/udp_blast.c via cc, else Python)")
     print(f"{'target/s':>9} {'sent':>8} {'reached/s':>9} | {'warroom seen':>12} {'drops':>6} {'cpu%':>5} | "
           f"{'tcpdump cap':>11} {'drops':>6} {'cpu%':>5}")
     print(f"{'':>29}| {'':>12} {'':>6} {'py+td':>5} |")
     rows = []
-    workdir = tempfile.mkdtemp(prefix="warroom-bench-")
-    print("sender: " + os.path.basename(sender_command(1, 1, workdir)[0]))
     for rate in rates:
         row = await one_rate(rate, seconds, workdir)
         rows.append(row)

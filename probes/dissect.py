@@ -65,12 +65,20 @@ class ScapyDissector(Dissector):
         try:
             self._mod("scapy.layers.tls.handshake")
             ext = self._mod("scapy.layers.tls.extensions")
+            # The snap length often cuts a ClientHello short; scapy then rejects the whole record. Padding
+            # it to its declared length with zeros lets scapy read every extension that was captured (the
+            # zeros parse as empty extensions, which are skipped below).
+            declared = 5 + ((payload[3] << 8) | payload[4]) if len(payload) >= 5 else 0
+            cut = len(payload) < declared
+            if cut:
+                payload = payload + bytes(min(declared, 1 << 14) - len(payload))
             record = self._mod("scapy.layers.tls.record").TLS(payload)
             hello = record.getlayer("TLS Handshake - Client Hello")
             if hello is None:
                 return None
             sni = ""
             version = int(hello.version)
+            saw_versions = False
             for extension in hello.ext or []:
                 if isinstance(extension, ext.TLS_Ext_ServerName):
                     names = extension.servernames or []
@@ -82,7 +90,12 @@ class ScapyDissector(Dissector):
                     offered = [int(v) for v in extension.versions or [] if int(v) in _TLS_VERSIONS]
                     if offered:
                         version = max(offered)
-            return sni, _TLS_VERSIONS.get(version, f"0x{version:04x}")
+                        saw_versions = True
+            if "\x00" in sni:  # the name itself was cut: show what was captured, marked
+                sni = sni.split("\x00", 1)[0] + "…" if sni[0] != "\x00" else ""
+            label = _TLS_VERSIONS.get(version, f"0x{version:04x}")
+            # Cut before supported_versions: a TLS 1.3 client may hide behind the legacy 1.2 field.
+            return sni, label + "?" if cut and not saw_versions else label
         except Exception:  # cut off by the snap length, or not TLS at all
             return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import ssl
 import subprocess
 import tempfile
 
@@ -185,3 +186,26 @@ def test_merge_adds_snapshots_exactly() -> None:
     assert merged["packets"] == whole["packets"] and merged["bytes"] == whole["bytes"]
     for key in ("syn", "synack", "retrans", "zero_window", "rst_server", "rst_client"):
         assert merged["tcp"]["dest"][f"{SERVER}:8080"][key] == whole["tcp"]["dest"][f"{SERVER}:8080"][key]
+
+
+def client_hello(maximum: ssl.TLSVersion | None = None) -> bytes:
+    """The first flight of a real OpenSSL client, taken from a memory BIO (no network)."""
+    ctx = ssl.create_default_context()
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="api.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_client_hello_sni_and_version_also_when_the_snap_length_cut_it() -> None:
+    d = ScapyDissector()
+    hello13, hello12 = client_hello(), client_hello(ssl.TLSVersion.TLSv1_2)
+    assert d.tls_client_hello(hello13) == ("api.test", "TLS 1.3")
+    assert d.tls_client_hello(hello12) == ("api.test", "TLS 1.2")
+    after_sni = hello13.index(b"api.test") + len(b"api.test")
+    sni, version = d.tls_client_hello(hello13[:after_sni + 2]) or ("", "")
+    assert sni == "api.test" and version in ("TLS 1.3", "TLS 1.2?")  # "?": cut before supported_versions
+    assert d.tls_client_hello(hello13[:after_sni - 3]) == ("api.t…", "TLS 1.2?")  # the name itself was cut
