@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import ssl
+import struct
 import subprocess
 import tempfile
 
