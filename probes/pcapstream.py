@@ -595,6 +595,8 @@ class CaptureSummary:
                 self._new_flow(key, wirelen)
             if ring.maxlen:
                 ring.append((ts, lt, wirelen, f, pay))  # cut to the headers when exported
+            if not self.i_samples:
+                self._take_sample(lt, f)  # the first packet of each interval gets scapy's one-line summary
             self._tcp(ts, src, sport, dst, dport, seq, flags, window, plen, f, pay)
         elif proto == 17:
             if n < l4 + 8:
@@ -619,7 +621,7 @@ class CaptureSummary:
                 self._dns(ts, src, sport, dst, dport, f, l4 + 8)
             else:
                 self._other_seen += 1
-                if self._other_seen % self.sample_every == 1:
+                if not self.i_samples or self._other_seen % self.sample_every == 1:
                     self._take_sample(lt, f)
         else:
             name = _PROTO_NAMES.get(proto) or f"ip-proto-{proto}"
@@ -645,8 +647,9 @@ class CaptureSummary:
             self.i_flows_dropped += 1
 
     def _maybe_sample(self, lt: int, f: bytes) -> None:
+        """Keep the first packet of each interval and every ``sample_every``-th for scapy's one-line summary."""
         self._other_seen += 1
-        if self._other_seen % self.sample_every == 1:
+        if not self.i_samples or self._other_seen % self.sample_every == 1:
             self._take_sample(lt, f)
 
     def _take_sample(self, lt: int, f: bytes) -> None:
