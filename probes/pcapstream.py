@@ -853,7 +853,7 @@ class CaptureSummary:
             for k in sorted(keys, key=lambda k: flows[k][1], reverse=True)
         ]
         dests: dict[str, JSONValue] = {}
-        for dest, row in self.i_dest.items():
+        for dest, row in _capped_dests(self.i_dest).items():
             entry: dict[str, JSONValue] = dict(zip(DEST_FIELDS, row, strict=True))
             entry["connect_ms_sum"] = round(row[_CMSUM], 3)
             entry["connect_ms_max"] = round(row[_CMMAX], 3)
@@ -877,12 +877,13 @@ class CaptureSummary:
                     "retries": self.i_dns_retries, "unmatched": self.i_dns_unmatched,
                     "rcodes": dict(self.i_dns_rcodes),
                     "names": [[q, t, o, s, r[0], round(r[1], 3), round(r[2], 3), r[3]]
-                              for (q, t, o, s), r in self.i_dns_names.items()],
+                              for (q, t, o, s), r in _capped_names(self.i_dns_names).items()],
                     "latency_ms": list(self.i_dns_lat)},
-            "tls": {"hellos": [[sni, ver, c] for (sni, ver), c in self.i_tls_hellos.items()],
+            "tls": {"hellos": [[sni, ver, c] for (sni, ver), c in
+                               _capped_counts(self.i_tls_hellos, ("(others)", "")).items()],
                     "alerts": [[d, lv, side, c] for (d, lv, side), c in self.i_tls_alerts.items()],
                     "encrypted_alerts": self.i_tls_encrypted_alerts},
-            "http": [[h, code, c] for (h, code), c in self.i_http.items()],
+            "http": [[h, code, c] for (h, code), c in _capped_counts(self.i_http, ("(others)", 0)).items()],
             "samples": samples,
             "parse": {"errors": self.parse_errors, "dissected": self.i_dissected,
                       "dissect_skipped": self.i_dissect_skipped,
@@ -904,6 +905,51 @@ class CaptureSummary:
         snap = max((len(p[3]) for p in packets), default=0)
         with open(path, "wb") as out:
             return write_pcap(out, packets, linktype, snaplen=max(snap, 64))
+
+
+# --- keeping one snapshot small -----------------------------------------------
+#: Rows one snapshot lists per table; the rest are added into one "(N others)" row, so a port scan or a
+#: flood of random DNS names costs a bounded Sample, not one row per target.
+MAX_ROWS = 50
+
+
+def _capped_dests(table: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    if len(table) <= MAX_ROWS:
+        return table
+
+    def weight(row: list[Any]) -> int:
+        return int(sum(row[:_CMSUM]))
+
+    ordered = sorted(table.items(), key=lambda kv: -weight(kv[1]))
+    kept = dict(ordered[:MAX_ROWS - 1])
+    rest = [row for _dest, row in ordered[MAX_ROWS - 1:]]
+    other = [sum(col) for col in zip(*(r[:_CMSUM] for r in rest), strict=True)]
+    other += [sum(r[_CMSUM] for r in rest), max(r[_CMMAX] for r in rest)]
+    kept[f"({len(rest)} others)"] = other
+    return kept
+
+
+def _capped_names(table: dict[tuple[str, str, str, str], list[float]]) -> dict[tuple[str, str, str, str], list[float]]:
+    if len(table) <= MAX_ROWS:
+        return table
+    ordered = sorted(table.items(), key=lambda kv: -kv[1][0])
+    kept = dict(ordered[:MAX_ROWS - 1])
+    for (_q, _t, outcome, _s), row in ordered[MAX_ROWS - 1:]:
+        acc = kept.setdefault(("(others)", "", outcome, ""), [0, 0.0, 0.0, 0])
+        acc[0] += row[0]
+        acc[1] += row[1]
+        acc[2] = max(acc[2], row[2])
+        acc[3] += row[3]
+    return kept
+
+
+def _capped_counts(table: dict[Any, int], other_key: Any) -> dict[Any, int]:
+    if len(table) <= MAX_ROWS:
+        return table
+    ordered = sorted(table.items(), key=lambda kv: -kv[1])
+    kept = dict(ordered[:MAX_ROWS - 1])
+    kept[other_key] = kept.get(other_key, 0) + sum(c for _k, c in ordered[MAX_ROWS - 1:])
+    return kept
 
 
 # --- merging snapshots over a window ---------------------------------------

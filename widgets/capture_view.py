@@ -213,6 +213,7 @@ class CaptureView(Vertical, can_focus=False):
         self.interface = interface
         self.bpf = bpf
         self._seen: tuple[int, int] | None = None
+        self._cache: tuple[Any, dict[str, Any] | None] | None = None
         self.border_title = f"Capture ({host})"
 
     def compose(self) -> ComposeResult:
@@ -245,11 +246,18 @@ class CaptureView(Vertical, can_focus=False):
             return None
         _label, seconds = WINDOWS[self.window_index]
         last = self.store.last(key)
+        # Other probes bump store.version many times a second; merge again only when the capture
+        # series itself got a new summary or the window changed (a 15-minute window is 900 merges).
+        stamp = (key, last.ts if last is not None else None, len(self.store.series(key)), self.window_index)
+        if self._cache is not None and self._cache[0] == stamp:
+            return self._cache[1]
         # The window ends at the newest summary, not at the wall clock: a capture read from a file
         # (or replayed) is shown as it was; for a live capture the two are a second apart.
         now = max(last.ts, 0.0) if last is not None else None
         ok = [s.fields for s in self.store.window(key, seconds, now=now) if s.ok]
-        return merge(ok) if ok else None
+        summary = merge(ok) if ok else None
+        self._cache = (stamp, summary)
+        return summary
 
     def refresh_figures(self, force: bool = False) -> None:
         state = (self.store.version, self.window_index)

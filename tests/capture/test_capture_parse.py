@@ -209,3 +209,20 @@ def test_client_hello_sni_and_version_also_when_the_snap_length_cut_it() -> None
     sni, version = d.tls_client_hello(hello13[:after_sni + 2]) or ("", "")
     assert sni == "api.test" and version in ("TLS 1.3", "TLS 1.2?")  # "?": cut before supported_versions
     assert d.tls_client_hello(hello13[:after_sni - 3]) == ("api.t…", "TLS 1.2?")  # the name itself was cut
+
+
+def test_a_port_scan_and_a_name_flood_keep_one_snapshot_small() -> None:
+    c, s = IP(src=CLIENT, dst=SERVER), IP(src=SERVER, dst=CLIENT)
+    frames = []
+    for port in range(1, 301):  # 300 closed ports: 300 destinations
+        frames += [Ether() / c / TCP(sport=40000, dport=port, flags="S"),
+                   Ether() / s / TCP(sport=port, dport=40000, flags="RA")]
+    frames += [Ether() / c / UDP(sport=5000 + i, dport=53) / DNS(id=i, qd=DNSQR(qname=f"x{i}.test"))
+               for i in range(300)]
+    result, _ = summarise(pcap_bytes(frames))
+    dests = result["tcp"]["dest"]
+    assert len(dests) == 50 and "(251 others)" in dests
+    assert sum(d["syn"] for d in dests.values()) == 300 and sum(d["refused"] for d in dests.values()) == 300
+    names = result["dns"]["names"]
+    assert len(names) == 50 and sum(row[4] for row in names) == 300  # every unanswered query still counted
+    assert ["(others)", "", "unanswered", "", 251] == names[0][:5]
