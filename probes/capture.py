@@ -123,7 +123,7 @@ class CaptureOptions:
         if self.immediate:
             cmd.append("--immediate-mode")
         if self.bpf:
-            cmd.append(self.bpf)
+            cmd += ["--", self.bpf]  # "--": a filter typed as "-r FILE" must not become an option
         return cmd
 
 

@@ -62,7 +62,7 @@ def test_config_section_to_spec() -> None:
                             "handshake_timeout": 2}
     opts = CaptureOptions.from_spec(spec)
     assert opts.command("/usr/bin/tcpdump") == ["/usr/bin/tcpdump", "-i", "eth0", "-s", "256", "-B", "8192", "-n",
-                                                "-U", "-w", "-", "port 5432"]
+                                                "-U", "-w", "-", "--", "port 5432"]
     assert CaptureOptions.from_spec(spec_from_config({})).bpf.startswith("not port 22")
     for bad, words in (({"snaplen": "big"}, "snaplen: expected a whole number"), ({"colour": 1}, "unknown setting"),
                        ({"dns_ports": [0]}, "dns_ports"), ({"snaplen": True}, "got true/false")):
