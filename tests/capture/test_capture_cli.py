@@ -132,11 +132,13 @@ def spread_handshakes(n: int) -> list:
 def test_file_samples_replay_the_file_second_by_second(tmp_path: Path) -> None:
     from console.cmd_capture import file_samples, summarise_file
     from probes.pcapstream import merge
+    from probes.samples import Sample
 
     path = tmp_path / "spread.pcap"
     wrpcap(str(path), spread_handshakes(6))  # 0.0 .. 2.5 s
     samples, stream = file_samples(str(path))
     assert stream.error is None
+    assert all(Sample.from_json(s.to_json()) == s for s in samples)  # what the recorder and agent carry
     assert [s.fields["packets"] for s in samples] == [4, 4, 4]
     assert [round(s.ts - 1_700_000_000, 4) for s in samples] == [1.0, 2.0, 2.5005]
     whole, _, _ = summarise_file(str(path))

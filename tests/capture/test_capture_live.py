@@ -12,6 +12,7 @@ from console import rules_capture
 from console.diagnosis import RULES, Finding, diagnose
 from console.store import Store
 from probes import capture
+from probes.samples import Sample
 
 pytestmark = pytest.mark.system
 
@@ -71,6 +72,7 @@ async def test_handshakes_refused_by_rst_are_counted_exactly(live_capture, tcpdu
     assert health["interface"] == interface and health["filter"] == f"host {ADDR_REFUSED}"
     assert health["dropped_kernel"] == 0
     assert health["seen"] == 6
+    assert all(Sample.from_json(s.to_json()) == s for s in run.samples)  # JSON-safe, as recordings need
     found = capture_findings(run)
     assert [f.title for f in found["capture_connections_refused"]] == [
         f"{ADDR_REFUSED}:9 refuses connections: its side answers SYNs with RST"]
