@@ -93,6 +93,39 @@ async def test_syns_dropped_by_nftables_are_unanswered(live_capture, nft_drop_sy
         ("critical", f"SYNs to {ADDR_DROPPED}:8443 get no answer: dropped by a firewall or on the path")]
 
 
+async def test_a_receiver_that_stops_reading_shows_zero_windows_and_the_client_reset(live_capture) -> None:
+    import struct
+    import time
+
+    addr = "127.83.5.8"
+    ports: list[int] = []
+
+    def traffic() -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few kB
+        server.bind((addr, 0))
+        server.listen(1)
+        ports.append(server.getsockname()[1])
+        client = socket.create_connection((addr, ports[0]), timeout=2)
+        conn, _ = server.accept()  # ... and never reads
+        client.setblocking(False)
+        try:
+            while True:
+                client.send(b"z" * 65536)
+        except BlockingIOError:
+            pass
+        time.sleep(1.0)  # the receiver advertises a zero window, the sender probes it
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # abortive close: one RST from the client side
+        conn.close()
+        server.close()
+
+    run = await live_capture(f"host {addr}", traffic)
+    row = run.summary["tcp"]["dest"][f"{addr}:{ports[0]}"]
+    assert (row["syn"], row["synack"], row["rst_client"], row["rst_server"], row["retrans"]) == (1, 1, 1, 0, 0)
+    assert row["zero_window"] >= 1  # how many persist probes fit in the second is the kernel's timing
+
+
 async def test_dns_nxdomain_servfail_and_unanswered(live_capture, dns_server, ask_dns) -> None:
     silent = (ADDR_DNS_SILENT, DNS_PORT)
 
