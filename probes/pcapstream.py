@@ -662,6 +662,7 @@ class CaptureSummary:
             if flags & 0x10:
                 pending = self._pending_syn.pop((dst, dport, src, sport), None)
                 self._mark_server(src, sport)
+                self._seq_hi.pop((src, sport, dst, dport), None)  # the server's new sequence, not a reused tuple's
                 if pending is not None:
                     row = self._dest_row(pending[1])
                     row[_SYNACK] += 1

@@ -226,3 +226,18 @@ def test_a_port_scan_and_a_name_flood_keep_one_snapshot_small() -> None:
     names = result["dns"]["names"]
     assert len(names) == 50 and sum(row[4] for row in names) == 300  # every unanswered query still counted
     assert names[0][:5] == ["(others)", "", "unanswered", "", 251]
+
+
+def test_a_reused_four_tuple_starts_new_sequences_on_both_sides() -> None:
+    c, s = IP(src=CLIENT, dst=SERVER), IP(src=SERVER, dst=CLIENT)
+    frames = []
+    for client_isn, server_isn in ((1000, 5000), (900_000, 3_000_000_000)):  # the second far "behind" the first
+        frames += [Ether() / c / TCP(sport=40000, dport=80, flags="S", seq=client_isn),
+                   Ether() / s / TCP(sport=80, dport=40000, flags="SA", seq=server_isn, ack=client_isn + 1),
+                   Ether() / c / TCP(sport=40000, dport=80, flags="PA", seq=client_isn + 1) / b"GET",
+                   Ether() / s / TCP(sport=80, dport=40000, flags="PA", seq=server_isn + 1) / b"200",
+                   Ether() / c / TCP(sport=40000, dport=80, flags="FA", seq=client_isn + 4),
+                   Ether() / s / TCP(sport=80, dport=40000, flags="FA", seq=server_isn + 4)]
+    result, _ = summarise(pcap_bytes(frames))
+    assert result["tcp"]["retrans"] == 0
+    assert result["tcp"]["dest"][f"{SERVER}:80"]["synack"] == 2
