@@ -291,3 +291,33 @@ def test_cli_live_capture_with_interface_and_filter_from_the_command_line() -> N
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("warroom: capture: tcpdump:") and "syntax error" in bad.stderr
     assert bad.stderr.count("\n") == 1
+
+
+async def test_the_apps_capture_actions_restart_with_a_new_filter_and_export(tmp_path) -> None:
+    import asyncio
+    import subprocess
+
+    from console.capture_actions import export_capture, restart_capture
+    from console.hub import Hub
+
+    store = Store()
+    hub = Hub(store)
+    try:
+        first = restart_capture(hub, "lo", f"host {ADDR_RING}")
+        second = restart_capture(hub, "lo", f"host {ADDR_RING} and tcp")
+        assert first.options["filter"] != second.options["filter"]
+        assert [r.spec for r in hub.streams.values()] == [second]  # one capture per host, the new one
+        for _ in range(100):  # until tcpdump listens
+            last = store.last(("local", "capture", "lo"))
+            if last is not None and last.fields.get("health", {}).get("state") == "listening":
+                break
+            await asyncio.sleep(0.1)
+        assert connect(ADDR_RING, 9, 1.0) == "refused"
+        await asyncio.sleep(2.0)  # libpcap's block time-out, then a summary
+        path, count = await export_capture("lo", str(tmp_path))
+    finally:
+        await hub.stop()
+    assert count == 2 and path.startswith(str(tmp_path / "warroom-lo-"))
+    listed = subprocess.run(["tcpdump", "-n", "-r", path], capture_output=True, text=True, check=True)
+    assert "Flags [S]" in listed.stdout and "Flags [R.]" in listed.stdout
+    assert store.last(("local", "capture", "lo")).fields["health"]["filter"] == f"host {ADDR_RING} and tcp"
