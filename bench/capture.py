@@ -46,7 +46,7 @@ DEST = "127.83.5.50"
 PORT = 9
 FILTER = f"udp and dst host {DEST}"
 SNAPLEN = 512
-BUFFER_KIB = 8192
+BUFFER_KIB = 32768
 
 SENDER = r"""
 import socket, sys, time

@@ -42,7 +42,7 @@ DEFAULT_INTERFACE = "any"
 #: Enough for Ethernet + IPv6 + TCP options + a DNS message, a TLS ClientHello's
 #: SNI or an HTTP status line; payloads beyond it are never captured.
 DEFAULT_SNAPLEN = 512
-DEFAULT_BUFFER_KIB = 8192
+DEFAULT_BUFFER_KIB = 32768
 PIPE_SIZE = 1 << 20
 #: Pause this long after a read smaller than COALESCE_BELOW bytes, so the next read carries more packets.
 COALESCE_S = 0.004

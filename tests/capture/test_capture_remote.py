@@ -61,7 +61,7 @@ def test_config_section_to_spec() -> None:
     assert spec.options == {"interface": "eth0", "filter": "port 5432", "snaplen": 256, "dns_ports": [53, 5300],
                             "handshake_timeout": 2}
     opts = CaptureOptions.from_spec(spec)
-    assert opts.command("/usr/bin/tcpdump") == ["/usr/bin/tcpdump", "-i", "eth0", "-s", "256", "-B", "8192", "-n",
+    assert opts.command("/usr/bin/tcpdump") == ["/usr/bin/tcpdump", "-i", "eth0", "-s", "256", "-B", "32768", "-n",
                                                 "-U", "-w", "-", "--", "port 5432"]
     assert CaptureOptions.from_spec(spec_from_config({})).bpf.startswith("not port 22")
     for bad, words in (({"snaplen": "big"}, "snaplen: expected a whole number"), ({"colour": 1}, "unknown setting"),
