@@ -6,7 +6,7 @@ The pane only posts messages (it does no I/O); the app handles them with these:
         restart_capture(self.hub, message.interface, message.bpf)
 
     async def on_capture_view_export_requested(self, message):
-        path, count = await export_capture(message.target)
+        path, count = await export_capture(message.target, host=message.host)
         self.notify(f"wrote {count} packet headers to {path}")
 """
 
@@ -35,11 +35,11 @@ def restart_capture(hub: Hub, interface: str, bpf: str | None, host: str = LOCAL
     return spec
 
 
-async def export_capture(target: str, directory: str = ".") -> tuple[str, int]:
+async def export_capture(target: str, directory: str = ".", host: str = LOCAL_HOST) -> tuple[str, int]:
     """Write the running capture's header ring to a new pcap file in ``directory``: (path, packets).
 
     Raises KeyError when no capture of that target runs, OSError when the file cannot be written.
     """
-    path = capture.export_path(target, directory)
-    count = await asyncio.to_thread(capture.export_ring, target, path)
+    path = capture.export_path(target if host == LOCAL_HOST else f"{host}-{target}", directory)
+    count = await asyncio.to_thread(capture.export_ring, target, path, host)
     return path, count

@@ -54,8 +54,8 @@ ERROR_TCPDUMP = "tcpdump"
 
 CAP_NET_RAW = 13
 
-#: Summaries of running captures by target, so the console can export a ring.
-SESSIONS: dict[str, CaptureSummary] = {}
+#: Summaries of running captures by (host, target), so the console can export a ring.
+SESSIONS: dict[tuple[str, str], CaptureSummary] = {}
 
 
 def default_filter(env: Mapping[str, str] | None = None) -> str:
@@ -343,7 +343,7 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
     loop = asyncio.get_running_loop()
     pipe_transport, pipe = await loop.connect_read_pipe(lambda: PcapPipe(parser, summary),
                                                         os.fdopen(rfd, "rb", buffering=0))
-    SESSIONS[target] = summary
+    SESSIONS[(host, target)] = summary
     err_task = asyncio.create_task(_read_stderr(proc.stderr, state))
     pcap_task = asyncio.ensure_future(pipe.done)
     try:
@@ -378,8 +378,8 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
         yield error_sample(KIND, target, kind, text, host=host,
                            fields={"health": health(opts, summary, parser, state, dissector_problem)})
     finally:
-        if SESSIONS.get(target) is summary:
-            del SESSIONS[target]
+        if SESSIONS.get((host, target)) is summary:
+            del SESSIONS[(host, target)]
         pipe_transport.close()
         pcap_task.cancel()
         if proc.returncode is None:
@@ -406,12 +406,12 @@ def export_path(target: str, directory: str = ".", now: float | None = None) -> 
     return os.path.join(directory, f"warroom-{safe}-{stamp}.pcap")
 
 
-def export_ring(target: str, path: str) -> int:
+def export_ring(target: str, path: str, host: str = LOCAL_HOST) -> int:
     """Write the running capture's header ring to ``path`` (blocking: call in a thread).
 
-    Raises KeyError when no capture of that target runs.
+    Raises KeyError when no capture of that target runs on that host.
     """
-    return SESSIONS[target].export_ring(path)
+    return SESSIONS[(host, target)].export_ring(path)
 
 
 # --- config and remote byte streams -----------------------------------------
@@ -466,7 +466,7 @@ async def stream_from_reader(read: Any, opts: CaptureOptions, target: str, host:
                        dns_timeout=opts.dns_timeout, ring_size=opts.ring_size,
                        dissect_budget=opts.dissect_budget, dissector=_scapy_dissector())
     parser = PcapStream()
-    SESSIONS[target] = summary
+    SESSIONS[(host, target)] = summary
 
     async def pump() -> None:
         while True:
@@ -504,8 +504,8 @@ async def stream_from_reader(read: Any, opts: CaptureOptions, target: str, host:
             yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
     finally:
         task.cancel()
-        if SESSIONS.get(target) is summary:
-            del SESSIONS[target]
+        if SESSIONS.get((host, target)) is summary:
+            del SESSIONS[(host, target)]
 
 
 def _scapy_dissector() -> Any:
