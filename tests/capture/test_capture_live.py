@@ -321,3 +321,21 @@ async def test_the_apps_capture_actions_restart_with_a_new_filter_and_export(tmp
     listed = subprocess.run(["tcpdump", "-n", "-r", path], capture_output=True, text=True, check=True)
     assert "Flags [S]" in listed.stdout and "Flags [R.]" in listed.stdout
     assert store.last(("local", "capture", "lo")).fields["health"]["filter"] == f"host {ADDR_RING} and tcp"
+
+
+async def test_ipv6_handshakes_refused_on_loopback(live_capture) -> None:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]  # free now, and nothing will listen on it
+
+    def traffic() -> None:
+        for _ in range(2):
+            sock = socket.socket(socket.AF_INET6)
+            sock.settimeout(1.0)
+            with pytest.raises(ConnectionRefusedError):
+                sock.connect(("::1", port))
+            sock.close()
+
+    run = await live_capture(f"ip6 and tcp port {port}", traffic)
+    assert dest_counts(run.summary, f"[::1]:{port}") == {**ZERO_DEST, "syn": 2, "refused": 2}
+    assert run.summary["proto"] == {"tcp": [4, run.summary["bytes"]]}
