@@ -139,6 +139,12 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
     return "\n".join(lines)
 
 
+def _setup(sample: Sample) -> tuple[Any, Any]:
+    """(interface, filter) a summary was captured with."""
+    health = sample.fields.get("health")
+    return (health.get("interface"), health.get("filter")) if isinstance(health, dict) else (None, None)
+
+
 def render_health(sample: Sample | None, window_label: str) -> str:
     if sample is None:
         return ""
@@ -254,8 +260,11 @@ class CaptureView(Vertical, can_focus=False):
         # The window ends at the newest summary, not at the wall clock: a capture read from a file
         # (or replayed) is shown as it was; for a live capture the two are a second apart.
         now = max(last.ts, 0.0) if last is not None else None
-        ok = [s.fields for s in self.store.window(key, seconds, now=now) if s.ok]
-        summary = merge(ok) if ok else None
+        ok = [s for s in self.store.window(key, seconds, now=now) if s.ok]
+        # After the interface or filter changed, counts under the old one would mislead: show the current one.
+        current = _setup(ok[-1]) if ok else None
+        fields = [s.fields for s in ok if _setup(s) == current]
+        summary = merge(fields) if fields else None
         self._cache = (stamp, summary)
         return summary
 

@@ -18,7 +18,7 @@ from probes.samples import Sample, error_sample
 from widgets.capture_view import CaptureView
 
 
-def refused_sample(n: int, ts: float, port: int = 6379) -> Sample:
+def refused_sample(n: int, ts: float, port: int = 6379, bpf: str = "not port 22") -> Sample:
     frames = []
     for i in range(n):
         frames += [Ether() / IP(src="127.83.8.1", dst="127.83.8.2") / TCP(sport=40000 + i, dport=port, flags="S"),
@@ -32,7 +32,7 @@ def refused_sample(n: int, ts: float, port: int = 6379) -> Sample:
     summary.add_packets(PcapStream().feed(buf.getvalue()))
     fields = summary.snapshot(final=True)
     fields["duration"] = 1.0
-    fields["health"] = {"interface": "eth0", "filter": "not port 22", "state": "listening", "seen": 2 * n,
+    fields["health"] = {"interface": "eth0", "filter": bpf, "state": "listening", "seen": 2 * n,
                         "dropped_kernel": 0}
     return Sample(kind="capture", target="eth0", ts=ts, fields=fields)
 
@@ -113,3 +113,16 @@ async def test_a_capture_without_privilege_shows_what_to_run() -> None:
         await pilot.pause()
         assert "capture stopped: permission" in text_of(app, "#capture-health")
         assert "sudo setcap cap_net_raw,cap_net_admin=eip /usr/bin/tcpdump" in text_of(app, "#capture-summary")
+
+
+async def test_after_a_filter_change_only_the_new_filters_counts_are_shown() -> None:
+    store = Store()
+    now = time.time()
+    store.add(refused_sample(5, now - 3, bpf="not port 22"))
+    store.add(refused_sample(2, now - 1, bpf="port 6379"))
+    app = PaneApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        row = next(line for line in text_of(app, "#capture-summary").splitlines() if "127.83.8.2:6379" in line)
+        assert row.split()[1:5] == ["2", "0", "2", "0"]
+        assert "filter port 6379" in text_of(app, "#capture-health")
