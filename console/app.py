@@ -22,7 +22,9 @@ from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
 from console.screens import AddTargetScreen, HelpScreen
 from console.store import Store
+from probes.runtime import ProbeSpec
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
+from widgets.capture_view import CaptureView
 from widgets.conn_table import ConnTable
 from widgets.findings_pane import FindingsPane
 from widgets.hosts_view import HostsView
@@ -54,6 +56,8 @@ class AppConfig:
     ssh_settings: SSHSettings | None = None
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     """Declared pools, server views and thresholds for the Conns and Pools tabs."""
+    capture: ProbeSpec | None = None
+    """The packet capture to start, when asked for (it needs root or CAP_NET_RAW)."""
     replay_end: float | None = None
     """Replaying a recording: the panes' "now" is its last timestamp."""
 
@@ -75,7 +79,8 @@ class WarroomApp(App[int]):
         Binding("3", "show_tab('findings')", "findings tab", show=False),
         Binding("4", "show_tab('conns')", "connections tab: sockets by process and state", show=False),
         Binding("5", "show_tab('pools')", "pools tab: utilization per client pool", show=False),
-        Binding("6", "show_tab('hosts')", "hosts tab: SSH hosts and vantage points", show=False),
+        Binding("6", "show_tab('capture')", "capture tab: handshakes, resets, DNS, TLS from packets", show=False),
+        Binding("7", "show_tab('hosts')", "hosts tab: SSH hosts and vantage points", show=False),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -114,7 +119,11 @@ class WarroomApp(App[int]):
             with TabPane("5 Pools", id="pools"):
                 yield PoolGauges(self.store, warning=self.config.pools.thresholds.warning,
                                  critical=self.config.pools.thresholds.critical, id="pool-gauges")
-            with TabPane("6 Hosts", id="hosts"):
+            with TabPane("6 Capture", id="capture"):
+                interface = str(self.config.capture.options.get("interface", "any")) if self.config.capture else "any"
+                bpf = str(self.config.capture.options.get("filter", "")) if self.config.capture else ""
+                yield CaptureView(self.store, interface=interface, bpf=bpf, id="capture-view")
+            with TabPane("7 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
                 yield VantageTable(self.store, kind="tcp", id="vantage")
         yield Footer()
@@ -144,6 +153,8 @@ class WarroomApp(App[int]):
             self.hub.start_probe(spec)
         for target in self.config.targets:
             self.start_target_probes(target)
+        if self.config.capture is not None:
+            self.hub.start_probe(self.config.capture)
         if self.config.remote_hosts:
             self.start_remote_hosts()
 
@@ -185,6 +196,29 @@ class WarroomApp(App[int]):
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
             return f"REPLAY of a recording ending {stamp}"
         return self.config.hostname + ("  demo" if self.config.demo else "")
+
+    # -- capture pane requests (the pane does no I/O) ---------------------------
+
+    def on_capture_view_capture_changed(self, message: CaptureView.CaptureChanged) -> None:
+        from console.capture_actions import restart_capture
+
+        if not self.config.live:
+            self.notify("replay: no live capture", timeout=3)
+            return
+        self.config.capture = restart_capture(self.hub, message.interface, message.bpf)
+        self.notify(f"capturing on {message.interface}", timeout=3)
+
+    async def on_capture_view_export_requested(self, message: CaptureView.ExportRequested) -> None:
+        from console.capture_actions import export_capture
+
+        try:
+            path, count = await export_capture(message.target, host=message.host)
+        except KeyError:
+            self.notify("no capture is running: press i to choose an interface first", severity="warning")
+        except OSError as exc:
+            self.notify(f"could not write the pcap: {exc.strerror}", severity="error")
+        else:
+            self.notify(f"wrote {count} packet headers to {path} (headers only, no payload)", timeout=6)
 
     # -- actions ---------------------------------------------------------------
 

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="declare a client pool's maximum (repeatable): its gauge shows utilization")
     parser.add_argument("--expect-listen", action="append", default=[], type=int, metavar="PORT",
                         help="a port that must be listening on this host (repeatable)")
+    parser.add_argument("--capture", metavar="IFACE",
+                        help="capture packet headers on IFACE (any, lo, eth0 ...); needs root or CAP_NET_RAW")
+    parser.add_argument("--capture-filter", metavar="BPF",
+                        help="BPF filter for --capture (default: everything but SSH)")
     parser.add_argument("--config", metavar="FILE",
                         help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")

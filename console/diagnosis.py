@@ -42,7 +42,8 @@ Rule = Callable[[Store], Iterable[Finding]]
 RULES: dict[str, Rule] = {}
 
 #: Modules whose @rule functions join RULES on the first diagnosis (they import this module).
-RULE_MODULES = ("console.rules_layers", "console.rules_remote", "console.rules_pools")
+RULE_MODULES = ("console.rules_layers", "console.rules_remote", "console.rules_pools",
+                "console.rules_capture")
 
 
 def rule(func: Rule) -> Rule:

@@ -93,7 +93,22 @@ def run_main(args: argparse.Namespace) -> int:
     if any(not 1 <= p <= 65535 for p in pools.expect_listen):
         raise UsageError("--expect-listen takes a port in 1-65535")
     pools.interval = max(pools.interval, args.interval)
+    capture_spec = None
+    capture_section = dict(config.sections.get("capture", {}))
+    if args.capture or args.capture_filter or capture_section.get("enabled"):
+        from probes import capture
+
+        if args.capture:
+            capture_section["interface"] = args.capture
+        if args.capture_filter:
+            capture_section["filter"] = args.capture_filter
+        try:
+            capture_spec = capture.spec_from_config(capture_section)
+        except ValueError as exc:
+            raise UsageError(f"capture: {exc}") from None
     specs = plan(args.targets, args.interval, pools)
+    if capture_spec is not None:
+        specs.append(capture_spec)
     if remote_hosts and args.json:
         from console.cmd_remote import run_json
 
@@ -120,7 +135,7 @@ def run_main(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown theme {theme!r}: choose one of {', '.join(THEME_NAMES)}")
         app = create_app(AppConfig(targets=list(args.targets), interval=args.interval, theme=theme,
                                    record=recorder, remote_hosts=remote_hosts, ssh_settings=ssh_settings,
-                                   pools=pools))
+                                   pools=pools, capture=capture_spec))
         return int(app.run() or 0)
     finally:
         if recorder is not None:
