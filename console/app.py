@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from console.remote import RemoteHost
 
 from console.hosts_config import HostConfig, SSHSettings
-from console.hub import Hub
+from console.hub import Hub, ProbeLoop
 from console.pools_config import PoolsConfig
 from console.probe_plan import host_specs, specs_for_target
 from console.recorder import Recorder
@@ -94,7 +95,9 @@ class WarroomApp(App[int]):
         super().__init__()
         self.config = config
         self.store = Store() if config.replay_end is None else Store(clock=lambda: config.replay_end or 0.0)
-        self.hub = Hub(self.store)
+        # Live probes time connects on a loop of their own, never waiting behind a frame.
+        self.probe_loop = ProbeLoop() if config.live else None
+        self.hub = Hub(self.store, probe_loop=self.probe_loop)
         self.demo_lab: object | None = None
         self.remote: dict[str, RemoteHost] = {}
         """Running SSH hosts by name (their streams run in the hub)."""
@@ -141,7 +144,8 @@ class WarroomApp(App[int]):
         if self.config.demo:
             from console.demo import DemoLab
 
-            lab = await DemoLab.start()
+            # The demo's servers run beside the probes, so their timing is not the UI's either.
+            lab = await self.hub.run_on_probe_loop(DemoLab.start())
             self.demo_lab = lab
             pane = self.query_one(TargetsPane)
             for demo_target in lab.targets:
@@ -175,7 +179,7 @@ class WarroomApp(App[int]):
 
         specs = default_specs(self.config.targets, self.config.interval)
         for remote in self.remote.values():
-            remote.set_specs(specs)
+            self.hub.call_on_probe_loop(functools.partial(remote.set_specs, specs))  # its channel lives there
 
     def start_target_probes(self, target: str) -> None:
         for spec in specs_for_target(target, self.config.interval):
@@ -185,7 +189,9 @@ class WarroomApp(App[int]):
     async def on_unmount(self) -> None:
         await self.hub.stop()
         if self.demo_lab is not None:
-            await self.demo_lab.stop()  # type: ignore[attr-defined]
+            await self.hub.run_on_probe_loop(self.demo_lab.stop())  # type: ignore[attr-defined]
+        if self.probe_loop is not None:
+            self.probe_loop.close()
         if self.config.record is not None:
             self.config.record.close()
 

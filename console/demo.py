@@ -74,6 +74,10 @@ class DemoLab:
                 await writer.drain()
             except (asyncio.IncompleteReadError, asyncio.TimeoutError, asyncio.LimitOverrunError, OSError):
                 pass
+            except asyncio.CancelledError:
+                # Shutting down. Ending normally, not cancelled: Python 3.11's start_server
+                # callback calls task.exception() on a cancelled handler and logs a traceback.
+                pass
             finally:
                 writer.close()
 
@@ -87,7 +91,8 @@ class DemoLab:
             return
         self._stalled.add(writer)
         try:
-            with contextlib.suppress(asyncio.TimeoutError, OSError):
+            # CancelledError too: see the note in _http_server's handler.
+            with contextlib.suppress(asyncio.TimeoutError, OSError, asyncio.CancelledError):
                 await asyncio.wait_for(reader.read(), STALL_HOLD_S)  # until the client gives up
         finally:
             self._stalled.discard(writer)

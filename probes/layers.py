@@ -34,7 +34,7 @@ from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample, error_sample
 from probes.targets import Target, parse_target
-from probes.tcp import connect_once, failure_kind
+from probes.tcp import connect_once, failure_kind, timing_fields
 
 KIND = "layers"
 LAYERS = ("dns", "tcp", "tls", "http")
@@ -80,7 +80,7 @@ async def _tcp(target: Target, label: str, address: str, timeout: float, host: s
         return error_sample("tcp", label, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
                             fields={"endpoint": endpoint, "address": address})
     return Sample("tcp", label, time.time(), host=host,
-                  fields={"rtt_ms": round(rtt_ms, 3), "endpoint": endpoint, "address": address})
+                  fields=timing_fields(rtt_ms) | {"endpoint": endpoint, "address": address})
 
 
 async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[dns_probe.Resolver] = (),

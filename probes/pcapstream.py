@@ -897,7 +897,8 @@ class CaptureSummary:
 
     def ring_packets(self) -> list[Packet]:
         """The last packets, headers only."""
-        return [(ts, lt, wirelen, frame[:cut]) for ts, lt, wirelen, frame, cut in self.ring]
+        # list() copies in one step under the GIL: the capture thread may be appending meanwhile.
+        return [(ts, lt, wirelen, frame[:cut]) for ts, lt, wirelen, frame, cut in list(self.ring)]
 
     def export_ring(self, path: str) -> int:
         """Write the header ring to a pcap file; returns how many packets it holds."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -29,6 +30,7 @@ from probes.samples import (
     ERROR_TIMEOUT,
     ERROR_UNREACHABLE,
     LOCAL_HOST,
+    JSONValue,
     Sample,
     error_sample,
 )
@@ -68,7 +70,57 @@ class ResetAfterConnect(ConnectionResetError):
 _GRACE_MARGIN_MS = 10.0
 
 
-async def connect_once(host: str, port: int, timeout: float, *, reset_grace_ms: float | None = 0.0) -> float:
+#: struct tcp_info: eight u8 fields, then u32s from tcpi_rto; tcpi_rtt is the 16th u32 (microseconds).
+_TCPI_RTT_OFFSET = 8 + 15 * 4
+
+
+def kernel_rtt_ms(sock: socket.socket | None) -> float | None:
+    """The kernel's RTT for a just-opened connection: its SYN to SYN-ACK time, in ms.
+
+    The kernel stamps the handshake itself, so the figure does not include the
+    time this process took to notice the connect (a busy event loop or a
+    thread waiting for the GIL). None where TCP_INFO is not available.
+    """
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except OSError:
+        return None
+    if len(info) < _TCPI_RTT_OFFSET + 4:
+        return None
+    rtt_us = int.from_bytes(info[_TCPI_RTT_OFFSET:_TCPI_RTT_OFFSET + 4], sys.byteorder)
+    return rtt_us / 1000.0 if rtt_us > 0 else None
+
+
+class ConnectTiming(float):
+    """The handshake RTT in ms (a float, as before), with both measurements kept.
+
+    ``kernel_ms`` is the kernel's SYN to SYN-ACK time (None where unavailable);
+    ``connect_ms`` is what the caller waited for connect(), scheduling included.
+    The float value is the kernel figure when there is one.
+    """
+
+    kernel_ms: float | None
+    connect_ms: float
+
+    def __new__(cls, connect_ms: float, kernel_ms: float | None) -> ConnectTiming:
+        timing = super().__new__(cls, kernel_ms if kernel_ms is not None else connect_ms)
+        timing.kernel_ms = kernel_ms
+        timing.connect_ms = connect_ms
+        return timing
+
+
+def timing_fields(timing: float) -> dict[str, JSONValue]:
+    """rtt_ms (kernel figure when there is one), connect_ms, and where rtt_ms came from."""
+    if isinstance(timing, ConnectTiming):
+        return {"rtt_ms": round(float(timing), 3), "connect_ms": round(timing.connect_ms, 3),
+                "rtt_source": "kernel" if timing.kernel_ms is not None else "clock"}
+    return {"rtt_ms": round(timing, 3), "rtt_source": "clock"}
+
+
+async def connect_once(host: str, port: int, timeout: float, *,
+                       reset_grace_ms: float | None = 0.0) -> ConnectTiming:
     """Open and close one TCP connection; return the handshake time in ms.
 
     With ``reset_grace_ms`` > 0 (None: automatic, 2 x handshake + 10 ms) the
@@ -77,7 +129,7 @@ async def connect_once(host: str, port: int, timeout: float, *, reset_grace_ms: 
     """
     start = time.perf_counter()
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    rtt_ms = (time.perf_counter() - start) * 1000.0
+    rtt_ms = ConnectTiming((time.perf_counter() - start) * 1000.0, kernel_rtt_ms(writer.get_extra_info("socket")))
     try:
         grace_ms = 2 * rtt_ms + _GRACE_MARGIN_MS if reset_grace_ms is None else reset_grace_ms
         remaining = timeout - (time.perf_counter() - start)
@@ -114,7 +166,7 @@ async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST,
         return error_sample(KIND, target_text, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
                             fields={"endpoint": target.endpoint})
     return Sample(kind=KIND, target=target_text, ts=time.time(), host=host,
-                  fields={"rtt_ms": round(rtt_ms, 3), "endpoint": target.endpoint})
+                  fields=timing_fields(rtt_ms) | {"endpoint": target.endpoint})
 
 
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:

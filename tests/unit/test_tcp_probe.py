@@ -47,3 +47,25 @@ async def test_full_backlog_times_out() -> None:
 async def test_port_less_target_is_an_error_sample_not_an_exception() -> None:
     sample = await tcp.measure("localhost", timeout=1)
     assert sample.error == "exception" and "no port" in (sample.message or "")
+
+
+def test_kernel_rtt_does_not_include_the_time_we_took_to_look() -> None:
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        with socket.create_connection(listener.getsockname(), timeout=2) as client:
+            time.sleep(0.2)  # a busy event loop or a thread waiting for the GIL
+            rtt = tcp.kernel_rtt_ms(client)
+    assert rtt is not None and 0 < rtt < 5  # loopback SYN to SYN-ACK, not the 200 ms we dawdled
+
+
+async def test_sample_keeps_both_kernel_rtt_and_connect_time() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        sample = await tcp.measure(f"127.0.0.1:{listener.getsockname()[1]}", timeout=2)
+    fields = sample.fields
+    assert fields["rtt_source"] == "kernel"
+    assert fields["rtt_ms"] <= fields["connect_ms"]  # type: ignore[operator]
