@@ -34,6 +34,7 @@ from widgets.pool_gauges import PoolGauges
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 from widgets.vantage_table import VantageTable
+from widgets.visibility import refresh_shown
 
 THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 
@@ -67,6 +68,9 @@ class WarroomApp(App[int]):
     """The console. Probes feed the hub, the hub the store, the panes read the store."""
 
     TITLE = "warroom"
+    #: Start focused on a target row, never on a widget in another tab: TabbedContent
+    #: follows focus, so auto-focusing the first focusable widget opened the Conns tab.
+    AUTO_FOCUS = "TargetRow"
     CSS_PATH = str(THEMES_DIR / "warroom.tcss")
     BINDINGS = [
         Binding("q", "quit", "quit"),
@@ -288,6 +292,17 @@ class WarroomApp(App[int]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # Panes in hidden tabs skip their timers; draw this one's now, not a second later.
+        self.call_after_refresh(refresh_shown, event.pane)
+        focused = self.focused
+        if focused is None or event.pane not in focused.ancestors:
+            # Keys like the connection table's / s r g work at once, without tabbing into it.
+            for widget in event.pane.query("*"):
+                if widget.focusable:
+                    widget.focus()
+                    break
 
 
 def create_app(config: AppConfig | None = None) -> WarroomApp:

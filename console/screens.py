@@ -65,6 +65,7 @@ class AddTargetScreen(ModalScreen[str | None]):
     }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
+    AUTO_FOCUS = "Input"  # the app's own selector (target rows) matches nothing here
 
     def compose(self) -> ComposeResult:
         with Vertical():

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -69,7 +71,25 @@ _ISSUER_NOT_FOUND = {2, 20, 21}  # UNABLE_TO_GET_ISSUER_CERT(_LOCALLY), UNABLE_T
 
 def client_context(ca_file: str | None = None, verify: bool = True,
                    alpn: tuple[str, ...] | list[str] = DEFAULT_ALPN) -> ssl.SSLContext:
-    """A client context as an application would build it (or one that verifies nothing)."""
+    """A client context as an application would build it (or one that verifies nothing).
+
+    Contexts are shared: loading the system trust store costs ~20 ms of CPU, and
+    probes ask every second. A CA file that changes on disk (rotated during the
+    incident) gets a new context, because its mtime is part of the key.
+    """
+    try:
+        ca_version = os.stat(ca_file).st_mtime_ns if ca_file else 0
+    except OSError:  # a missing CA file: build uncached and let ssl raise its own error
+        return _new_context(ca_file, verify, tuple(alpn))
+    return _cached_context(ca_file, ca_version, verify, tuple(alpn))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_context(ca_file: str | None, ca_version: int, verify: bool, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    return _new_context(ca_file, verify, alpn)
+
+
+def _new_context(ca_file: str | None, verify: bool, alpn: tuple[str, ...]) -> ssl.SSLContext:
     if verify:
         ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
     else:

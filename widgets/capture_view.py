@@ -28,6 +28,7 @@ from textual.widgets import Input, Label, Static
 from console.store import SeriesKey, Store
 from probes.pcapstream import merge
 from probes.samples import LOCAL_HOST, Sample
+from widgets.visibility import when_shown
 
 #: (label, seconds) the w key cycles through; None keeps every sample the store holds.
 WINDOWS: tuple[tuple[str, float | None], ...] = (("10 s", 10.0), ("1 min", 60.0), ("5 min", 300.0),
@@ -238,7 +239,7 @@ class CaptureView(Vertical, can_focus=False):
             yield Static("", id="capture-summary")
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, self.refresh_figures)
+        self.set_interval(0.5, when_shown(self, self.refresh_figures))
         self.call_after_refresh(self.refresh_figures)
 
     # -- data --------------------------------------------------------------
@@ -267,6 +268,10 @@ class CaptureView(Vertical, can_focus=False):
         summary = merge(fields) if fields else None
         self._cache = (stamp, summary)
         return summary
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_figures()
 
     def refresh_figures(self, force: bool = False) -> None:
         state = (self.store.version, self.window_index)

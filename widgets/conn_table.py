@@ -55,6 +55,7 @@ from probes.conns import (
     TABLE_KIND,
 )
 from probes.samples import LOCAL_HOST, Sample
+from widgets.visibility import when_shown
 
 #: (key, header) of the socket view's columns.
 SOCKET_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -482,13 +483,17 @@ class ConnTable(Vertical):
         yield ConnGrid(id="conn-grid")
 
     def on_mount(self) -> None:
-        self.query_one(ConnGrid).focus()
-        self.set_interval(1.0 / self.refresh_hz, self.refresh_from_store)
+        # No focus() here: TabbedContent follows focus, so grabbing it would open this tab at start.
+        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self.refresh_from_store))
         self.refresh_from_store()
 
     # --- reading the store -------------------------------------------------
     def _last(self, kind: str) -> Sample | None:
         return self.store.last((self.host, kind, ""))
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_from_store()
 
     def refresh_from_store(self, force: bool = False) -> None:
         if not force and self.store.version == self._seen_version:

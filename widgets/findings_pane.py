@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from console.diagnosis import Finding, diagnose
 from console.store import Store
+from widgets.visibility import when_shown
 
 SEVERITY_MARK = {"critical": "[b $error]✖ CRITICAL[/]", "warning": "[b $warning]▲ WARNING[/]",
                  "info": "[b $primary]● INFO[/]"}
@@ -51,8 +52,12 @@ class FindingsPane(VerticalScroll):
         yield self._body
 
     def on_mount(self) -> None:
-        self.set_interval(2.0, self.refresh_findings)
+        self.set_interval(2.0, when_shown(self, self.refresh_findings))
         self.call_after_refresh(self.refresh_findings)
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_findings()
 
     def refresh_findings(self) -> None:
         if self.paused or self.store.version == self._seen_version:

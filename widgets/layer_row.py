@@ -31,6 +31,7 @@ from textual.widgets import Static
 from console.store import Store
 from probes.samples import LOCAL_HOST, Sample
 from probes.targets import TargetError, parse_target
+from widgets.visibility import when_shown
 
 LAYERS = ("dns", "tcp", "tls", "http")
 #: Above these a working layer is "slow". Generous: a cold DNS cache or a TLS handshake over a long
@@ -164,7 +165,11 @@ class LayerRow(Widget):
                 yield Static("", id=f"layer-{layer}", classes="layer")
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, self._poll)
+        self.set_interval(0.5, when_shown(self, self._poll))
+        self._poll()
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
         self._poll()
 
     def _poll(self) -> None:

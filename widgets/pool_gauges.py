@@ -26,6 +26,7 @@ from textual.widgets import Static
 
 from console.store import Store
 from probes.samples import Sample
+from widgets.visibility import when_shown
 
 POOL_KINDS = ("pools", "pg_pool", "redis_pool", "metrics_pool")
 BAR_WIDTH = 16
@@ -108,7 +109,7 @@ class PoolGauges(VerticalScroll, can_focus=True):
         yield Static(id="pool-groups")
 
     def on_mount(self) -> None:
-        self.set_interval(1.0 / self.refresh_hz, self.refresh_from_store)
+        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self.refresh_from_store))
         self.refresh_from_store()
 
     def _latest(self) -> list[Sample]:
@@ -119,6 +120,10 @@ class PoolGauges(VerticalScroll, can_focus=True):
                 if sample is not None:
                     out.append(sample)
         return out
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_from_store()
 
     def refresh_from_store(self) -> None:
         if self.store.version == self._seen_version:

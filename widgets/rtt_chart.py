@@ -29,6 +29,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from console.store import SeriesKey, SeriesStats, Store
+from widgets.visibility import when_shown
 
 #: Theme variables the series cycle through, so lines follow the theme (and its high-contrast variant).
 SERIES_COLOURS = ("primary", "accent", "warning", "success", "secondary", "error", "foreground")
@@ -136,7 +137,7 @@ class RttChart(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self._show_parts(has_data=False)
-        self.set_interval(1.0 / self.refresh_hz, self._poll)
+        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self._poll))
         self._poll()
 
     def _empty_text(self) -> str:
@@ -151,6 +152,10 @@ class RttChart(Widget, can_focus=True):
         self.query_one("#rtt-summary").display = has_data
         self.query_one("#rtt-combined").display = has_data and self.mode == "combined"
         self.query_one("#rtt-grid").display = has_data and self.mode == "per-target"
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self._poll()
 
     def _poll(self) -> None:
         if self.store.version == self._seen_version:

@@ -9,6 +9,7 @@ from textual.widgets import Static
 from console.store import Store
 from probes.samples import LOCAL_HOST
 from widgets.format import short
+from widgets.visibility import when_shown
 
 
 def _bar(percent: float, width: int = 10) -> str:
@@ -44,8 +45,12 @@ class SystemPane(Static):
         self.border_title = f"System ({host})"
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh_figures)
+        self.set_interval(1.0, when_shown(self, self.refresh_figures))
         self.call_after_refresh(self.refresh_figures)
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_figures()
 
     def refresh_figures(self) -> None:
         if self.paused or self.store.version == self._seen_version:

@@ -10,6 +10,7 @@ from textual.widgets import Static
 from console.store import SeriesKey, Store
 from probes.samples import LOCAL_HOST
 from widgets.target_row import TargetRow
+from widgets.visibility import when_shown
 
 #: Which series a row graphs, best first: the layer closest to what the user asked for.
 PRIMARY_SERIES: tuple[tuple[str, str], ...] = (("http", "total_ms"), ("tcp", "rtt_ms"))
@@ -56,7 +57,7 @@ class TargetsPane(VerticalScroll):
         yield Static(EMPTY_TEXT, classes="empty")
 
     def on_mount(self) -> None:
-        self.set_interval(REFRESH_S, self.refresh_rows)
+        self.set_interval(REFRESH_S, when_shown(self, self.refresh_rows))
         self.call_after_refresh(self.refresh_rows)  # show what the store already holds at once
 
     @property
@@ -95,6 +96,10 @@ class TargetsPane(VerticalScroll):
         current = self.app.focused
         index = rows.index(current) if current in rows else -step
         rows[(index + step) % len(rows)].focus()
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_rows()
 
     def refresh_rows(self) -> None:
         if self.paused or self.store.version == self._seen_version:

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Static
 
 from console.store import Store
 from probes.samples import LOCAL_HOST
+from widgets.visibility import when_shown
 
 KIND_STATUS = "host_status"
 LAYERS = ("dns", "tcp", "tls", "http")
@@ -166,7 +167,11 @@ class VantageTable(Vertical):
 
     def on_mount(self) -> None:
         self.refresh_table()
-        self.set_interval(1.0, self.refresh_table)
+        self.set_interval(1.0, when_shown(self, self.refresh_table))
+
+    def refresh_now(self) -> None:
+        """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
+        self.refresh_table()
 
     def refresh_table(self) -> None:
         if self.store.version == self._seen_version:

@@ -140,3 +140,28 @@ async def test_a_fast_502_reads_as_failing_not_ok() -> None:
         await pilot.pause(0.3)
         text = row_text(app.query_one(TargetRow))
         assert "FAIL" in text and "502" in text and "OK" not in text.split()[0:2]
+
+
+async def test_hidden_tabs_do_not_redraw_and_a_shown_tab_draws_at_once(app: WarroomApp) -> None:
+    import time
+
+    from probes.samples import Sample
+    from widgets.system_pane import SystemPane
+    from widgets.visibility import displayed
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.2)
+        system = app.query_one(SystemPane)
+        assert displayed(system)
+        await pilot.press("3")  # findings: the overview is hidden now
+        await pilot.pause(0.2)
+        assert not displayed(system)
+        shown_before = system._shown
+        fields = dict(app.store.last(("local", "system", "")).fields)  # type: ignore[union-attr]
+        fields["cpu_percent"] = 99.0
+        app.hub.publish(Sample("system", "", time.time(), fields))
+        await pilot.pause(1.5)
+        assert system._shown == shown_before  # hidden: not redrawn
+        await pilot.press("1")
+        await pilot.pause(0.2)  # well under the 1 s timer: drawn because the tab was shown
+        assert "99.0%" in system._shown

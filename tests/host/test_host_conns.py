@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from host_helpers import close_all, listener, run_probe
+from tests.host.host_helpers import close_all, listener, run_probe
 
 from bench.socket_farm import farm
 from console.store import Store

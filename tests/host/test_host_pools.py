@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_PASSWORD, PgServer
-from host_helpers import close_all, listener, run_probe, wait_until
+from tests.host.conftest import PG_PASSWORD, PgServer
+from tests.host.host_helpers import close_all, listener, run_probe, wait_until
 
 from console.diagnosis import diagnose
 from console.hub import Hub

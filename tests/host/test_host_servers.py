@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import PG_PASSWORD, REDIS_MAXCLIENTS, REDIS_PASSWORD, MetricsServer, PgServer, RedisServer
-from host_helpers import listener, run_probe, wait_until
+from tests.host.conftest import PG_PASSWORD, REDIS_MAXCLIENTS, REDIS_PASSWORD, MetricsServer, PgServer, RedisServer
+from tests.host.host_helpers import listener, run_probe, wait_until
 
 from console.hub import Hub
 from console.store import Store

@@ -166,7 +166,7 @@ async def test_pool_gauges_without_data_say_what_to_configure() -> None:
 
 async def test_live_hub_feeds_both_panes() -> None:
     """The real path: Hub runs the conns and pools probes, the panes read the store on their timers."""
-    from host_helpers import listener
+    from tests.host.host_helpers import listener
 
     from console.hub import Hub
     from probes.runtime import ProbeSpec

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd_harness import SSHD, Lab
+from tests.ssh.sshd_harness import SSHD, Lab
 
 
 def _require_tools() -> None:

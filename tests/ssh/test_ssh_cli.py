@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sshd_harness import Lab, fingerprint
+from tests.ssh.sshd_harness import Lab, fingerprint
 
 from console.cli import build_parser
 from probes.samples import Sample

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sshd_harness import Lab, agent_processes, fast_settings, fingerprint, keygen
+from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings, fingerprint, keygen
 
 from console.hosts_config import HostConfig
 from console.hub import Hub
