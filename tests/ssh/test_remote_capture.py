@@ -38,6 +38,16 @@ def tcpdumps(addr: str, port: int) -> list[int]:
     return [p.pid for p in agent_processes(addr, port) if "tcpdump" in " ".join(p.cmdline())]
 
 
+def capture_interfaces(addr: str, port: int) -> set[str]:
+    """The -i arguments of the tcpdump processes (and their wrappers) on the host."""
+    found = set()
+    for proc in agent_processes(addr, port):
+        words = proc.cmdline()
+        if "tcpdump" in words and "-i" in words:
+            found.add(words[words.index("-i") + 1])
+    return found
+
+
 async def connected(hub: Hub, store: Store, lab: Lab, name: str) -> RemoteHost:
     remote = RemoteHost(parse_host_arg(name), [], fast_settings(lab))
     hub.add_stream(f"ssh:{name}", remote.stream, kind="host_status")
@@ -112,3 +122,39 @@ async def test_without_privilege_the_capture_says_tcpdumps_message_and_what_to_d
     assert "sudo = true" in str(last.message)  # ... and what to do
     await asyncio.sleep(1.5)  # not retried in a loop: the same message would only repeat
     assert len(store.series(("unpriv", "capture", "lo"))) == 1
+
+
+async def test_console_captures_on_the_host_too_and_the_pane_restarts_it(lab: Lab) -> None:
+    """`warroom --host prod-1 --capture lo`: the Capture tab's h key shows prod-1, i restarts prod-1's capture."""
+    from textual.widgets import Static
+
+    from console.app import AppConfig, create_app
+    from probes.capture import capture_spec
+    from widgets.capture_view import CaptureView
+
+    sshd = lab.hosts["prod-1"]
+    port = closed_port("127.0.0.2")
+    app = create_app(AppConfig(hostname="console", remote_hosts=[parse_host_arg("prod-1")],
+                               ssh_settings=fast_settings(lab), capture=capture_spec("lo", f"tcp port {port}")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        view = app.query_one(CaptureView)
+        app.query_one("#capture-body").focus()
+        await pilot.press("h")
+        assert view.host == "prod-1" and view.border_title == "Capture (prod-1)"
+        deadline = time.monotonic() + 20
+        summary = ""
+        while time.monotonic() < deadline and f"127.0.0.2:{port}" not in summary:
+            knock("127.0.0.2", port)
+            await pilot.pause(0.5)
+            summary = str(app.query_one("#capture-summary", Static).render())
+        assert f"127.0.0.2:{port}" in summary  # the refused handshake, as prod-1's tcpdump saw it
+        assert tcpdumps(sshd.addr, sshd.port)
+        await pilot.press("i", "ctrl+a", "ctrl+k", *"any", "enter")
+        await pilot.pause(0.3)
+        assert "prod-1/capture/any" in app.hub.streams and "prod-1/capture/lo" not in app.hub.streams
+        assert "local/capture/lo" in app.hub.streams  # this host's capture is left as it was
+        deadline = time.monotonic() + 10
+        while capture_interfaces(sshd.addr, sshd.port) != {"any"} and time.monotonic() < deadline:
+            await pilot.pause(0.2)
+        assert capture_interfaces(sshd.addr, sshd.port) == {"any"}  # the lo capture is gone from the host
