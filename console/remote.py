@@ -101,6 +101,10 @@ class HostKeyChecker:
         fingerprint = key.get_fingerprint("sha256")
         algorithm = key.get_algorithm()
         trusted = self.known.match(host, addr, port)[0]
+        if any(k.public_data == key.public_data for k in trusted):
+            # Recorded for this host, but in a form asyncssh's own lookup missed (OpenSSH writes port 22
+            # bare; "[host]:22" is legal too): the key is the one on record, so it is trusted.
+            return True
         if trusted:
             old = ", ".join(k.get_fingerprint("sha256") for k in trusted)
             self.problem = RemoteError(
