@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --host runs the same check from that SSH host (console/check_remote.py), one verdict per host and target.
     add_ssh_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "hosts":
+            action.help = ("run the check FROM this SSH host instead of here (repeatable: one verdict per host "
+                           "and target); NAME may be a ~/.ssh/config alias")
     return parser
 
 
