@@ -129,7 +129,8 @@ class WarroomApp(App[int]):
             with TabPane("6 Capture", id="capture"):
                 interface = str(self.config.capture.options.get("interface", "any")) if self.config.capture else "any"
                 bpf = str(self.config.capture.options.get("filter", "")) if self.config.capture else ""
-                yield CaptureView(self.store, interface=interface, bpf=bpf, id="capture-view")
+                yield CaptureView(self.store, interface=interface, bpf=bpf,
+                                  hosts=[h.name for h in self.config.remote_hosts], id="capture-view")
             with TabPane("7 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
                 yield VantageTable(self.store, kind="tcp", id="vantage")
@@ -175,6 +176,13 @@ class WarroomApp(App[int]):
             remote = RemoteHost(host, specs, self.config.ssh_settings)
             self.remote[host.name] = remote
             self.hub.add_stream(f"ssh:{host.name}", remote.stream, kind="host_status")
+            if self.config.capture is not None:
+                # --host H --capture IFACE: capture on H too (same interface and filter).
+                from console.remote_capture import start_remote_capture
+
+                options = self.config.capture.options
+                start_remote_capture(self.hub, remote, str(options.get("interface", "any")),
+                                     str(options.get("filter") or ""))
 
     def _update_remote_specs(self) -> None:
         if not self.remote:
@@ -214,6 +222,13 @@ class WarroomApp(App[int]):
 
         if not self.config.live:
             self.notify("replay: no live capture", timeout=3)
+            return
+        remote = self.remote.get(message.host)
+        if remote is not None:
+            from console.remote_capture import start_remote_capture
+
+            start_remote_capture(self.hub, remote, message.interface, message.bpf)
+            self.notify(f"capturing on {message.host}:{message.interface}", timeout=3)
             return
         self.config.capture = restart_capture(self.hub, message.interface, message.bpf)
         self.notify(f"capturing on {message.interface}", timeout=3)

@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-system-resolvers", action="store_true",
                         help="ask only the --resolver ones, not those of /etc/resolv.conf")
     parser.add_argument("--ca-file", metavar="FILE", help="trust these CA certificates instead of the system's")
+    from console.cli import add_ssh_arguments
+
+    # --host runs the same check from that SSH host (console/check_remote.py), one verdict per host and target.
+    add_ssh_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "hosts":
+            action.help = ("run the check FROM this SSH host instead of here (repeatable: one verdict per host "
+                           "and target); NAME may be a ~/.ssh/config alias")
     return parser
 
 
@@ -76,7 +84,7 @@ def _validate(args: argparse.Namespace) -> list[dns_probe.Resolver]:
         raise _BadInput(str(exc)) from None
     if args.no_system_resolvers and not resolvers:
         raise _BadInput("--no-system-resolvers needs at least one --resolver IP[:PORT]")
-    if args.ca_file and not os.path.isfile(args.ca_file):
+    if args.ca_file and not args.hosts and not os.path.isfile(args.ca_file):  # with --host: a path there
         raise _BadInput(f"--ca-file {args.ca_file!r}: no such file")
     return resolvers
 
@@ -279,6 +287,10 @@ def main(argv: list[str]) -> int:
         secrets = [secret for text in argv for secret in url_secrets(text)]
         print(f"warroom: check: {scrub(str(exc), secrets)} (see warroom check --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.hosts:
+        from console.check_remote import run_remote
+
+        return run_remote(args)
     try:
         return asyncio.run(_run(args, resolvers))
     except KeyboardInterrupt:

@@ -50,7 +50,7 @@ CONFIG_ERROR = "config_error"
 TERMINAL_STATES = frozenset({AUTH_FAILED, HOST_KEY_UNKNOWN, HOST_KEY_CHANGED, AGENT_FAILED, CONFIG_ERROR})
 
 #: Pure-Python packages a probe kind needs shipped with the agent.
-SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",)}
+SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",), "layers": ("dns",)}
 
 _SS_END = "warroom-ss-end"
 
@@ -101,6 +101,10 @@ class HostKeyChecker:
         fingerprint = key.get_fingerprint("sha256")
         algorithm = key.get_algorithm()
         trusted = self.known.match(host, addr, port)[0]
+        if any(k.public_data == key.public_data for k in trusted):
+            # Recorded for this host, but in a form asyncssh's own lookup missed (OpenSSH writes port 22
+            # bare; "[host]:22" is legal too): the key is the one on record, so it is trusted.
+            return True
         if trusted:
             old = ", ".join(k.get_fingerprint("sha256") for k in trusted)
             self.problem = RemoteError(

@@ -18,7 +18,10 @@ the DNS layer's time).
 
 The same function runs locally and, through the agent, remotely; as a probe
 (kind "layers") it repeats the check every ``interval`` seconds. Options: as
-probes.dns (resolvers, system_resolvers, hosts_file, resolv_conf) plus ca_file.
+probes.dns (resolvers, system_resolvers, hosts_file, resolv_conf) plus ca_file,
+count (stop after that many checks) and mark_rounds (after each check, one
+"layers" Sample with fields {"round_end": n, "layers": samples in it}; a
+check that ran out of time is one "layers" error Sample instead).
 """
 
 from __future__ import annotations
@@ -136,13 +139,28 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     ca_file = spec.options.get("ca_file")
     hosts_file = spec.options.get("hosts_file", dns_probe.HOSTS_FILE)
     resolv_conf = str(spec.options.get("resolv_conf") or dns_probe.RESOLV_CONF)
-    return scheduled(
-        lambda: check_once(spec.target, timeout=spec.timeout, resolvers=resolvers,
-                           system_resolvers=spec.options.get("system_resolvers", True) is not False,
-                           ca_file=str(ca_file) if ca_file else None, hosts_file=str(hosts_file or ""),
-                           resolv_conf=resolv_conf, host=host),
-        kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout * len(LAYERS) + 1.0,
-        host=host)
+    label = redact_url(spec.target)
+    mark_rounds = spec.options.get("mark_rounds") is True
+    count = spec.options.get("count")
+    rounds = 0
+
+    async def one_check() -> list[Sample]:
+        nonlocal rounds
+        samples = await check_once(spec.target, timeout=spec.timeout, resolvers=resolvers,
+                                   system_resolvers=spec.options.get("system_resolvers", True) is not False,
+                                   ca_file=str(ca_file) if ca_file else None, hosts_file=str(hosts_file or ""),
+                                   resolv_conf=resolv_conf, host=host)
+        rounds += 1
+        if mark_rounds:
+            # A reader of the merged stream (warroom check --host) cannot otherwise tell where one check ends.
+            samples.append(Sample(KIND, label, time.time(), host=host,
+                                  fields={"round_end": rounds, "layers": len(samples)}))
+        return samples
+
+    return scheduled(one_check, kind=KIND, target=label, interval=spec.interval,
+                     timeout=spec.timeout * len(LAYERS) + 1.0, host=host,
+                     count=int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0
+                     else None)
 
 
 def options_from_config(section: dict[str, object]) -> dict[str, JSONValue]:

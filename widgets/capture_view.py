@@ -9,12 +9,15 @@ exporting the header ring, are messages the app acts on
 
 Keys: w cycles the window (10 s, 1 min, 5 min, 15 min, all kept), i edits the
 interface, f edits the BPF filter (Enter applies, Escape goes back), x asks for
-the last packets' headers to be written to a pcap file. Arrows and PgUp/PgDn
+the last packets' headers to be written to a pcap file, h switches to the next
+host (this one, then the SSH hosts given as ``hosts``: the app runs a capture
+on each; CaptureChanged carries the host it is for). Arrows and PgUp/PgDn
 scroll the sections.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from textual.app import ComposeResult
@@ -190,6 +193,7 @@ class CaptureView(Vertical, can_focus=False):
         Binding("i", "edit_interface", "Interface"),
         Binding("f", "edit_filter", "Filter"),
         Binding("x", "export", "Export headers"),
+        Binding("h", "next_host", "Host"),
         Binding("escape", "leave_input", "Back", show=False),
     ]
 
@@ -199,10 +203,11 @@ class CaptureView(Vertical, can_focus=False):
     class CaptureChanged(Message):
         """The user asked to capture on ``interface`` with ``bpf``; the app restarts the capture probe."""
 
-        def __init__(self, interface: str, bpf: str) -> None:
+        def __init__(self, interface: str, bpf: str, host: str = LOCAL_HOST) -> None:
             super().__init__()
             self.interface = interface
             self.bpf = bpf
+            self.host = host
 
     class ExportRequested(Message):
         """The user asked for the capture ``target``'s header ring to be written to a pcap file."""
@@ -213,10 +218,12 @@ class CaptureView(Vertical, can_focus=False):
             self.target = target
 
     def __init__(self, store: Store, host: str = LOCAL_HOST, *, interface: str = "any", bpf: str = "",
-                 id: str | None = None) -> None:
+                 hosts: Sequence[str] = (), id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
         self.host = host
+        self.hosts = list(dict.fromkeys([host, *hosts]))
+        """Hosts the h key cycles through (this one first)."""
         self.interface = interface
         self.bpf = bpf
         self._seen: tuple[int, int] | None = None
@@ -342,5 +349,14 @@ class CaptureView(Vertical, can_focus=False):
         event.stop()
         self.interface = self.query_one("#capture-iface", Input).value.strip() or "any"
         self.bpf = self.query_one("#capture-filter", Input).value.strip()
-        self.post_message(self.CaptureChanged(self.interface, self.bpf))
+        self.post_message(self.CaptureChanged(self.interface, self.bpf, self.host))
         self.action_leave_input()
+
+    def action_next_host(self) -> None:
+        if len(self.hosts) < 2:
+            self.notify("only this host: start warroom with --host H to capture there too", timeout=3)
+            return
+        self.host = self.hosts[(self.hosts.index(self.host) + 1) % len(self.hosts)]
+        self.border_title = f"Capture ({self.host})"
+        self._cache = None
+        self.refresh_figures(force=True)
