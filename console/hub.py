@@ -27,6 +27,8 @@ from probes.runtime import ProbeSpec
 from probes.samples import ERROR_EXCEPTION, LOCAL_HOST, Sample, error_sample
 
 StreamFactory = Callable[[], AsyncIterator[Sample]]
+#: How long stop() waits for cancelled probes to finish their clean-up.
+STOP_TIMEOUT_S = 5.0
 Listener = Callable[[Sample], None]
 T = TypeVar("T")
 
@@ -194,7 +196,9 @@ class Hub:
             tasks = [r.task for r in streams if r.task is not None]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                # Bounded: a probe whose clean-up hangs must not keep the console from exiting.
+                await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
 
         await self.run_on_probe_loop(cancel_all())
 

@@ -93,7 +93,7 @@ async def remote_capture_stream(remote: RemoteHost, spec: ProbeSpec) -> AsyncIte
                 last = _classify(sample)
                 yield last
         finally:
-            await chunks.aclose()  # closes the channel: the host-side watcher kills tcpdump's group
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator; closes the channel: the host-side watcher kills tcpdump's group
         if last is not None and not last.ok and time.monotonic() - started < 5.0:
             return  # tcpdump could not start: its message is on the pane, retrying would repeat it
         await asyncio.sleep(0.5)

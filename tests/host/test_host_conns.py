@@ -10,12 +10,11 @@ import socket
 import time
 from pathlib import Path
 
-from tests.host.host_helpers import close_all, listener, run_probe
-
 from bench.socket_farm import farm
 from console.store import Store
 from probes import conns
 from probes.runtime import ProbeSpec
+from tests.host.host_helpers import close_all, listener, run_probe
 
 
 def _rows(samples):  # type: ignore[no-untyped-def]

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.host.conftest import PG_PASSWORD, PgServer
-from tests.host.host_helpers import close_all, listener, run_probe, wait_until
 
 from console.diagnosis import diagnose
 from console.hub import Hub
@@ -21,6 +19,8 @@ from console.rules_pools import AT_MAX_MIN_S, close_wait_piling, pool_at_max
 from console.store import Store
 from probes.pools import PoolWatch
 from probes.runtime import ProbeSpec
+from tests.host.conftest import PG_PASSWORD, PgServer
+from tests.host.host_helpers import close_all, listener, run_probe, wait_until
 
 POOL_APP = Path(__file__).with_name("pool_app.py")
 POOL_MAX = 3

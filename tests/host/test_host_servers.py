@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.host.conftest import PG_PASSWORD, REDIS_MAXCLIENTS, REDIS_PASSWORD, MetricsServer, PgServer, RedisServer
-from tests.host.host_helpers import listener, run_probe, wait_until
 
 from console.hub import Hub
 from console.store import Store
 from probes.runtime import ProbeSpec
+from tests.host.conftest import PG_PASSWORD, REDIS_MAXCLIENTS, REDIS_PASSWORD, MetricsServer, PgServer, RedisServer
+from tests.host.host_helpers import listener, run_probe, wait_until
 
 pytestmark = pytest.mark.system
 

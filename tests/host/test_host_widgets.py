@@ -166,10 +166,9 @@ async def test_pool_gauges_without_data_say_what_to_configure() -> None:
 
 async def test_live_hub_feeds_both_panes() -> None:
     """The real path: Hub runs the conns and pools probes, the panes read the store on their timers."""
-    from tests.host.host_helpers import listener
-
     from console.hub import Hub
     from probes.runtime import ProbeSpec
+    from tests.host.host_helpers import listener
 
     class Both(App[None]):
         def compose(self) -> ComposeResult:
@@ -191,6 +190,7 @@ async def test_live_hub_feeds_both_panes() -> None:
                     await pilot.pause(0.1)
                     if any(str(r[2]) == f"127.0.0.1:{port}" for r in grid.rows) and app.query_one(PoolGauges).lines:
                         break
+                grid.focus()  # as showing the Conns tab does in the console
                 await pilot.press("slash", *f"port:{port}", "enter")
                 await pilot.pause(0.6)
                 rows = [grid.get_row_at(i) for i in range(grid.row_count)]

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd_harness import Lab, fingerprint
+
+from tests.ssh.sshd_harness import Lab, fingerprint
 
 pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sshd_harness import Lab, agent_processes, fast_settings
 
 from console.hosts_config import parse_host_arg
 from console.hub import Hub, ProbeLoop
@@ -17,6 +16,7 @@ from console.remote_capture import start_remote_capture, stream_name
 from console.store import Store
 from probes.pcapstream import merge
 from probes.samples import Sample
+from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings
 
 pytestmark = pytest.mark.system
 

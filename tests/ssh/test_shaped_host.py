@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sshd_harness import SSHD, Lab, Sshd, fast_settings, keygen
 
 from console.diagnosis import diagnose
 from console.hosts_config import parse_host_arg
@@ -30,6 +29,7 @@ from probes.samples import LOCAL_HOST
 from tests.lab.fixtures import lab_session  # noqa: F401 - a fixture, used by name
 from tests.lab.netns import Lab as NetLab
 from tests.lab.netns import Namespace
+from tests.ssh.sshd_harness import SSHD, Lab, Sshd, fast_settings, keygen
 from widgets.vantage_table import vantage_rows
 
 pytestmark = pytest.mark.system

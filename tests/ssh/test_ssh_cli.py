@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.ssh.sshd_harness import Lab, fingerprint
 
 from console.cli import build_parser
 from probes.samples import Sample
+from tests.ssh.sshd_harness import Lab, fingerprint
 
 pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]

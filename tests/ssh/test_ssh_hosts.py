@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings, fingerprint, keygen
 
 from console.hosts_config import HostConfig
 from console.hub import Hub
@@ -22,6 +21,7 @@ from console.remote import RemoteHost, connect, remote_capture
 from console.store import Store
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
+from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings, fingerprint, keygen
 
 pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]
