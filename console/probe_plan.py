@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 
 from console.pools_config import PoolsConfig
 from probes.runtime import ProbeSpec
-from probes.targets import parse_target
+from probes.targets import is_ip_literal, parse_target
 
 
 def probe_available(kind: str) -> bool:
     return importlib.util.find_spec(f"probes.{kind}") is not None
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:

@@ -26,7 +26,6 @@ check that ran out of time is one "layers" error Sample instead).
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -36,24 +35,16 @@ from probes import tls as tls_probe
 from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample, error_sample
-from probes.targets import Target, parse_target
+from probes.targets import Target, is_ip_literal, parse_target
 from probes.tcp import connect_once, failure_kind, timing_fields
 
 KIND = "layers"
 LAYERS = ("dns", "tcp", "tls", "http")
 
 
-def is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def layers_for(target: Target) -> tuple[str, ...]:
     """The layers that apply to ``target``, in the order they are checked."""
-    out: list[str] = [] if is_literal(target.host) else ["dns"]
+    out: list[str] = [] if is_ip_literal(target.host) else ["dns"]
     if target.scheme == "https":
         out += ["tcp", "tls", "http"]
     elif target.scheme == "http":
@@ -100,7 +91,7 @@ async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[d
     label = redact_url(target_text)
     layers = layers_for(target)
     address: str | None = target.host
-    dns_ms: float | None = 0.0 if is_literal(target.host) else None
+    dns_ms: float | None = 0.0 if is_ip_literal(target.host) else None
     if "dns" in layers:
         dns_samples = await dns_probe.resolve(target_text, timeout=timeout, resolvers=resolvers,
                                               system=system_resolvers, hosts_file=hosts_file,

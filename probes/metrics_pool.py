@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from probes.pools import AtMaxClock, gauge
 from probes.redact import one_line, redact, url_label
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, watched
 from probes.samples import ERROR_EXCEPTION, LOCAL_HOST, JSONValue, Sample, error_sample
 
 KIND = "metrics_pool"
@@ -129,16 +129,5 @@ def watch_from_spec(spec: ProbeSpec) -> MetricsWatch:
                         timeout=min(3.0, spec.timeout))
 
 
-async def _stream(spec: ProbeSpec, host: str) -> AsyncIterator[Sample]:
-    try:
-        watch = watch_from_spec(spec)
-    except ValueError as exc:
-        yield error_sample(KIND, redact(spec.target), ERROR_EXCEPTION, str(exc), host=host)
-        return
-    async for sample in scheduled(lambda: watch.measure(host), kind=KIND, target=watch.label,
-                                  interval=spec.interval, timeout=spec.timeout, host=host):
-        yield sample
-
-
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
-    return _stream(spec, host)
+    return watched(spec, host, KIND, watch_from_spec)

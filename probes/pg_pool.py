@@ -26,7 +26,7 @@ from typing import Any
 
 from probes.pools import AtMaxClock, gauge
 from probes.redact import one_line, redact
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, watched
 from probes.samples import ERROR_EXCEPTION, ERROR_REFUSED, ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample, error_sample
 
 KIND = "pg_pool"
@@ -190,19 +190,5 @@ def watch_from_spec(spec: ProbeSpec) -> PgWatch:
                    connect_timeout=float(timeout) if isinstance(timeout, (int, float)) else 3.0)
 
 
-async def _stream(spec: ProbeSpec, host: str) -> AsyncIterator[Sample]:
-    try:
-        watch = watch_from_spec(spec)
-    except ValueError as exc:
-        yield error_sample(KIND, redact(spec.target), ERROR_EXCEPTION, str(exc), host=host)
-        return
-    try:
-        async for sample in scheduled(lambda: watch.measure(host), kind=KIND, target=watch.label,
-                                      interval=spec.interval, timeout=spec.timeout, host=host):
-            yield sample
-    finally:
-        await watch.close()
-
-
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
-    return _stream(spec, host)
+    return watched(spec, host, KIND, watch_from_spec)

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from probes.samples import (
     ERROR_EXCEPTION,
@@ -55,6 +56,38 @@ class ProbeSpec:
             raise ValueError("options must be an object")
         return cls(kind=str(data["kind"]), target=str(data.get("target", "")),
                    interval=float(interval), timeout=float(timeout), options=options)
+
+
+class Watch(Protocol):
+    """A probe that keeps a connection between measurements (a database, a metrics page)."""
+
+    label: str
+
+    async def measure(self, host: str) -> MeasureResult: ...
+
+
+async def watched(spec: ProbeSpec, host: str, kind: str,
+                  make_watch: Callable[[ProbeSpec], Watch]) -> AsyncIterator[Sample]:
+    """``scheduled`` measurements of one Watch, closed when the stream ends.
+
+    A spec the watch cannot use (a malformed DSN or URL) is one error Sample
+    whose target is redacted: the bad text may hold a password.
+    """
+    from probes.redact import redact
+
+    try:
+        watch = make_watch(spec)
+    except ValueError as exc:
+        yield error_sample(kind, redact(spec.target), ERROR_EXCEPTION, str(exc), host=host)
+        return
+    try:
+        async for sample in scheduled(lambda: watch.measure(host), kind=kind, target=watch.label,
+                                      interval=spec.interval, timeout=spec.timeout, host=host):
+            yield sample
+    finally:
+        close = getattr(watch, "close", None)
+        if close is not None:
+            await close()
 
 
 async def scheduled(

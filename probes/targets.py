@@ -66,6 +66,15 @@ def _check_port(port_text: str, original: str) -> int:
     return port
 
 
+def is_ip_literal(host: str) -> bool:
+    """True for an IP address written out (no DNS lookup applies to it)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_target(text: str) -> Target:
     """Parse one target or raise TargetError with a one-line reason."""
     raw = text.strip()
