@@ -134,6 +134,8 @@ class WarroomApp(App[int]):
             with TabPane("7 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
                 yield VantageTable(self.store, kind="tcp", id="vantage")
+                for host in self.config.remote_hosts:  # each host's own pressure, as the overview shows ours
+                    yield SystemPane(self.store, host=host.name)
         yield Footer()
 
     def on_mount(self) -> None:

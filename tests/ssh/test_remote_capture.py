@@ -158,3 +158,23 @@ async def test_console_captures_on_the_host_too_and_the_pane_restarts_it(lab: La
         while capture_interfaces(sshd.addr, sshd.port) != {"any"} and time.monotonic() < deadline:
             await pilot.pause(0.2)
         assert capture_interfaces(sshd.addr, sshd.port) == {"any"}  # the lo capture is gone from the host
+
+
+async def test_hosts_tab_shows_each_hosts_own_pressure_and_status(lab: Lab) -> None:
+    """`warroom --host prod-1`: tab 7 has prod-1's status line and its system pane, fed over SSH."""
+    from console.app import AppConfig, create_app
+    from widgets.hosts_view import HostsView
+    from widgets.system_pane import SystemPane
+
+    app = create_app(AppConfig(hostname="console", remote_hosts=[parse_host_arg("prod-1")],
+                               ssh_settings=fast_settings(lab)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")
+        pane = next(p for p in app.query(SystemPane) if p.host == "prod-1")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "CPU" not in pane._shown:
+            await pilot.pause(0.5)
+        assert pane.border_title == "System (prod-1)"
+        assert "CPU" in pane._shown and "MEM" in pane._shown  # figures measured on the host, not here
+        status = str(app.query_one(HostsView).render())
+        assert "prod-1" in status and "connected" in status
