@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Static
 
 from console.store import Store
 from probes.samples import LOCAL_HOST
+from widgets.format import ms
 from widgets.visibility import when_shown
 
 KIND_STATUS = "host_status"
@@ -102,18 +103,13 @@ def vantage_rows(store: Store, kind: str = "tcp", window: float = 60.0, now: flo
     return hosts, rows
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-
 
 def format_cell(cell: Cell | None, palette: dict[str, str]) -> Text:
     """Two lines for one cell; ``palette`` maps "error"/"warning"/"success" to the theme's colours."""
     if cell is None:
         return Text("-\nno data", style="dim")
     error, warning, success = palette["error"], palette["warning"], palette["success"]
-    line1 = Text(f"{_ms(cell.p50)}/{_ms(cell.p99)} ms")
+    line1 = Text(f"{ms(cell.p50)}/{ms(cell.p99)} ms")
     loss = cell.loss_pct or 0.0
     line1.append(f" {loss:.0f}%", style=f"bold {error}" if loss else "")
     line2 = Text()
