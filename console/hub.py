@@ -99,7 +99,8 @@ class Hub:
             self._home = asyncio.get_running_loop()
         return self._home, self.probe_loop.loop if self.probe_loop else self._home
 
-    def _on_probe_loop(self, func: Callable[[], object]) -> None:
+    def call_on_probe_loop(self, func: Callable[[], object]) -> None:
+        """Call ``func`` on the probe loop (for objects that live there, such as SSH channels)."""
         home, probes = self._loops()
         if probes is home:
             func()
@@ -112,10 +113,6 @@ class Hub:
         if probes is home:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, probes))
-
-    def call_on_probe_loop(self, func: Callable[[], object]) -> None:
-        """Call ``func`` on the probe loop (for objects that live there, such as SSH channels)."""
-        self._on_probe_loop(func)
 
     # -- samples -----------------------------------------------------------------
 
@@ -144,7 +141,7 @@ class Hub:
         def spawn() -> None:
             running.task = asyncio.get_running_loop().create_task(self._run(running), name=f"warroom:{name}")
 
-        self._on_probe_loop(spawn)
+        self.call_on_probe_loop(spawn)
         return running
 
     def start_probe(self, spec: ProbeSpec, host: str = LOCAL_HOST) -> RunningStream:
@@ -159,7 +156,7 @@ class Hub:
         running = self.streams.pop(name, None)
         if running is None:
             return False
-        self._on_probe_loop(lambda: running.task.cancel() if running.task is not None else None)
+        self.call_on_probe_loop(lambda: running.task.cancel() if running.task is not None else None)
         return True
 
     def remove_target(self, target: str) -> int:

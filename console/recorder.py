@@ -27,7 +27,3 @@ class Recorder:
     def close(self) -> None:
         self._file.close()
 
-
-def open_recorder(path: str) -> Recorder:
-    """Open ``path`` for appending or raise OSError with the reason (caller reports it)."""
-    return Recorder(path)

@@ -133,7 +133,3 @@ class Store:
     def __iter__(self) -> Iterator[Sample]:
         for ring in self._series.values():
             yield from ring
-
-    def matching(self, predicate: Callable[[Sample], bool]) -> list[Sample]:
-        """All kept samples matching ``predicate`` (for reports and diagnosis)."""
-        return [s for s in self if predicate(s)]
