@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -38,6 +39,32 @@ def _check_address(address: object) -> None:
             raise NonLoopbackTraffic(f"test tried to reach {address[0]!r} by name: use an address") from None
         if not ip.is_loopback:
             raise NonLoopbackTraffic(f"test tried to reach {address[0]}: only loopback is allowed")
+
+
+class _Startable(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+def _started(make: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """Yield a factory that builds a server with ``make`` and starts it; stop every one it started."""
+    started: list[S] = []
+
+    def start(*args: Any, **kwargs: Any) -> S:
+        server = make(*args, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture
@@ -75,67 +102,39 @@ def cert_lab(tmp_path_factory: pytest.TempPathFactory) -> TLSCertLab:
 @pytest.fixture
 def http_server() -> Iterator[Callable[..., MisbehavingHTTPServer]]:
     """Factory: ``http_server(host="127.0.0.1")`` -> a started plain-HTTP MisbehavingHTTPServer."""
-    started: list[MisbehavingHTTPServer] = []
 
-    def start(host: str = "127.0.0.1", port: int = 0) -> MisbehavingHTTPServer:
-        server = MisbehavingHTTPServer(host, port).start()
-        started.append(server)
-        return server
+    def make(host: str = "127.0.0.1", port: int = 0) -> MisbehavingHTTPServer:
+        return MisbehavingHTTPServer(host, port)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _started(make)
 
 
 @pytest.fixture
 def tls_server(cert_lab: TLSCertLab) -> Iterator[Callable[..., MisbehavingHTTPServer]]:
     """Factory: ``tls_server("expired", host=...)`` -> a started HTTPS server with that certificate fault."""
-    started: list[MisbehavingHTTPServer] = []
 
-    def start(fault: str = "good", host: str = "127.0.0.1", port: int = 0) -> MisbehavingHTTPServer:
-        server = MisbehavingHTTPServer(host, port, tls=cert_lab.context(fault)).start()
-        started.append(server)
-        return server
+    def make(fault: str = "good", host: str = "127.0.0.1", port: int = 0) -> MisbehavingHTTPServer:
+        return MisbehavingHTTPServer(host, port, tls=cert_lab.context(fault))
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _started(make)
 
 
 @pytest.fixture
 def dns_server() -> Iterator[Callable[..., FakeDNSServer]]:
     """Factory: ``dns_server({"api.test": DNSBehaviour(addresses=[...])}, host=...)`` -> a started FakeDNSServer."""
-    started: list[FakeDNSServer] = []
 
-    def start(names: dict[str, DNSBehaviour] | None = None, host: str = "127.0.0.1", port: int = 0,
-              default: DNSBehaviour | None = None) -> FakeDNSServer:
-        server = FakeDNSServer(host, port, names=names, default=default).start()
-        started.append(server)
-        return server
+    def make(names: dict[str, DNSBehaviour] | None = None, host: str = "127.0.0.1", port: int = 0,
+             default: DNSBehaviour | None = None) -> FakeDNSServer:
+        return FakeDNSServer(host, port, names=names, default=default)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _started(make)
 
 
 @pytest.fixture
 def stall_server() -> Iterator[Callable[..., StallServer]]:
     """Factory: ``stall_server(host=...)`` -> a started server that accepts and never speaks."""
-    started: list[StallServer] = []
 
-    def start(host: str = "127.0.0.1", port: int = 0) -> StallServer:
-        server = StallServer(host, port).start()
-        started.append(server)
-        return server
+    def make(host: str = "127.0.0.1", port: int = 0) -> StallServer:
+        return StallServer(host, port)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _started(make)
