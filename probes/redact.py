@@ -90,10 +90,8 @@ def redact(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
     out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
     out = _KV_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", out)
     out = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
-    for secret in secrets:
-        if secret and len(secret) >= 3:  # a 1-2 character "secret" would shred ordinary words
-            out = out.replace(secret, REDACTED)
-    return out
+    # A 1-2 character "secret" would shred ordinary words; longer ones go, longest first.
+    return scrub(out, [secret for secret in secrets if len(secret) >= 3])
 
 
 def url_label(url: str) -> str:
