@@ -4,9 +4,15 @@ from __future__ import annotations
 
 
 def ms(value: float | None) -> str:
-    """A duration in ms with a width-stable precision: 0.05, 4.2, 312."""
+    """A duration in ms with a width-stable precision: 0.004, 0.05, 4.2, 312.
+
+    Kernel RTTs on loopback are a few microseconds: they keep three decimals
+    rather than reading as zero.
+    """
     if value is None:
         return "-"
+    if value < 0.01:
+        return f"{value:.3f}"
     if value < 1:
         return f"{value:.2f}"
     if value < 100:

@@ -29,6 +29,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from console.store import SeriesKey, SeriesStats, Store
+from widgets.format import ms
 from widgets.visibility import when_shown
 
 #: Theme variables the series cycle through, so lines follow the theme (and its high-contrast variant).
@@ -37,8 +38,6 @@ WINDOW_STEPS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 MODES = ("combined", "per-target")
 
 
-def _fmt(value: float | None, unit: str = "") -> str:
-    return "-" if value is None else f"{value:.1f}{unit}"
 
 
 def _short(target: str, width: int) -> str:
@@ -48,8 +47,8 @@ def _short(target: str, width: int) -> str:
 def summary(target: str, stats: SeriesStats, width: int = 22) -> str:
     """One line per target (fits 80 columns): percentiles, RFC 3550 jitter, loss, last failure kind."""
     loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
-    text = (f"{_short(target, width):<{width}} p50 {_fmt(stats.p50)} p95 {_fmt(stats.p95)} "
-            f"p99 {_fmt(stats.p99)} jit {_fmt(stats.jitter)} loss {loss}")
+    text = (f"{_short(target, width):<{width}} p50 {ms(stats.p50)} p95 {ms(stats.p95)} "
+            f"p99 {ms(stats.p99)} jit {ms(stats.jitter)} loss {loss}")
     if stats.last_error:
         text += f" ✗{stats.last_error}"
     return text
@@ -244,7 +243,7 @@ class RttChart(Widget, can_focus=True):
             loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
             failure = f" ✗{stats.last_error}" if stats.last_error else ""
             # The title is a Static, not plotext's title: plotext drops a title wider than its plot.
-            title.update(f"{key[2]}  p95 {_fmt(stats.p95)} ms  loss {loss}{failure}")
+            title.update(f"{key[2]}  p95 {ms(stats.p95)} ms  loss {loss}{failure}")
             plot.plt.clear_figure()
             plot.plt.xlim(-self.minutes * 60, 0)
             xs, ys = self._points(key, now)
