@@ -73,8 +73,8 @@ async def time_refresh(rounds: int) -> None:
 async def time_console_cpu(seconds: float) -> None:
     from textual.app import App, ComposeResult  # only this part of the benchmark needs Textual
 
-    from console.hub import Hub
-    from console.store import Store
+    from console.engine.hub import Hub
+    from console.engine.store import Store
     from probes.runtime import ProbeSpec
     from probes.samples import Sample
     from widgets.conn_table import ConnTable

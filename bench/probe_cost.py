@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from console.hub import Hub
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.runtime import ProbeSpec
 
 LISTENER = """

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.app import AppConfig, create_app
-from console.demo import DemoLab
-from console.hub import Hub
-from console.store import Store
+from console.engine.demo_lab import DemoLab
+from console.engine.hub import Hub
+from console.engine.store import Store
+from console.ui.app import AppConfig, create_app
 from probes.runtime import ProbeSpec
 
 SECONDS = 12

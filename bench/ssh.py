@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT / "tests" / "ssh"))
 from sshd_harness import Lab, agent_processes, fast_settings  # noqa: E402
 
 import probes  # noqa: E402
-from console.agent_payload import build_payload  # noqa: E402
-from console.cmd_remote import stream_remote  # noqa: E402
-from console.hosts_config import HostConfig  # noqa: E402
-from console.remote import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
+from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
+from console.remote.payload import build_payload  # noqa: E402
+from console.remote.stream import stream_remote  # noqa: E402
+from console.settings.hosts import HostConfig  # noqa: E402
 from probes.runtime import ProbeSpec  # noqa: E402
 
 

@@ -1,80 +1,27 @@
-"""The `warroom` command line.
+"""The `warroom` entry point: pick the command, turn bad input into one line and exit status 2.
 
-Sub-commands live in their own modules (console/cmd_*.py) and are imported
-only when used, so `warroom --version` and `warroom --json` stay fast.
+Commands live in console/commands/, one module per sub-command, each with
+``main(argv: list[str]) -> int``; they are imported only when used, so
+`warroom --version` and `warroom --json` stay fast.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
-from console import __version__
+from console.settings.errors import EXIT_BAD_INPUT, UsageError
 
 #: Sub-command name -> module with ``main(argv: list[str]) -> int``.
 SUBCOMMANDS: dict[str, str] = {
-    "demo": "console.cmd_demo",
-    "check": "console.cmd_check",
-    "capture": "console.cmd_capture",
-    "replay": "console.cmd_replay",
+    "demo": "console.commands.demo",
+    "check": "console.commands.check",
+    "capture": "console.commands.capture",
+    "replay": "console.commands.replay",
 }
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="warroom",
-        description="Live incident console: why can't the service reach its backend?",
-        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | warroom replay FILE "
-               "(each has --help). With no target, warroom watches this host only and probes no address.",
-    )
-    parser.add_argument("targets", nargs="*", metavar="TARGET",
-                        help="host:port, [v6]:port or http(s):// URL to probe")
-    parser.add_argument("--version", action="version", version=f"warroom {__version__}")
-    parser.add_argument("--json", action="store_true",
-                        help="open no screen: print the Sample stream as JSON lines")
-    parser.add_argument("--duration", type=float, metavar="SECONDS",
-                        help="with --json: stop after this many seconds")
-    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                        help="seconds between probes of one target (default 1)")
-    parser.add_argument("--pool", action="append", default=[], metavar="NAME=MAX[,process=P][,remote=H:P]",
-                        help="declare a client pool's maximum (repeatable): its gauge shows utilization")
-    parser.add_argument("--expect-listen", action="append", default=[], type=int, metavar="PORT",
-                        help="a port that must be listening on this host (repeatable)")
-    parser.add_argument("--capture", metavar="IFACE",
-                        help="capture packet headers on IFACE (any, lo, eth0 ...); needs root or CAP_NET_RAW")
-    parser.add_argument("--capture-filter", metavar="BPF",
-                        help="BPF filter for --capture (default: everything but SSH)")
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
-    parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
-    parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
-    add_ssh_arguments(parser)
-    return parser
-
-
-def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
-    """Remote hosts (console/remote.py); shared with sub-commands that probe from hosts too."""
-    parser.add_argument("--host", action="append", default=[], metavar="[USER@]NAME[:PORT]", dest="hosts",
-                        help="also probe from this SSH host (repeatable); NAME may be a ~/.ssh/config alias")
-    parser.add_argument("--accept-new-host-keys", action="store_true",
-                        help="trust and record host keys of hosts never seen before (a changed key is still refused)")
-    parser.add_argument("--ssh-config", metavar="PATH", help="OpenSSH client config to use instead of ~/.ssh/config")
+#: The console itself (and --json), when the first word is not a sub-command.
+CONSOLE_COMMAND = "console.commands.console"
 
 
 def fail(message: str) -> int:
@@ -84,16 +31,13 @@ def fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    name = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
     try:
-        if args_list and args_list[0] in SUBCOMMANDS:
-            module = importlib.import_module(SUBCOMMANDS[args_list[0]])
-            return int(module.main(args_list[1:]))
-        from console.run import run_main
-
-        args = build_parser().parse_args(args_list)
-        return run_main(args)
+        if name is not None:
+            return int(importlib.import_module(SUBCOMMANDS[name]).main(args_list[1:]))
+        return int(importlib.import_module(CONSOLE_COMMAND).main(args_list))
     except UsageError as exc:
-        return fail(f"{exc} (see warroom --help)")
+        return fail(f"{exc} (see warroom {name + ' ' if name else ''}--help)")
     except KeyboardInterrupt:
         return 130
 

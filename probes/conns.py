@@ -11,7 +11,7 @@ Two Samples per refresh, never one per socket:
   (``columns`` once, ``rows`` as lists). 10,000 sockets are one Sample of
   10,000 short lists instead of 10,000 Samples a second through the hub,
   store and recorder; the table pane only ever needs the newest one, so the
-  store keeps just a couple of these (see ``console.store.DEFAULT_KIND_LIMITS``).
+  store keeps just a couple of these (see ``console.engine.store.DEFAULT_KIND_LIMITS``).
 
 How: the kernel's sock_diag netlink dump (probes.sockdiag: states, queues,
 inode, owner uid and tcp_info - rtt, retransmits, last send/receive, bytes)

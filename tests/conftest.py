@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.app import AppConfig, WarroomApp, create_app
+from console.ui.app import AppConfig, WarroomApp, create_app
 from probes.samples import Sample
 
 DEMO_TARGETS = {

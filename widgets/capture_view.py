@@ -28,7 +28,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
-from console.store import SeriesKey, Store
+from console.engine.store import SeriesKey, Store
 from probes.pcapstream import merge
 from probes.samples import LOCAL_HOST, Sample
 from widgets.visibility import when_shown

@@ -35,7 +35,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.conns import (
     C_HIDDEN,
     C_LASTRCV,

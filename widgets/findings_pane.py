@@ -1,4 +1,4 @@
-"""Findings: what the diagnosis rules conclude from the store, with their evidence."""
+"""Findings: what the findings engine concluded, with the evidence. The pane runs no rule itself."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.diagnosis import Finding, diagnose
-from console.store import Store
+from console.diagnosis.engine import FindingsEngine
+from console.diagnosis.finding import Finding
 from widgets.visibility import when_shown
 
 SEVERITY_MARK = {"critical": "[b $error]✖ CRITICAL[/]", "warning": "[b $warning]▲ WARNING[/]",
                  "info": "[b $primary]● INFO[/]"}
 EMPTY_TEXT = ("no findings yet: rules look at what the probes gathered (targets, connections, pools, "
-              "capture) every 2 s; add targets with a or start warroom with HOST:PORT")
+              "capture) every second; add targets with a or start warroom with HOST:PORT")
 
 
 def finding_markup(finding: Finding) -> str:
@@ -28,7 +28,7 @@ def finding_markup(finding: Finding) -> str:
 
 
 class FindingsPane(VerticalScroll):
-    """Runs the diagnosis rules over the store every 2 s (rules are cheap and do no I/O)."""
+    """Shows the findings engine's current result; redraws only when it changed."""
 
     DEFAULT_CSS = """
     FindingsPane {
@@ -40,9 +40,9 @@ class FindingsPane(VerticalScroll):
 
     paused: reactive[bool] = reactive(False)
 
-    def __init__(self, store: Store, *, id: str | None = None) -> None:
+    def __init__(self, engine: FindingsEngine, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.store = store
+        self.engine = engine
         self.findings: list[Finding] = []
         self._seen_version = -1
         self._body = Static(EMPTY_TEXT)
@@ -52,7 +52,7 @@ class FindingsPane(VerticalScroll):
         yield self._body
 
     def on_mount(self) -> None:
-        self.set_interval(2.0, when_shown(self, self.refresh_findings))
+        self.set_interval(1.0, when_shown(self, self.refresh_findings))
         self.call_after_refresh(self.refresh_findings)
 
     def refresh_now(self) -> None:
@@ -60,9 +60,9 @@ class FindingsPane(VerticalScroll):
         self.refresh_findings()
 
     def refresh_findings(self) -> None:
-        if self.paused or self.store.version == self._seen_version:
+        if self.paused or self.engine.version == self._seen_version:
             return
-        self._seen_version = self.store.version
-        self.findings = diagnose(self.store)
+        self._seen_version = self.engine.version
+        self.findings = list(self.engine.current)
         self.border_title = f"Findings ({len(self.findings)})"
         self._body.update("\n".join(finding_markup(f) for f in self.findings) if self.findings else EMPTY_TEXT)

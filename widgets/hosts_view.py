@@ -1,6 +1,6 @@
 """HostsView: one status line per SSH host - connected, reconnecting in N s, auth failed, host key unknown.
 
-Needs the hub to run a ``console.remote.RemoteHost`` stream per host
+Needs the hub to run a ``console.remote.host.RemoteHost`` stream per host
 (``hub.add_stream(f"ssh:{name}", RemoteHost(host, specs, settings).stream,
 kind="host_status")``); it reads their "host_status" Samples from the store,
 so a replayed recording shows the same lines. Construct with the Store;
@@ -18,10 +18,10 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from widgets.visibility import when_shown
 
-KIND_STATUS = "host_status"  # console.remote.KIND_STATUS, repeated so widgets need not import asyncssh
+KIND_STATUS = "host_status"  # console.remote.host.KIND_STATUS, repeated so widgets need not import asyncssh
 
 _STYLE = {
     "connected": ("●", "$success"),

@@ -28,7 +28,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import LOCAL_HOST, Sample
 from probes.targets import TargetError, parse_target
 from widgets.visibility import when_shown

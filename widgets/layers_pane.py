@@ -7,7 +7,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from widgets.layer_row import LayerRow
 from widgets.rtt_chart import RttChart
 

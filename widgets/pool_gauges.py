@@ -9,7 +9,7 @@ Needs any of these probes (each yields ``gauges`` in the same shape):
 - ``ProbeSpec("redis_pool", target=LABEL, options={"url": ..., "password_env": ...})``
 - ``ProbeSpec("metrics_pool", target=LABEL, options={"url": ..., "used": ..., "max": ...})``
 
-console/pools_config.py builds all of them from the config file. A gauge
+console/settings/pools.py builds all of them from the config file. A gauge
 turns warning at ``warning`` % and critical at ``critical`` % and says how
 long it has sat at 100%. A probe that fails (unreachable database, wrong
 password, a page that is not Prometheus text) shows one line saying so; the
@@ -24,7 +24,7 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import Sample
 from widgets.visibility import when_shown
 

@@ -28,7 +28,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from console.store import SeriesKey, SeriesStats, Store
+from console.engine.store import SeriesKey, SeriesStats, Store
 from widgets.format import ms
 from widgets.visibility import when_shown
 

@@ -6,7 +6,7 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import LOCAL_HOST
 from widgets.format import short
 from widgets.visibility import when_shown

@@ -8,7 +8,7 @@ from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 
-from console.store import SeriesStats
+from console.engine.store import SeriesStats
 from widgets.format import ms, pct, short
 
 #: How a failure kind reads on screen: symbol and words, so it survives no colour.

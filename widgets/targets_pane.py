@@ -7,7 +7,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.store import SeriesKey, Store
+from console.engine.store import SeriesKey, Store
 from probes.samples import LOCAL_HOST
 from widgets.target_row import TargetRow
 from widgets.visibility import when_shown

@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import LOCAL_HOST
 from widgets.format import ms
 from widgets.visibility import when_shown

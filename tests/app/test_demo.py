@@ -6,8 +6,8 @@ import asyncio
 import statistics
 import time
 
-from console.app import AppConfig, create_app
-from console.demo import DemoLab
+from console.engine.demo_lab import DemoLab
+from console.ui.app import AppConfig, create_app
 from probes import tcp
 from probes.targets import parse_target
 from widgets.target_row import TargetRow

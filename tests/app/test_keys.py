@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Input, Label, Static
 
-from console.app import WarroomApp
-from console.screens import AddTargetScreen, HelpScreen
+from console.ui.app import WarroomApp
+from console.ui.screens import AddTargetScreen, HelpScreen
 from themes import THEME_NAMES
 from widgets.target_row import TargetRow
 from widgets.targets_pane import TargetsPane
@@ -104,7 +104,7 @@ async def test_q_quits() -> None:
 
 
 async def test_empty_console_says_how_to_get_data() -> None:
-    from console.app import AppConfig, create_app
+    from console.ui.app import AppConfig, create_app
 
     app = create_app(AppConfig(live=False, hostname="h"))
     async with app.run_test(size=(80, 24)):
@@ -129,7 +129,7 @@ async def test_findings_tab_names_the_unreachable_target_with_its_original_error
 async def test_a_fast_502_reads_as_failing_not_ok() -> None:
     import time
 
-    from console.app import AppConfig, create_app
+    from console.ui.app import AppConfig, create_app
     from probes.samples import Sample
 
     url = "http://127.0.0.1:8080/api"

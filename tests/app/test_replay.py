@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from console.app import AppConfig, create_app
+from console.ui.app import AppConfig, create_app
 from probes.samples import Sample
 from tests.unit.test_cli import warroom
 from widgets.target_row import TargetRow

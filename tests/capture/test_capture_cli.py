@@ -130,7 +130,7 @@ def spread_handshakes(n: int) -> list:
 
 
 def test_file_samples_replay_the_file_second_by_second(tmp_path: Path) -> None:
-    from console.cmd_capture import file_samples, summarise_file
+    from console.commands.capture import file_samples, summarise_file
     from probes.pcapstream import merge
     from probes.samples import Sample
 
@@ -149,7 +149,7 @@ async def test_the_pane_shows_a_file(tmp_path: Path) -> None:
     from textual.content import Content
     from textual.widgets import Static
 
-    from console.cmd_capture import file_samples, pane_app
+    from console.commands.capture import file_samples, pane_app
 
     path = tmp_path / "spread.pcap"
     wrpcap(str(path), spread_handshakes(6))

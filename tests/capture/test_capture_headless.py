@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_capture_modules_loads_neither_textual_nor_scapy() -> None:
-    code = ("import json, sys, probes.capture, probes.pcapstream, probes.dissect, console.cmd_capture, "
-            "console.rules_capture\n"
+    code = ("import json, sys, probes.capture, probes.pcapstream, probes.dissect, console.commands.capture, "
+            "console.diagnosis.capture\n"
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'scapy', 'rich'})))")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -8,9 +8,9 @@ import ssl
 
 import pytest
 
-from console import rules_capture
-from console.diagnosis import RULES, Finding, diagnose
-from console.store import Store
+from console.diagnosis import capture as rules_capture
+from console.diagnosis.registry import RULES, Finding, diagnose
+from console.engine.store import Store
 from probes import capture
 from probes.samples import Sample
 
@@ -297,8 +297,8 @@ async def test_the_apps_capture_actions_restart_with_a_new_filter_and_export(tmp
     import asyncio
     import subprocess
 
-    from console.capture_actions import export_capture, restart_capture
-    from console.hub import Hub
+    from console.engine.hub import Hub
+    from console.ui.capture_actions import export_capture, restart_capture
 
     store = Store()
     hub = Hub(store)

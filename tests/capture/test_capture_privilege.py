@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 HUB_SCRIPT = """
 import asyncio, json, socket
-from console.hub import Hub
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.capture import capture_spec
 from probes.runtime import ProbeSpec
 

@@ -7,9 +7,9 @@ import time
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from console import rules_capture
-from console.diagnosis import RULES, Finding, diagnose
-from console.store import Store
+from console.diagnosis import capture as rules_capture
+from console.diagnosis.registry import RULES, Finding, diagnose
+from console.engine.store import Store
 from probes.pcapstream import CaptureSummary, PcapStream
 from probes.samples import Sample, error_sample
 

@@ -12,7 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from console.cmd_capture import file_samples, pane_app
+from console.commands.capture import file_samples, pane_app
 
 
 def incident_file(path: Path) -> None:

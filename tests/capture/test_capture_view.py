@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult
 from textual.content import Content
 from textual.widgets import Input, Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.pcapstream import CaptureSummary, PcapStream
 from probes.samples import Sample, error_sample
 from widgets.capture_view import CaptureView

@@ -7,7 +7,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 
-from console.store import Store
+from console.engine.store import Store
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
 

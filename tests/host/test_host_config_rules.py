@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from console.pools_config import PoolsConfigError, parse, pool_from_cli
-from console.rules_pools import close_wait_piling, host_limits_near, pool_at_max
-from console.store import Store
+from console.diagnosis.pools import close_wait_piling, host_limits_near, pool_at_max
+from console.engine.store import Store
+from console.settings.pools import PoolsConfigError, parse, pool_from_cli
 from probes.pools import DeclaredPool, gauge
 from probes.redact import redact
 from probes.samples import Sample

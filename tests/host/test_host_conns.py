@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.socket_farm import farm
-from console.store import Store
+from console.engine.store import Store
 from probes import conns
 from probes.runtime import ProbeSpec
 from tests.host.host_helpers import close_all, listener, run_probe

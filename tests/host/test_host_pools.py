@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from console.diagnosis import diagnose
-from console.hub import Hub
-from console.rules_pools import AT_MAX_MIN_S, close_wait_piling, pool_at_max
-from console.store import Store
+from console.diagnosis.pools import AT_MAX_MIN_S, close_wait_piling, pool_at_max
+from console.diagnosis.registry import diagnose
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.pools import PoolWatch
 from probes.runtime import ProbeSpec
 from tests.host.conftest import PG_PASSWORD, PgServer

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from console.hub import Hub
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.runtime import ProbeSpec
 from tests.host.conftest import PG_PASSWORD, REDIS_MAXCLIENTS, REDIS_PASSWORD, MetricsServer, PgServer, RedisServer
 from tests.host.host_helpers import listener, run_probe, wait_until

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
-from console.store import Store
+from console.engine.store import Store
 from probes.conns import COLUMNS
 from probes.pools import gauge
 from probes.samples import Sample, error_sample

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from bench.socket_farm import farm
-from console.store import Store
+from console.engine.store import Store
 from probes import conns
 from probes.conns import COLUMNS
 from probes.pools import gauge
@@ -166,7 +166,7 @@ async def test_pool_gauges_without_data_say_what_to_configure() -> None:
 
 async def test_live_hub_feeds_both_panes() -> None:
     """The real path: Hub runs the conns and pools probes, the panes read the store on their timers."""
-    from console.hub import Hub
+    from console.engine.hub import Hub
     from probes.runtime import ProbeSpec
     from tests.host.host_helpers import listener
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from console.hub import Hub
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.icmp import ERROR_NOT_PERMITTED, _bpf_echo_filter, attach_filter, echo_request, parse_icmp
 from probes.runtime import ProbeSpec
 from probes.samples import Sample

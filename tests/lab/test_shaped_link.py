@@ -1,6 +1,6 @@
 """On a link shaped to 40 ms delay, 10 ms jitter and 10% loss, the console measures what was configured.
 
-The probes run through the real path: Hub -> Store -> Store.stats (console.stats).
+The probes run through the real path: Hub -> Store -> Store.stats (console.engine.stats).
 The link: each packet entering the namespace is dropped with p = 0.10, else held
 for U(30, 50) ms by the NFQUEUE delayer, so the round trip seen from here is that
 delay plus a fraction of a millisecond.
@@ -28,9 +28,9 @@ import time
 
 import pytest
 
-from console.hub import Hub
-from console.stats import rfc3550_jitter
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.stats import rfc3550_jitter
+from console.engine.store import Store
 from probes.runtime import ProbeSpec
 from tests.lab.netns import Namespace
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.verdict import judge
+from console.diagnosis.verdict import judge
 from probes.dns import parse_resolver
 from probes.layers import check_once, layers_for
 from probes.targets import parse_target

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from console import rules_layers
-from console.diagnosis import RULES, diagnose
-from console.store import Store
+from console.diagnosis import layers as rules_layers
+from console.diagnosis.registry import RULES, diagnose
+from console.engine.store import Store
 from probes import dns as dns_probe
 from probes import http, tls
 from tests.lab.servers import DNSBehaviour

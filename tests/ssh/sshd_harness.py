@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from console.hosts_config import SSHSettings
+from console.settings.hosts import SSHSettings
 
 SSHD = "/usr/sbin/sshd"
 _NO_PYTHON_TOOLS = ("sh", "ss", "cat", "sleep", "env", "kill", "timeout", "setsid", "tcpdump", "echo")

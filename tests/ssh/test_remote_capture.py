@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from console.hosts_config import parse_host_arg
-from console.hub import Hub, ProbeLoop
-from console.remote import RemoteHost
-from console.remote_capture import start_remote_capture, stream_name
-from console.store import Store
+from console.engine.hub import Hub, ProbeLoop
+from console.engine.store import Store
+from console.remote.capture import start_remote_capture, stream_name
+from console.remote.host import RemoteHost
+from console.settings.hosts import parse_host_arg
 from probes.pcapstream import merge
 from probes.samples import Sample
 from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings
@@ -128,7 +128,7 @@ async def test_console_captures_on_the_host_too_and_the_pane_restarts_it(lab: La
     """`warroom --host prod-1 --capture lo`: the Capture tab's h key shows prod-1, i restarts prod-1's capture."""
     from textual.widgets import Static
 
-    from console.app import AppConfig, create_app
+    from console.ui.app import AppConfig, create_app
     from probes.capture import capture_spec
     from widgets.capture_view import CaptureView
 
@@ -162,7 +162,7 @@ async def test_console_captures_on_the_host_too_and_the_pane_restarts_it(lab: La
 
 async def test_hosts_tab_shows_each_hosts_own_pressure_and_status(lab: Lab) -> None:
     """`warroom --host prod-1`: tab 7 has prod-1's status line and its system pane, fed over SSH."""
-    from console.app import AppConfig, create_app
+    from console.ui.app import AppConfig, create_app
     from widgets.hosts_view import HostsView
     from widgets.system_pane import SystemPane
 

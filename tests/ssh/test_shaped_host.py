@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from console.diagnosis import diagnose
-from console.hosts_config import parse_host_arg
-from console.hub import Hub, ProbeLoop
-from console.remote import RemoteHost
-from console.store import Store
+from console.diagnosis.registry import diagnose
+from console.engine.hub import Hub, ProbeLoop
+from console.engine.store import Store
+from console.remote.host import RemoteHost
+from console.settings.hosts import parse_host_arg
 from probes.runtime import ProbeSpec
 from probes.samples import LOCAL_HOST
 from tests.lab.fixtures import lab_session  # noqa: F401 - a fixture, used by name

@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from console.hosts_config import HostConfig
-from console.hub import Hub
-from console.remote import RemoteHost, connect, remote_capture
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
+from console.remote.host import RemoteHost, connect, remote_capture
+from console.settings.hosts import HostConfig
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
 from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings, fingerprint, keygen
@@ -241,7 +241,7 @@ async def test_sshd_killed_mid_session_reconnects_and_keeps_earlier_samples(fres
 def test_console_killed_with_sigkill_leaves_no_agent_on_the_host(fresh_lab: Lab) -> None:
     sshd = fresh_lab.add("victim", "127.0.0.11")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "console.cmd_remote", "--host", "victim", "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "--host", "victim", "--json",
                              "--ssh-config", str(fresh_lab.ssh_config), "--interval", "0.3", "127.0.0.1:9"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -355,7 +355,7 @@ async def test_remote_capture_is_stopped_when_we_go_away(lab: Lab) -> None:
 
 
 async def test_capture_failure_says_what_tcpdump_said(lab: Lab) -> None:
-    from console.remote import RemoteCaptureError
+    from console.remote.host import RemoteCaptureError
 
     connection = await connect(HostConfig("prod-1"), fast_settings(lab))
     try:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from console.agent_payload import NO_PYTHON_MARK, agent_command, build_payload, request_line
-from console.hosts_config import HostConfigError, parse_host_arg, parse_hosts_section
-from console.remote import capture_command
+from console.remote.host import capture_command
+from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, request_line
+from console.settings.hosts import HostConfigError, parse_host_arg, parse_hosts_section
 from probes.agent import AGENT_VERSION
 from probes.runtime import ProbeSpec
 from probes.samples import Sample

@@ -7,8 +7,8 @@ import time
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Static
 
-from console.remote import status_sample
-from console.store import Store
+from console.engine.store import Store
+from console.remote.host import status_sample
 from probes.samples import Sample
 from widgets.hosts_view import HostsView, host_lines
 from widgets.vantage_table import VantageTable, vantage_rows
@@ -113,7 +113,7 @@ async def test_empty_widgets_say_how_to_get_data() -> None:
 
 
 def test_rule_names_the_only_failing_vantage_point() -> None:
-    from console.rules_remote import only_some_vantage_points_fail, remote_host_not_probing
+    from console.diagnosis.vantage import only_some_vantage_points_fail, remote_host_not_probing
 
     store = filled_store()
     findings = list(only_some_vantage_points_fail(store))

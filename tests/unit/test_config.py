@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console.config import ConfigError, load_config
+from console.settings.config_file import ConfigError, load_config
 from tests.unit.test_cli import warroom
 
 

@@ -6,8 +6,8 @@ import asyncio
 import time
 from itertools import pairwise
 
-from console.hub import Hub
-from console.store import Store
+from console.engine.hub import Hub
+from console.engine.store import Store
 from probes.runtime import scheduled
 from probes.samples import Sample
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.stats import percentile, rfc3550_jitter
+from console.engine.stats import percentile, rfc3550_jitter
 
 
 def test_jitter_worked_example() -> None:

@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import Sample
 
 

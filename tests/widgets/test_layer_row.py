@@ -7,7 +7,7 @@ import time
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import Sample, error_sample
 from widgets.layer_row import LayerRow, layer_state, row_states
 

@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from console.store import Store
+from console.engine.store import Store
 from probes.samples import Sample, error_sample
 from widgets.rtt_chart import RttChart
 

@@ -41,7 +41,7 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "conns": dict,
 }
 
-#: The sections console.pools_config reads.
+#: The sections console.settings.pools reads.
 POOL_SECTIONS = ("pools", "postgres", "redis", "metrics", "thresholds", "conns")
 
 
@@ -57,7 +57,7 @@ class Config:
 
 
 def hosts_section(config: Config) -> dict[str, Any]:
-    """The [ssh] table with the top-level ``hosts`` list folded in, as console.hosts_config reads it."""
+    """The [ssh] table with the top-level ``hosts`` list folded in, as console.settings.hosts reads it."""
     section = dict(config.sections.get("ssh", {}))
     if "hosts" in config.sections:
         section["hosts"] = config.sections["hosts"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from console.hub import Hub
+from console.engine.hub import Hub
 from probes import capture
 from probes.runtime import ProbeSpec
 from probes.samples import LOCAL_HOST, JSONValue

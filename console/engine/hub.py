@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from console.store import Store
+from console.engine.store import Store
 from probes import registry
 from probes.runtime import ProbeSpec
 from probes.samples import ERROR_EXCEPTION, LOCAL_HOST, Sample, error_sample

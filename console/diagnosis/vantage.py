@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from console.diagnosis import Finding, rule
-from console.store import Store
+from console.diagnosis.registry import Finding, rule
+from console.engine.store import Store
 
 KIND_STATUS = "host_status"
 WINDOW = 30.0

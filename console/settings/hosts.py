@@ -1,6 +1,6 @@
 """Remote hosts: parse `--host [user@]name[:port]` and the config file's hosts section.
 
-The config section (the lead's console/config.py hands it over as a dict)::
+The config section (the lead's console/settings/config_file.py hands it over as a dict)::
 
     [ssh]
     ssh_config = "~/.ssh/config"        # optional; default: asyncssh's ~/.ssh/config

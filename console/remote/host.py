@@ -3,7 +3,7 @@
 ``RemoteHost(host, specs, settings).stream()`` is an endless Sample stream for
 the hub (``hub.add_stream(f"ssh:{name}", remote.stream, kind="host_status")``):
 it connects with asyncssh (honouring ~/.ssh/config, the SSH agent and
-known_hosts), ships the agent (console/agent_payload.py), relays its Samples,
+known_hosts), ships the agent (console/remote/payload.py), relays its Samples,
 and reports its own state as "host_status" Samples so that the state is
 recorded and replayed like any other evidence.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import asyncssh
 
-from console.agent_payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
-from console.hosts_config import HostConfig, HostConfigError, SSHSettings, parse_host_arg
+from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
+from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg
 from probes.agent import AGENT_VERSION, ERROR_UNAVAILABLE
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError

@@ -1,6 +1,6 @@
 """A packet capture on an SSH host, as a stream the hub runs: capture Samples with host=<that host>.
 
-tcpdump runs on the host (console/remote.py's ``RemoteHost.capture``: bounded,
+tcpdump runs on the host (console/remote/host.py's ``RemoteHost.capture``: bounded,
 in its own process group, killed when our channel closes) and its pcap bytes
 are summarised here by ``probes.capture.stream_from_reader``, so the capture
 pane shows a remote host exactly as it shows this one.
@@ -19,8 +19,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from console.hub import Hub
-from console.remote import RemoteHost
+from console.engine.hub import Hub
+from console.remote.host import RemoteHost
 from probes import capture
 from probes.runtime import ProbeSpec
 from probes.samples import Sample, error_sample
@@ -33,7 +33,7 @@ WAIT_NOTICE_S = 10.0
 
 
 def stream_name(host: str, interface: str) -> str:
-    """Hub stream name; the ``host/`` prefix is what console/capture_actions.restart_capture looks for."""
+    """Hub stream name; the ``host/`` prefix is what console/ui/capture_actions.py:restart_capture looks for."""
     return f"{host}/{capture.KIND}/{interface}"
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 
-from console.pools_config import PoolsConfig
+from console.settings.pools import PoolsConfig
 from probes.runtime import ProbeSpec
 from probes.targets import is_ip_literal, parse_target
 
@@ -51,3 +52,14 @@ def host_specs(interval: float = 1.0, pools: PoolsConfig | None = None, *,
             spec = ProbeSpec(spec.kind, spec.target, spec.interval, spec.timeout, {**spec.options, "table": False})
         specs.append(spec)
     return specs
+
+
+def remote_specs(targets: Sequence[str], interval: float = 1.0) -> list[ProbeSpec]:
+    """What an SSH host runs: the same layers as a local target, and the host's own pressure.
+
+    Vantage points compare like with like only if every host runs the same plan.
+    """
+    specs: list[ProbeSpec] = []
+    for target in targets:
+        specs += specs_for_target(target, interval)
+    return specs + host_specs(interval, remote=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from console.diagnosis import Finding, rule
-from console.store import SeriesKey, Store
+from console.diagnosis.registry import Finding, rule
+from console.engine.store import SeriesKey, Store
 from probes.pcapstream import merge
 
 LAYER = "capture"

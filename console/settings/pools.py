@@ -1,6 +1,6 @@
 """The host panes' configuration: declared pools, server views, metrics pages, gauge thresholds.
 
-The lead's console/config.py loads the TOML file and hands each section here
+console/settings/config_file.py loads the TOML file and hands each section here
 as a plain dict; this module checks it and turns it into ProbeSpecs. Shape
 (every section optional)::
 

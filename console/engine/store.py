@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from console.stats import percentile, rfc3550_jitter
+from console.engine.stats import percentile, rfc3550_jitter
 from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)

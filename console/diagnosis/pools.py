@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from console.diagnosis import Finding, rule
-from console.store import SeriesKey, Store
+from console.diagnosis.registry import Finding, rule
+from console.engine.store import SeriesKey, Store
 from probes.samples import Sample
 
 #: Kinds whose Samples carry a ``gauges`` list (see probes.pools.gauge).

@@ -1,95 +1,20 @@
-"""`warroom check TARGET...`: the layered check, headless, in the spirit of httpstat.
+"""How `warroom check` writes a check: layer lines, httpstat-style phase bars, a summary and the verdict line.
 
-For each target, runs DNS -> TCP -> TLS -> HTTP (as applicable; see
-probes/layers.py) once or ``--count`` times, prints each layer's result and a
-waterfall of phase bars, then one verdict line naming the first broken layer
-with its original error. ``--json`` prints the Samples as JSON lines and then
-one verdict JSON object per target (the line with a "verdict" key).
-
-Exit status: 0 every target healthy; 1 some layer failed or is degraded (a
-resolver failing or disagreeing counts: a script should hear about it); 2 bad
-input (one line on stderr, before anything runs).
+Shared by the local check (console/commands/check.py) and the check run from
+SSH hosts (console/remote/check.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import sys
 from collections.abc import Sequence
 
-from console.verdict import Verdict, judge
-from probes import dns as dns_probe
-from probes.layers import check, chosen_address
-from probes.redact import scrub, url_secrets
+from console.diagnosis.verdict import Verdict
+from probes.layers import chosen_address
 from probes.samples import Sample
-from probes.targets import TargetError, parse_target
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-MAX_COUNT = 1000
 BAR_WIDTH = 40
 
-
-class _BadInput(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _BadInput(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="warroom check",
-        description="Check each TARGET layer by layer (DNS, TCP, TLS, HTTP) and name the first broken layer.",
-        epilog="TARGET: host, host:port, [v6]:port or an http(s):// URL. Exit 0 healthy, 1 a layer failed or is "
-               "degraded, 2 bad input.")
-    parser.add_argument("targets", nargs="+", metavar="TARGET")
-    parser.add_argument("--json", action="store_true", help="print Samples and verdicts as JSON lines")
-    parser.add_argument("--count", type=int, default=1, metavar="N", help="run the check N times (default 1)")
-    parser.add_argument("--timeout", type=float, default=3.0, metavar="S",
-                        help="seconds allowed to each layer (default 3)")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="S",
-                        help="with --count: seconds between checks (default 1)")
-    parser.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
-                        help="also ask this DNS resolver (repeatable)")
-    parser.add_argument("--no-system-resolvers", action="store_true",
-                        help="ask only the --resolver ones, not those of /etc/resolv.conf")
-    parser.add_argument("--ca-file", metavar="FILE", help="trust these CA certificates instead of the system's")
-    from console.cli import add_ssh_arguments
-
-    # --host runs the same check from that SSH host (console/check_remote.py), one verdict per host and target.
-    add_ssh_arguments(parser)
-    for action in parser._actions:
-        if action.dest == "hosts":
-            action.help = ("run the check FROM this SSH host instead of here (repeatable: one verdict per host "
-                           "and target); NAME may be a ~/.ssh/config alias")
-    return parser
-
-
-def _validate(args: argparse.Namespace) -> list[dns_probe.Resolver]:
-    for text in args.targets:
-        parse_target(text)  # raises TargetError with a one-line reason
-    if not 1 <= args.count <= MAX_COUNT:
-        raise _BadInput(f"--count must be 1-{MAX_COUNT}, not {args.count}")
-    if not 0 < args.timeout <= 300:
-        raise _BadInput(f"--timeout must be more than 0 and at most 300 seconds, not {args.timeout:g}")
-    if args.interval < 0:
-        raise _BadInput("--interval cannot be negative")
-    try:
-        resolvers = [dns_probe.parse_resolver(text) for text in args.resolver]
-    except ValueError as exc:
-        raise _BadInput(str(exc)) from None
-    if args.no_system_resolvers and not resolvers:
-        raise _BadInput("--no-system-resolvers needs at least one --resolver IP[:PORT]")
-    if args.ca_file and not args.hosts and not os.path.isfile(args.ca_file):  # with --host: a path there
-        raise _BadInput(f"--ca-file {args.ca_file!r}: no such file")
-    return resolvers
-
-
-# --------------------------------------------------------------- rendering
 
 
 def _ms(value: object) -> str:
@@ -172,7 +97,7 @@ def render_bars(samples: Sequence[Sample]) -> list[str]:
     return lines
 
 
-def _layer_line(sample: Sample) -> str:
+def layer_line(sample: Sample) -> str:
     f = sample.fields
     state = "ok" if sample.ok else "FAIL"
     if sample.kind == "dns":
@@ -239,63 +164,3 @@ def render_verdict(verdict: Verdict) -> str:
     word = "FAILED" if verdict.status == "failed" else "DEGRADED"
     return (f"verdict: {verdict.target} {word} at {verdict.first_broken_layer} ({verdict.error}): "
             f"{verdict.message}{tail}")
-
-
-# ------------------------------------------------------------------- run
-
-
-async def _run(args: argparse.Namespace, resolvers: list[dns_probe.Resolver]) -> int:
-    worst = EXIT_OK
-    for target_text in args.targets:
-        collected: list[Sample] = []
-        rounds: list[list[Sample]] = []
-        for attempt in range(args.count):
-            if attempt:
-                await asyncio.sleep(args.interval)
-            this_round: list[Sample] = []
-            async for sample in check(target_text, timeout=args.timeout, resolvers=resolvers,
-                                      system_resolvers=not args.no_system_resolvers, ca_file=args.ca_file):
-                this_round.append(sample)
-                if args.json:
-                    print(sample.to_json(), flush=True)
-            collected.extend(this_round)
-            rounds.append(this_round)
-            if not args.json:
-                label = this_round[0].target if this_round else target_text
-                suffix = f"  (check {attempt + 1} of {args.count})" if args.count > 1 else ""
-                print(f"{label}{suffix}")
-                for sample in this_round:
-                    print(_layer_line(sample))
-                for line in render_bars(this_round):
-                    print(line)
-                print(flush=True)
-        verdict = judge(target_text, collected, attempts=args.count)
-        if not args.json and args.count > 1:
-            for line in render_summary(rounds):
-                print(line)
-        print(verdict.to_json() if args.json else render_verdict(verdict), flush=True)
-        worst = max(worst, verdict.exit_code)
-    return worst
-
-
-def main(argv: list[str]) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        resolvers = _validate(args)
-    except (_BadInput, TargetError) as exc:
-        # A malformed URL may still hold a password: never echo it back.
-        secrets = [secret for text in argv for secret in url_secrets(text)]
-        print(f"warroom: check: {scrub(str(exc), secrets)} (see warroom check --help)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.hosts:
-        from console.check_remote import run_remote
-
-        return run_remote(args)
-    try:
-        return asyncio.run(_run(args, resolvers))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`warroom check ... | head`): stop quietly, as Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED

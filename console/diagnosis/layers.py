@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from console.diagnosis import Finding, rule
-from console.store import SeriesKey, Store
+from console.diagnosis.registry import Finding, rule
+from console.engine.store import SeriesKey, Store
 from probes.samples import Sample
 
 #: Look back this far for the "latest" evidence; older samples describe a past state.
@@ -184,3 +184,28 @@ def dns_lookup_failing(store: Store) -> Iterable[Finding]:
                                    "(DNSSEC, lame delegation)",
                        "timeout": "the resolver does not answer: check it runs and that UDP/TCP 53 is open"}.get(
                 kinds[0], "read the resolver's answer below"))
+
+
+@rule
+def target_unreachable(store: Store) -> Iterable[Finding]:
+    """A TCP target whose recent connects all failed, named by how they failed."""
+    for key in store.keys(kind="tcp"):
+        stats = store.stats(key, seconds=30)
+        if stats.count >= 3 and stats.ok == 0:
+            host, _, target = key
+            advice = {
+                "refused": "nothing listens there or a firewall rejects: check the service and its port",
+                "timeout": "SYNs get no answer: check firewalls, security groups and the listen backlog",
+                "unreachable": "the network has no route: check routing and the interface",
+            }.get(stats.last_error or "", "read the original error below")
+            yield Finding(
+                rule="target_unreachable",
+                title=f"{target} unreachable from {host}: every connect {stats.last_error}",
+                severity="critical",
+                layer="tcp",
+                confidence=0.9,
+                evidence=(f"{stats.count} of {stats.count} connects failed in 30 s",
+                          f"last error: {stats.last_message}"),
+                series=(key,),
+                next_step=advice,
+            )

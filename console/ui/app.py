@@ -14,15 +14,18 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 if TYPE_CHECKING:
-    from console.remote import RemoteHost
+    from console.remote.host import RemoteHost
 
-from console.hosts_config import HostConfig, SSHSettings
-from console.hub import Hub, ProbeLoop
-from console.pools_config import PoolsConfig
-from console.probe_plan import host_specs, specs_for_target
-from console.recorder import Recorder
-from console.screens import AddTargetScreen, HelpScreen
-from console.store import Store
+import themes
+from console.diagnosis.engine import FindingsEngine
+from console.engine.hub import Hub, ProbeLoop
+from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
+from console.engine.recorder import Recorder
+from console.engine.store import Store
+from console.settings.hosts import HostConfig, SSHSettings
+from console.settings.pools import PoolsConfig
+from console.settings.settings import Settings
+from console.ui.screens import AddTargetScreen, HelpScreen
 from probes.runtime import ProbeSpec
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
@@ -36,7 +39,7 @@ from widgets.targets_pane import TargetsPane
 from widgets.vantage_table import VantageTable
 from widgets.visibility import refresh_shown
 
-THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+THEMES_DIR = Path(themes.__file__).resolve().parent
 
 
 @dataclass
@@ -102,6 +105,8 @@ class WarroomApp(App[int]):
         # Live probes time connects on a loop of their own, never waiting behind a frame.
         self.probe_loop = ProbeLoop() if config.live else None
         self.hub = Hub(self.store, probe_loop=self.probe_loop)
+        self.findings = FindingsEngine(self.store, publish=self.hub.publish)
+        """The one diagnosis result every pane reads (run at 1 Hz from mount)."""
         self.demo_lab: object | None = None
         self.remote: dict[str, RemoteHost] = {}
         """Running SSH hosts by name (their streams run in the hub)."""
@@ -120,7 +125,7 @@ class WarroomApp(App[int]):
             with TabPane("2 Layers", id="layers"):
                 yield LayersPane(self.store, self.config.targets, self.config.labels, id="layers-pane")
             with TabPane("3 Findings", id="findings"):
-                yield FindingsPane(self.store, id="findings-pane")
+                yield FindingsPane(self.findings, id="findings-pane")
             with TabPane("4 Conns", id="conns"):
                 yield ConnTable(self.store, id="conn-table")
             with TabPane("5 Pools", id="pools"):
@@ -140,6 +145,9 @@ class WarroomApp(App[int]):
 
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
+        # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
+        self.set_interval(self.findings.interval, self.run_diagnosis)
+        self.call_after_refresh(self.run_diagnosis)
         pane = self.query_one(TargetsPane)
         for target in self.config.targets:
             pane.add_target(target, self.config.labels.get(target))
@@ -147,9 +155,12 @@ class WarroomApp(App[int]):
             # After the first frame: the first paint should not wait for probe imports.
             self.call_after_refresh(self.start_live)
 
+    def run_diagnosis(self) -> None:
+        self.findings.run_once()
+
     async def start_live(self) -> None:
         if self.config.demo:
-            from console.demo import DemoLab
+            from console.engine.demo_lab import DemoLab
 
             # The demo's servers run beside the probes, so their timing is not the UI's either.
             lab = await self.hub.run_on_probe_loop(DemoLab.start())
@@ -170,17 +181,16 @@ class WarroomApp(App[int]):
             self.start_remote_hosts()
 
     def start_remote_hosts(self) -> None:
-        from console.cmd_remote import default_specs
-        from console.remote import RemoteHost
+        from console.remote.host import RemoteHost
 
-        specs = default_specs(self.config.targets, self.config.interval)
+        specs = remote_specs(self.config.targets, self.config.interval)
         for host in self.config.remote_hosts:
             remote = RemoteHost(host, specs, self.config.ssh_settings)
             self.remote[host.name] = remote
             self.hub.add_stream(f"ssh:{host.name}", remote.stream, kind="host_status")
             if self.config.capture is not None:
                 # --host H --capture IFACE: capture on H too (same interface and filter).
-                from console.remote_capture import start_remote_capture
+                from console.remote.capture import start_remote_capture
 
                 options = self.config.capture.options
                 start_remote_capture(self.hub, remote, str(options.get("interface", "any")),
@@ -189,9 +199,7 @@ class WarroomApp(App[int]):
     def _update_remote_specs(self) -> None:
         if not self.remote:
             return
-        from console.cmd_remote import default_specs
-
-        specs = default_specs(self.config.targets, self.config.interval)
+        specs = remote_specs(self.config.targets, self.config.interval)
         for remote in self.remote.values():
             self.hub.call_on_probe_loop(functools.partial(remote.set_specs, specs))  # its channel lives there
 
@@ -220,14 +228,14 @@ class WarroomApp(App[int]):
     # -- capture pane requests (the pane does no I/O) ---------------------------
 
     def on_capture_view_capture_changed(self, message: CaptureView.CaptureChanged) -> None:
-        from console.capture_actions import restart_capture
+        from console.ui.capture_actions import restart_capture
 
         if not self.config.live:
             self.notify("replay: no live capture", timeout=3)
             return
         remote = self.remote.get(message.host)
         if remote is not None:
-            from console.remote_capture import start_remote_capture
+            from console.remote.capture import start_remote_capture
 
             start_remote_capture(self.hub, remote, message.interface, message.bpf)
             self.notify(f"capturing on {message.host}:{message.interface}", timeout=3)
@@ -236,7 +244,7 @@ class WarroomApp(App[int]):
         self.notify(f"capturing on {message.interface}", timeout=3)
 
     async def on_capture_view_export_requested(self, message: CaptureView.ExportRequested) -> None:
-        from console.capture_actions import export_capture
+        from console.ui.capture_actions import export_capture
 
         try:
             path, count = await export_capture(message.target, host=message.host)
@@ -320,6 +328,13 @@ class WarroomApp(App[int]):
                 if widget.focusable:
                     widget.focus()
                     break
+
+
+def app_config(settings: Settings, *, record: Recorder | None = None) -> AppConfig:
+    """The app's start-up from the command's Settings (the tests build AppConfig themselves)."""
+    return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
+                     theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
+                     ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture)
 
 
 def create_app(config: AppConfig | None = None) -> WarroomApp:

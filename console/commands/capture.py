@@ -103,7 +103,7 @@ def pane_app(path: str, samples: list[Sample]) -> Any:
     from textual.binding import Binding
     from textual.widgets import Footer
 
-    from console.store import Store
+    from console.engine.store import Store
     from widgets.capture_view import WINDOWS, CaptureView
 
     store = Store(per_series=max(3600, len(samples)))

@@ -1,0 +1,121 @@
+"""Plain `warroom [TARGET...]`: the live console, or the JSON stream with --json."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+from console.engine.hub import Hub
+from console.engine.probe_plan import host_specs, specs_for_target
+from console.engine.recorder import Recorder
+from console.engine.store import Store
+from console.settings.arguments import console_parser
+from console.settings.errors import EXIT_FAILED, EXIT_OK, UsageError
+from console.settings.pools import PoolsConfig
+from console.settings.settings import Settings, build_settings
+from probes.runtime import ProbeSpec
+from probes.samples import Sample
+from probes.targets import TargetError
+
+
+def plan(targets: list[str], interval: float, pools: PoolsConfig | None = None) -> list[ProbeSpec]:
+    """All probes for the command line, or a UsageError naming the first bad target."""
+    specs = host_specs(interval, pools)
+    for text in targets:
+        try:
+            specs += specs_for_target(text, interval)
+        except TargetError as exc:
+            raise UsageError(f"bad target: {exc}") from None
+    return specs
+
+
+async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: Recorder | None) -> int:
+    """Print every Sample as one JSON line until ``duration`` passes (or forever)."""
+    hub = Hub(Store(per_series=16))  # nothing reads the store here: keep it tiny
+    out = sys.stdout
+
+    def emit(sample: Sample) -> None:
+        out.write(sample.to_json() + "\n")
+        out.flush()
+
+    hub.listeners.append(emit)
+    if recorder is not None:
+        hub.listeners.append(recorder)
+    for spec in specs:
+        hub.start_probe(spec)
+    try:
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)
+    finally:
+        await hub.stop()
+    return 0
+
+
+async def stream_remote_json(settings: Settings, out: TextIO | None = None) -> int:
+    """`warroom --host H --json`: that host's Samples, one JSON line each; exit 1 when a host is unusable."""
+    # Only now: asyncssh costs ~150 ms of start-up that a local console need not pay.
+    from console.engine.probe_plan import remote_specs
+    from console.remote.host import KIND_STATUS, TERMINAL_STATES
+    from console.remote.stream import stream_remote
+
+    out = out or sys.stdout
+    specs = remote_specs(settings.targets, settings.interval)
+    status = EXIT_OK
+    connected: set[str] = set()
+    async for sample in stream_remote(settings.hosts, specs, settings=settings.ssh, duration=settings.duration):
+        if sample.kind == KIND_STATUS and sample.fields.get("state") == "connected":
+            connected.add(sample.host)
+        try:
+            out.write(sample.to_json() + "\n")
+            out.flush()
+        except BrokenPipeError:
+            return EXIT_OK
+        if sample.kind == KIND_STATUS and sample.fields.get("state") in TERMINAL_STATES:
+            # The one line a person reads when a host could not be used at all.
+            print(f"warroom: {sample.host}: {sample.message}", file=sys.stderr)
+            status = EXIT_FAILED
+    never = [h.name for h in settings.hosts if h.name not in connected]
+    if never and status == EXIT_OK:
+        print(f"warroom: never connected to {', '.join(never)} (see the host_status samples for why)",
+              file=sys.stderr)
+        status = EXIT_FAILED
+    return status
+
+
+def run(settings: Settings) -> int:
+    """Run the console (or the JSON stream) as ``settings`` say."""
+    if settings.duration is not None and not settings.json:
+        raise UsageError("--duration goes with --json")
+    specs = plan(settings.targets, settings.interval, settings.pools)
+    if settings.capture is not None:
+        specs.append(settings.capture)
+    if settings.hosts and settings.json:
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(stream_remote_json(settings))
+        return 130
+    recorder = None
+    if settings.record:
+        try:
+            recorder = Recorder(settings.record)
+        except OSError as exc:
+            raise UsageError(f"cannot write the recording {settings.record}: {exc.strerror}") from None
+    try:
+        if settings.json:
+            try:
+                return asyncio.run(stream_json(specs, settings.duration, recorder))
+            except BrokenPipeError:
+                return 0  # the reader (head, jq) went away: that is a normal end
+        from console.ui.app import app_config, create_app
+
+        return int(create_app(app_config(settings, record=recorder)).run() or 0)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def main(argv: list[str]) -> int:
+    return run(build_settings(console_parser().parse_args(argv)))

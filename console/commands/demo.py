@@ -1,0 +1,17 @@
+"""`warroom demo`: the console pointed at built-in misbehaving loopback servers."""
+
+from __future__ import annotations
+
+from console.settings.arguments import Parser
+from console.settings.settings import build_settings
+
+
+def main(argv: list[str]) -> int:
+    parser = Parser(prog="warroom demo",
+                    description="Start loopback servers that misbehave like incident backends and watch them.")
+    parser.add_argument("--theme", default=None, help="warroom-dark, warroom-light or warroom-contrast")
+    settings = build_settings(parser.parse_args(argv), use_config=False)
+    settings.demo = True
+    from console.ui.app import app_config, create_app
+
+    return int(create_app(app_config(settings)).run() or 0)

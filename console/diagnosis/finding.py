@@ -1,0 +1,36 @@
+"""Finding: one suspected cause, with the evidence that supports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from console.engine.store import SeriesKey
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One suspected cause, with the evidence that supports it."""
+
+    rule: str
+    """The rule's name, stable across runs (for reports and tests)."""
+    title: str
+    """One line a responder reads first: what is wrong, in plain words."""
+    severity: str
+    """"info", "warning" or "critical"."""
+    layer: str
+    """Where it was seen: "dns", "tcp", "tls", "http", "pool", "host", "capture" ..."""
+    confidence: float
+    """0..1: how sure the rule is that this is the cause, not just a symptom."""
+    evidence: tuple[str, ...] = ()
+    """Raw evidence lines, original error text kept as it came."""
+    series: tuple[SeriesKey, ...] = field(default=())
+    """The series whose samples prove it."""
+    next_step: str = ""
+    """The next thing to check or do."""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What makes two runs' findings the same finding: the rule and the series (or title) it is about."""
+        return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)

@@ -1,0 +1,62 @@
+"""The command line's parsers. They only parse; ``settings.build_settings`` validates and merges the file."""
+
+from __future__ import annotations
+
+import argparse
+
+from console import __version__
+from console.settings.errors import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def console_parser() -> argparse.ArgumentParser:
+    """`warroom [TARGET...]`: the console, or the Sample stream with --json."""
+    parser = Parser(
+        prog="warroom",
+        description="Live incident console: why can't the service reach its backend?",
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | warroom replay FILE "
+               "(each has --help). With no target, warroom watches this host only and probes no address.",
+    )
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="host:port, [v6]:port or http(s):// URL to probe")
+    parser.add_argument("--version", action="version", version=f"warroom {__version__}")
+    parser.add_argument("--json", action="store_true",
+                        help="open no screen: print the Sample stream as JSON lines")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="with --json: stop after this many seconds")
+    add_probe_arguments(parser)
+    parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
+    parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    add_ssh_arguments(parser)
+    return parser
+
+
+def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to watch besides the targets: shared by the console and the headless commands that probe."""
+    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
+                        help="seconds between probes of one target (default 1)")
+    parser.add_argument("--pool", action="append", default=[], metavar="NAME=MAX[,process=P][,remote=H:P]",
+                        help="declare a client pool's maximum (repeatable): its gauge shows utilization")
+    parser.add_argument("--expect-listen", action="append", default=[], type=int, metavar="PORT",
+                        help="a port that must be listening on this host (repeatable)")
+    parser.add_argument("--capture", metavar="IFACE",
+                        help="capture packet headers on IFACE (any, lo, eth0 ...); needs root or CAP_NET_RAW")
+    parser.add_argument("--capture-filter", metavar="BPF",
+                        help="BPF filter for --capture (default: everything but SSH)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
+
+
+def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
+    """Remote hosts (console/remote/); shared with sub-commands that probe from hosts too."""
+    parser.add_argument("--host", action="append", default=[], metavar="[USER@]NAME[:PORT]", dest="hosts",
+                        help="also probe from this SSH host (repeatable); NAME may be a ~/.ssh/config alias")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust and record host keys of hosts never seen before (a changed key is still refused)")
+    parser.add_argument("--ssh-config", metavar="PATH", help="OpenSSH client config to use instead of ~/.ssh/config")

@@ -1,0 +1,211 @@
+"""The one Settings object: the command line on top of the config file, checked once.
+
+``build_settings(args)`` is the only place that reads the parsed arguments and
+the config file together; every command receives the Settings it returns.
+A problem is a ``UsageError`` whose text is the CLI's one line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from console.settings import pools as pools_settings
+from console.settings.config_file import Config, ConfigError, hosts_section, load_config, pools_section
+from console.settings.errors import UsageError
+from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg, parse_hosts_section
+from console.settings.pools import PoolsConfig
+from probes.runtime import ProbeSpec
+
+DEFAULT_INTERVAL_S = 1.0
+#: `warroom check --count` at most.
+MAX_CHECK_COUNT = 1000
+
+
+@dataclass
+class Settings:
+    """Everything a command needs to run, from the command line and the config file."""
+
+    targets: list[str] = field(default_factory=list)
+    """Targets as typed (command line after the file's, duplicates dropped)."""
+    interval: float = DEFAULT_INTERVAL_S
+    """Seconds between probes of one target."""
+    theme: str | None = None
+    """The screen's theme; None is the default theme."""
+    record: str | None = None
+    """Write every Sample here as JSON lines."""
+    json: bool = False
+    """No screen: the Sample stream (or a command's results) as JSON lines."""
+    duration: float | None = None
+    """Headless runs stop after this many seconds (None: until interrupted)."""
+    hosts: list[HostConfig] = field(default_factory=list)
+    """SSH hosts that run the same probes."""
+    ssh: SSHSettings = field(default_factory=SSHSettings)
+    pools: PoolsConfig = field(default_factory=PoolsConfig)
+    """Declared pools, server views, thresholds and expected listeners."""
+    capture: ProbeSpec | None = None
+    """The packet capture to run, when asked for."""
+    config_path: Path | None = None
+    """The config file that was read, if any."""
+    demo: bool = False
+    """Start the built-in misbehaving loopback servers and watch them."""
+    source: str | None = None
+    """The file a command reads: the recording to replay, the capture to summarise."""
+    check: CheckSettings | None = None
+    """`warroom check`'s own options."""
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How `warroom check` runs each target's layered check."""
+
+    count: int = 1
+    timeout: float = 3.0
+    interval: float = 1.0
+    """Seconds between checks with count > 1."""
+    resolvers: tuple[str, ...] = ()
+    """Extra resolvers as typed (IP[:PORT]), already validated."""
+    system_resolvers: bool = True
+    ca_file: str | None = None
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def hosts_from_args(texts: Sequence[str], configured: Sequence[HostConfig] = ()) -> list[HostConfig]:
+    """--host values; a name that the config file lists keeps that entry's settings."""
+    by_name = {h.name: h for h in configured}
+    hosts: list[HostConfig] = []
+    for text in texts:
+        parsed = parse_host_arg(text)
+        known = by_name.get(parsed.name)
+        if known is not None and parsed.user is None and parsed.port is None:
+            parsed = known
+        if any(h.name == parsed.name for h in hosts):
+            raise HostConfigError(f"--host {parsed.name} given twice")
+        hosts.append(parsed)
+    return hosts
+
+
+def ssh_from_args(args: argparse.Namespace, base: SSHSettings | None = None) -> SSHSettings:
+    """Command-line SSH options on top of the config file's [ssh] settings."""
+    base = base or SSHSettings()
+    ssh_config = getattr(args, "ssh_config", None)
+    return replace(base, ssh_config=(ssh_config,) if ssh_config else base.ssh_config,
+                   accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False))
+                   or base.accept_new_host_keys)
+
+
+def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Settings:
+    """Settings for a command from its parsed arguments (and the config file when ``use_config``).
+
+    Reads only the attributes the command's parser defined; the others keep their defaults.
+    """
+    config = _load(getattr(args, "config", None)) if use_config else Config()
+    settings = Settings(config_path=config.path)
+    # The command line wins over the file; targets from both are probed.
+    settings.targets = list(dict.fromkeys([*config.targets, *getattr(args, "targets", [])]))
+    interval = getattr(args, "interval", None)
+    settings.interval = interval if interval is not None else (config.interval or DEFAULT_INTERVAL_S)
+    settings.theme = getattr(args, "theme", None) or config.theme
+    settings.record = getattr(args, "record", None) or config.record
+    settings.json = bool(getattr(args, "json", False))
+    settings.duration = getattr(args, "duration", None)
+    if settings.interval <= 0:
+        raise UsageError("--interval must be more than 0 seconds")
+    if settings.duration is not None and settings.duration <= 0:
+        raise UsageError("--duration must be more than 0 seconds")
+    if settings.theme is not None:
+        from themes import THEME_NAMES
+
+        if settings.theme not in THEME_NAMES:
+            raise UsageError(f"unknown theme {settings.theme!r}: choose one of {', '.join(THEME_NAMES)}")
+    _hosts(settings, args, config)
+    _pools(settings, args, config)
+    _capture(settings, args, config)
+    return settings
+
+
+def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None:
+    section = hosts_section(config)
+    texts = list(getattr(args, "hosts", []) or [])
+    try:
+        ssh = parse_hosts_section(section)
+        settings.hosts = hosts_from_args(texts, ssh.hosts) if texts else list(ssh.hosts)
+    except HostConfigError as exc:
+        raise UsageError(str(exc)) from None
+    settings.ssh = ssh_from_args(args, ssh.settings)
+
+
+def _pools(settings: Settings, args: argparse.Namespace, config: Config) -> None:
+    try:
+        pools = pools_settings.parse(pools_section(config))
+        pools.pools += [pools_settings.pool_from_cli(text) for text in getattr(args, "pool", [])]
+    except pools_settings.PoolsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    expect = list(getattr(args, "expect_listen", []))
+    pools.expect_listen += [p for p in expect if p not in pools.expect_listen]
+    if any(not 1 <= p <= 65535 for p in pools.expect_listen):
+        raise UsageError("--expect-listen takes a port in 1-65535")
+    pools.interval = max(pools.interval, settings.interval)
+    settings.pools = pools
+
+
+def _capture(settings: Settings, args: argparse.Namespace, config: Config) -> None:
+    interface = getattr(args, "capture", None)
+    bpf = getattr(args, "capture_filter", None)
+    section = dict(config.sections.get("capture", {}))
+    if not (interface or bpf or section.get("enabled")):
+        return
+    from probes import capture
+
+    if interface:
+        section["interface"] = interface
+    if bpf:
+        section["filter"] = bpf
+    try:
+        settings.capture = capture.spec_from_config(section)
+    except ValueError as exc:
+        raise UsageError(f"capture: {exc}") from None
+
+
+def build_check_settings(args: argparse.Namespace) -> Settings:
+    """The check's Settings from its arguments; raises UsageError with the one-line reason."""
+    from probes import dns as dns_probe
+    from probes.targets import TargetError, parse_target
+
+    for text in args.targets:
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+    if not 1 <= args.count <= MAX_CHECK_COUNT:
+        raise UsageError(f"--count must be 1-{MAX_CHECK_COUNT}, not {args.count}")
+    if not 0 < args.timeout <= 300:
+        raise UsageError(f"--timeout must be more than 0 and at most 300 seconds, not {args.timeout:g}")
+    if args.interval < 0:
+        raise UsageError("--interval cannot be negative")
+    try:
+        for text in args.resolver:
+            dns_probe.parse_resolver(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.no_system_resolvers and not args.resolver:
+        raise UsageError("--no-system-resolvers needs at least one --resolver IP[:PORT]")
+    if args.ca_file and not args.hosts and not os.path.isfile(args.ca_file):  # with --host: a path there
+        raise UsageError(f"--ca-file {args.ca_file!r}: no such file")
+    try:
+        hosts = hosts_from_args(args.hosts)
+    except HostConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return Settings(targets=list(args.targets), json=args.json, hosts=hosts, ssh=ssh_from_args(args),
+                    check=CheckSettings(count=args.count, timeout=args.timeout, interval=args.interval,
+                                        resolvers=tuple(args.resolver), system_resolvers=not args.no_system_resolvers,
+                                        ca_file=args.ca_file))
