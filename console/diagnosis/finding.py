@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from console.engine.store import SeriesKey
+from probes.samples import LOCAL_HOST
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -29,8 +30,20 @@ class Finding:
     """The series whose samples prove it."""
     next_step: str = ""
     """The next thing to check or do."""
+    target: str = ""
+    """The target this finding is about, as the user typed it; "" for a finding about a host itself."""
+    host: str = LOCAL_HOST
+    """Where it was seen from: "local" (this host) or an SSH host's name."""
+    chain: tuple[str, ...] = ()
+    """Why-chain from symptom to suspected cause, symptom first ("HTTP 504", "the proxy waited 1.0 s", ...)."""
+    ruled_out: tuple[str, ...] = ()
+    """Layers the evidence clears ("DNS ok 1.2 ms", "TCP ok 0.2 ms")."""
+    window_s: float | None = None
+    """The window the rule read, in seconds (None: the latest samples only)."""
 
     @property
     def key(self) -> tuple[str, ...]:
         """What makes two runs' findings the same finding: the rule and the series (or title) it is about."""
+        if self.target:
+            return (self.rule, self.host, self.target)
         return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)
