@@ -17,6 +17,12 @@ DEMO_TARGETS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recordings and incidents of a test go to a directory of its own, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 def fill_fixed_samples(app: WarroomApp, now: float | None = None) -> None:
     """Deterministic evidence: the same numbers every run, stamped relative to now."""
     now = time.time() if now is None else now
