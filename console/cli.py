@@ -7,7 +7,10 @@ Commands live in console/commands/, one module per sub-command, each with
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import ipaddress
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -24,20 +27,69 @@ SUBCOMMANDS: dict[str, str] = {
 CONSOLE_COMMAND = "console.commands.console"
 
 
+def not_a_command_or_target(word: str) -> str | None:
+    """Why the first word is neither a sub-command nor a target, or None when it may be a target.
+
+    A target given first must be a URL, HOST:PORT or an IP address, so a mistyped sub-command
+    (``warroom chek``) is an error and not a host name to look up.
+    """
+    from probes.targets import TargetError, parse_target
+
+    if word.startswith("-") or "://" in word or ":" in word:
+        return None
+    try:
+        ipaddress.ip_address(word)
+        return None
+    except ValueError:
+        pass
+    try:
+        parse_target(word)
+    except TargetError:
+        return None  # not a name either: the target parser's own message says why
+    near = difflib.get_close_matches(word, list(SUBCOMMANDS), n=1, cutoff=0.5)
+    hint = f"did you mean 'warroom {near[0]}'? " if near else ""
+    return (f"{word!r} is not a sub-command ({', '.join(SUBCOMMANDS)}) or a target: {hint}"
+            f"to probe a host by name, give it as {word}:PORT or a URL")
+
+
 def fail(message: str) -> int:
     print(f"warroom: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
+#: SIGTERM and SIGHUP end a command the way ctrl+c does: every probe and child is stopped on the way out.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by the handler of a stop signal; carries which one for the exit status (128 + signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _stop)  # the screen replaces these with a clean exit while it runs
     args_list = list(sys.argv[1:] if argv is None else argv)
     name = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
     try:
         if name is not None:
             return int(importlib.import_module(SUBCOMMANDS[name]).main(args_list[1:]))
+        problem = not_a_command_or_target(args_list[0]) if args_list else None
+        if problem is not None:
+            return fail(problem)
         return int(importlib.import_module(CONSOLE_COMMAND).main(args_list))
     except UsageError as exc:
         return fail(f"{exc} (see warroom {name + ' ' if name else ''}--help)")
+    except Stopped as stopped:
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         return 130
 

@@ -28,6 +28,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +137,40 @@ def capture_spec(interface: str = DEFAULT_INTERFACE, bpf: str | None = None, **o
     return ProbeSpec(kind=KIND, target=interface, interval=1.0, timeout=5.0, options=opts)
 
 
+def interface_names() -> list[str]:
+    """This host's network interfaces (what ``-i`` may name), plus tcpdump's "any"."""
+    try:
+        return ["any", *sorted(name for _, name in socket.if_nameindex())]
+    except OSError:
+        return ["any"]
+
+
+def check_interface_and_filter(interface: str, bpf: str | None, tcpdump: str = "tcpdump") -> str | None:
+    """None when ``interface`` exists here and ``bpf`` compiles, else one line saying what is wrong.
+
+    The filter is compiled with ``tcpdump -d`` (no privilege needed, nothing captured), so a typo is an
+    error before any screen opens, not a capture that silently never starts.
+    """
+    names = interface_names()
+    if interface not in names:
+        return f"no interface {interface!r} on this host (there are: {', '.join(names)})"
+    if not bpf:
+        return None
+    path = shutil.which(tcpdump)
+    if path is None:
+        return None  # the capture itself reports the missing tool, with how to install it
+    try:
+        proc = subprocess.run([path, "-d", "--", bpf], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"could not check the filter with {path}: {exc}"
+    if proc.returncode != 0:
+        reason = next((line.removeprefix("tcpdump: ") for line in proc.stderr.splitlines()
+                       if line.strip() and "assuming" not in line), "it does not compile")
+        return f"the BPF filter {bpf!r} does not compile: {reason}"
+    return None
+
+
 # --- privilege pre-flight ---------------------------------------------------
 def _cap_bits(name: str) -> int | None:
     try:
@@ -222,7 +258,11 @@ class TcpdumpState:
             else:
                 self.dropped_interface = value
         if not stats and text.strip() and "data link type" not in text and "WARNING" not in text.upper():
-            self.errors.append(text.strip())
+            line = text.strip()
+            # tcpdump repeats its reason in parentheses on the next line ("(No such device exists)").
+            if self.errors and line.startswith("(") and line.strip("()") in self.errors[-1]:
+                return
+            self.errors.append(line)
             del self.errors[:-5]
 
 

@@ -6,11 +6,13 @@ probe httpx, and a console that runs neither should not pay for them.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from probes.redact import redact_url, scrub, url_secrets
 from probes.runtime import ProbeSpec
 from probes.samples import LOCAL_HOST, Sample
 
@@ -40,5 +42,22 @@ def probe_module(kind: str) -> ProbeModule:
 
 
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
-    """The Sample stream for ``spec``; raises UnknownProbe for a kind we do not have."""
-    return probe_module(spec.kind).stream(spec, host)
+    """The Sample stream for ``spec``; raises UnknownProbe for a kind we do not have.
+
+    Whatever the probe, a password or token in the target never leaves in a Sample: the
+    target is masked and the secrets scrubbed from the message (the probe itself still
+    used them to authenticate).
+    """
+    inner = probe_module(spec.kind).stream(spec, host)
+    secrets = url_secrets(spec.target)
+    if not secrets and redact_url(spec.target) == spec.target:
+        return inner
+    return _redacted(inner, redact_url(spec.target), secrets)
+
+
+async def _redacted(inner: AsyncIterator[Sample], label: str, secrets: list[str]) -> AsyncIterator[Sample]:
+    async for sample in inner:
+        message = scrub(sample.message, secrets) if sample.message else sample.message
+        if sample.target != label or message != sample.message:
+            sample = dataclasses.replace(sample, target=label if sample.target != "" else "", message=message)
+        yield sample

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import stat
 import sys
 from typing import Any
 
@@ -47,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dns-port", type=int, action="append", metavar="PORT",
                         help=f"UDP port carrying DNS (repeatable; default {', '.join(map(str, DEFAULT_DNS_PORTS))})")
     parser.add_argument("--export-headers", metavar="OUT.pcap",
-                        help="also write the last --ring packets' headers (no payload) to OUT.pcap")
+                        help="also write the last --ring packets' headers (no payload) to OUT.pcap (a new file)")
+    parser.add_argument("--force", action="store_true", help="with --export-headers: replace OUT.pcap if it exists")
     parser.add_argument("--ring", type=int, default=1000, metavar="N", help="packets kept for --export-headers")
     parser.add_argument("--pane", action="store_true",
                         help="show the file in the capture pane (w cycles the window, q quits) instead of printing")
@@ -220,8 +223,9 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
 
     from probes.capture import CaptureOptions, capture_spec, stream_capture
 
-    if not 0 < args.duration <= 3600:
-        print("warroom: capture: --duration must be between 0 and 3600 seconds", file=sys.stderr)
+    if not math.isfinite(args.duration) or not 0 < args.duration <= 3600:
+        print(f"warroom: capture: --duration must be more than 0 and at most 3600 seconds, not {args.duration:g}",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     spec = capture_spec(args.interface or "any", args.bpf, dns_ports=list(dns_ports))
 
@@ -266,11 +270,37 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
     return EXIT_OK
 
 
+def _bad_option(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, before any file is read or written."""
+    if args.top < 1:
+        return f"--top must be 1 or more, not {args.top}"
+    bad_port = next((p for p in args.dns_port or [] if not 1 <= p <= 65535), None)
+    if bad_port is not None:
+        return f"--dns-port must be a port in 1-65535, not {bad_port}"
+    if not 1 <= args.ring <= 1_000_000:
+        return f"--ring must be 1-1000000 packets, not {args.ring}"
+    if args.export_headers:
+        out = os.path.realpath(args.export_headers)
+        if args.file is not None and os.path.exists(args.file) and out == os.path.realpath(args.file):
+            return f"--export-headers {args.export_headers} is the capture being read: write the headers elsewhere"
+        if os.path.exists(out) and not args.force:
+            return f"--export-headers {args.export_headers} exists: choose a new file, or add --force to replace it"
+    if args.interface is not None:
+        from probes.capture import check_interface_and_filter
+
+        return check_interface_and_filter(args.interface, args.bpf)
+    return None
+
+
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except ValueError as exc:
         print(f"warroom: capture: {exc} (see warroom capture --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problem = _bad_option(args)
+    if problem is not None:
+        print(f"warroom: capture: {problem} (see warroom capture --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
     dns_ports = tuple(args.dns_port) if args.dns_port else DEFAULT_DNS_PORTS
     if args.interface is not None or args.bpf is not None:
@@ -282,6 +312,10 @@ def main(argv: list[str]) -> int:
         print("warroom: capture: give a .pcap/.pcapng FILE, or --interface IFACE to capture live", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        if not stat.S_ISREG(os.stat(args.file).st_mode):
+            print(f"warroom: {args.file}: not a regular file (a FIFO, device or directory): give a .pcap or "
+                  ".pcapng file", file=sys.stderr)
+            return EXIT_BAD_INPUT
         summary, stream, summariser = summarise_file(args.file, dns_ports=dns_ports, top=max(1, args.top),
                                                      ring_size=args.ring if args.export_headers else 0)
     except OSError as exc:

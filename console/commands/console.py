@@ -90,6 +90,10 @@ def run(settings: Settings) -> int:
     """Run the console (or the JSON stream) as ``settings`` say."""
     if settings.duration is not None and not settings.json:
         raise UsageError("--duration goes with --json")
+    if not settings.json:
+        from console.ui.app import require_terminal
+
+        require_terminal("--json (the Sample stream)")
     specs = plan(settings.targets, settings.interval, settings.pools)
     if settings.capture is not None:
         specs.append(settings.capture)
@@ -109,7 +113,7 @@ def run(settings: Settings) -> int:
                 return asyncio.run(stream_json(specs, settings.duration, recorder))
             except BrokenPipeError:
                 return 0  # the reader (head, jq) went away: that is a normal end
-        from console.ui.app import app_config, create_app
+        from console.ui.app import app_config, create_app, require_terminal
 
         return int(create_app(app_config(settings, record=recorder)).run() or 0)
     finally:

@@ -12,6 +12,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--theme", default=None, help="warroom-dark, warroom-light or warroom-contrast")
     settings = build_settings(parser.parse_args(argv), use_config=False)
     settings.demo = True
-    from console.ui.app import app_config, create_app
+    from console.ui.app import app_config, create_app, require_terminal
 
+    require_terminal("warroom check or warroom --json")
     return int(create_app(app_config(settings)).run() or 0)

@@ -43,8 +43,9 @@ def run(settings: Settings) -> int:
         for sample in samples:
             print(sample.to_json())
         return 0
-    from console.ui.app import AppConfig, create_app  # only the screen needs Textual
+    from console.ui.app import AppConfig, create_app, require_terminal  # only the screen needs Textual
 
+    require_terminal("warroom replay FILE --json")
     end = max(s.ts for s in samples)
     targets = list(dict.fromkeys(s.target for s in samples if s.kind in ("tcp", "http") and s.target))
     app = create_app(AppConfig(targets=targets, live=False, replay_end=end))

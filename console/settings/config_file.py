@@ -7,7 +7,9 @@ clear error line, never a traceback.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,9 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "thresholds": dict,
     "conns": dict,
 }
+
+#: A config file larger than this is not a config file.
+MAX_CONFIG_BYTES = 1 << 20
 
 #: The sections console.settings.pools reads.
 POOL_SECTIONS = ("pools", "postgres", "redis", "metrics", "thresholds", "conns")
@@ -74,6 +79,48 @@ def default_path() -> Path:
     return Path(base) / "warroom" / "config.toml"
 
 
+def read_regular_file(file: Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of ``file``, refusing what is not a regular file or is larger than ``max_bytes``.
+
+    A FIFO, a device or a directory would hang or never end; checked before it is opened for reading
+    (opened non-blocking, so a FIFO with no writer cannot hang the open either).
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file")
+            raise ConfigError(f"{what} {file} is {kind}: give the path of a regular file")
+        if info.st_size > max_bytes:
+            raise ConfigError(f"{what} {file} is {info.st_size:,} bytes, more than the {max_bytes:,} a "
+                              f"{what} may be: is it the right file?")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ConfigError(f"{what} {file} is more than {max_bytes:,} bytes: is it the right file?")
+    return data
+
+
+def _reject_nan(value: Any, where: str) -> None:
+    """TOML allows nan and inf; no setting of ours means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} is {value}: give a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nan(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_nan(item, f"{where}[{i}]")
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read ``path`` (or the default file when it exists); raise ConfigError when it is wrong."""
     explicit = path is not None
@@ -82,23 +129,28 @@ def load_config(path: str | Path | None) -> Config:
         if explicit:
             raise ConfigError(f"config file {file} does not exist")
         return Config()
+    raw = read_regular_file(file, "config file", MAX_CONFIG_BYTES)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # utf-8-sig: a file saved "with BOM" (Windows editors) is still the same TOML.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {file} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
     for key, value in data.items():
         if key not in KNOWN_KEYS:
             raise ConfigError(f"config file {file}: unknown key {key!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
-        if not isinstance(value, KNOWN_KEYS[key]):
-            raise ConfigError(f"config file {file}: {key!r} has the wrong type ({type(value).__name__})")
+        expected = KNOWN_KEYS[key]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise ConfigError(f"config file {file}: {key!r} has the wrong type "
+                              f"({'true/false' if isinstance(value, bool) else type(value).__name__})")
+        _reject_nan(value, f"config file {file}: {key!r}")
     targets = data.get("targets", [])
     if not all(isinstance(t, str) for t in targets):
         raise ConfigError(f"config file {file}: 'targets' must be a list of strings")
     interval = data.get("interval")
     if interval is not None and interval <= 0:
-        raise ConfigError(f"config file {file}: 'interval' must be more than 0 seconds")
+        raise ConfigError(f"config file {file}: 'interval' must be more than 0 seconds, not {interval}")
     sections = {k: v for k, v in data.items() if k not in {"targets", "interval", "theme", "record"}}
     return Config(path=file, targets=list(targets), interval=float(interval) if interval else None,
                   theme=data.get("theme"), record=data.get("record"), sections=sections)

@@ -41,6 +41,7 @@ the redacted labels, so they are safe to show and to record.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,16 +122,20 @@ def _entries(data: Mapping[str, Any], section: str) -> list[Mapping[str, Any]]:
 
 def _number(entry: Mapping[str, Any], key: str, where: str, default: float) -> float:
     value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise PoolsConfigError(f"{where}: {key} must be a positive number of seconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise PoolsConfigError(f"{where}: {key} must be a positive number of seconds, not {value!r}")
     return float(value)
 
 
 def _checked(entry: Mapping[str, Any], where: str, required: str, schemes: tuple[str, ...] | None) -> dict[str, Any]:
     out = dict(entry)
     value = out.get(required)
-    if not isinstance(value, str) or not value:
+    if required not in out:
         raise PoolsConfigError(f"{where}: missing {required}")
+    if not isinstance(value, str):
+        raise PoolsConfigError(f"{where}: {required} must be a string (in quotes), not {_toml_type(value)}")
+    if not value:
+        raise PoolsConfigError(f"{where}: {required} is empty")
     if schemes is not None and not value.startswith(schemes):
         raise PoolsConfigError(f"{where}: {required} must start with {' or '.join(schemes)} "
                                f"(got {redact(value)!r})")
@@ -141,6 +146,46 @@ def _checked(entry: Mapping[str, Any], where: str, required: str, schemes: tuple
         if key in out:
             out[key] = _number(out, key, where, 1.0)
     return out
+
+
+def _toml_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    return {int: "a number", float: "a number", list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def check_remote(remote: str | None, where: str) -> None:
+    """A pool's remote: "host:port", ":port", "port", "host", "[v6]:port" or "[v6]"; PoolsConfigError otherwise."""
+    if remote is None:
+        return
+    text = remote.strip()
+    if text.lstrip(":").isdigit():
+        if not 1 <= int(text.lstrip(":")) <= 65535:
+            raise PoolsConfigError(f"{where}: remote port {text.lstrip(':')} is outside 1-65535")
+        return
+    from probes.targets import TargetError, parse_target
+
+    try:
+        parse_target(text)
+    except TargetError as exc:
+        raise PoolsConfigError(f"{where}: remote {exc}; write HOST:PORT, :PORT or HOST") from None
+
+
+def check_dsn(dsn: str, where: str) -> None:
+    """A PostgreSQL DSN libpq can parse (checked now, not only inside the stream); needs psycopg to check."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return  # the probe itself reports the missing driver, with what to install
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PoolsConfigError(f"{where}: dsn does not parse ({redact(reason)}): write "
+                               "postgresql://USER@HOST:PORT/DB or 'host=H port=P dbname=D user=U'") from None
+
+
+THRESHOLD_KEYS = ("warning", "critical")
 
 
 def parse(data: Mapping[str, Any] | None) -> PoolsConfig:
@@ -154,11 +199,15 @@ def parse(data: Mapping[str, Any] | None) -> PoolsConfig:
             config.pools.append(DeclaredPool.from_dict(dict(entry)))
         except ValueError as exc:
             raise PoolsConfigError(f"[[pools]] #{i + 1}: {exc}") from None
+    for i, pool in enumerate(config.pools):
+        check_remote(pool.remote, f"[[pools]] #{i + 1}")
     names = [p.name for p in config.pools]
     if len(set(names)) != len(names):
         raise PoolsConfigError("[[pools]]: two pools have the same name; names must be unique")
     for i, entry in enumerate(_entries(data, "postgres")):
-        config.postgres.append(_checked(entry, f"[[postgres]] #{i + 1}", "dsn", None))
+        checked = _checked(entry, f"[[postgres]] #{i + 1}", "dsn", None)
+        check_dsn(checked["dsn"], f"[[postgres]] #{i + 1}")
+        config.postgres.append(checked)
     for i, entry in enumerate(_entries(data, "redis")):
         config.redis.append(_checked(entry, f"[[redis]] #{i + 1}", "url", ("redis://", "rediss://", "unix://")))
     for i, entry in enumerate(_entries(data, "metrics")):
@@ -172,6 +221,9 @@ def parse(data: Mapping[str, Any] | None) -> PoolsConfig:
     thresholds = data.get("thresholds") or {}
     if not isinstance(thresholds, Mapping):
         raise PoolsConfigError("[thresholds] must be a table with warning and critical percentages")
+    unknown = sorted(set(thresholds) - set(THRESHOLD_KEYS))
+    if unknown:
+        raise PoolsConfigError(f"[thresholds] unknown key {unknown[0]!r} (known: {', '.join(THRESHOLD_KEYS)})")
     warning, critical = thresholds.get("warning", 80), thresholds.get("critical", 95)
     for key, value in (("warning", warning), ("critical", critical)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
@@ -209,6 +261,8 @@ def pool_from_cli(text: str) -> DeclaredPool:
             raise PoolsConfigError(f"--pool {text!r}: {part!r} is not process=NAME or remote=HOST:PORT")
         data[key] = value.strip()
     try:
-        return DeclaredPool.from_dict(data)
+        pool = DeclaredPool.from_dict(data)
     except ValueError as exc:
         raise PoolsConfigError(f"--pool {text!r}: {exc}") from None
+    check_remote(pool.remote, f"--pool {text!r}")
+    return pool

@@ -8,6 +8,7 @@ A problem is a ``UsageError`` whose text is the CLI's one line (exit status 2).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,8 +20,16 @@ from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg, parse_hosts_section
 from console.settings.pools import PoolsConfig
 from probes.runtime import ProbeSpec
+from probes.targets import TargetError, parse_target
 
 DEFAULT_INTERVAL_S = 1.0
+#: Probing faster than this measures the console, not the network; and it floods the target.
+MIN_INTERVAL_S = 0.1
+MAX_INTERVAL_S = 3600.0
+#: A headless run longer than a week is a mistake, not an incident.
+MAX_DURATION_S = 7 * 24 * 3600.0
+#: Probes a second the console keeps up with (bench/probe_cost.py: 50 targets at 1 Hz cost ~1% of a core).
+MAX_PROBES_PER_S = 500.0
 #: `warroom check --count` at most.
 MAX_CHECK_COUNT = 1000
 
@@ -118,10 +127,15 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
     settings.record = getattr(args, "record", None) or config.record
     settings.json = bool(getattr(args, "json", False))
     settings.duration = getattr(args, "duration", None)
-    if settings.interval <= 0:
-        raise UsageError("--interval must be more than 0 seconds")
-    if settings.duration is not None and settings.duration <= 0:
-        raise UsageError("--duration must be more than 0 seconds")
+    settings.interval = seconds(settings.interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
+    if settings.duration is not None:
+        settings.duration = seconds(settings.duration, "--duration", 0.0, MAX_DURATION_S, above=True)
+    for text in settings.targets:
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise UsageError(f"bad target: {exc}") from None
+    check_probe_rate(settings.targets, settings.interval)
     if settings.theme is not None:
         from themes import THEME_NAMES
 
@@ -133,6 +147,32 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
     return settings
 
 
+def seconds(value: object, name: str, low: float, high: float, *, above: bool = False) -> float:
+    """A number of seconds in [low, high] (above: more than low), finite; UsageError says the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a number of seconds, not {value!r}")
+    too_low = value <= low if above else value < low
+    if too_low or value > high:
+        low_text = f"more than {low:g}" if above else f"at least {low:g}"
+        raise UsageError(f"{name} must be {low_text} and at most {high:g} seconds, not {value:g}")
+    return float(value)
+
+
+def probes_per_second(targets: Sequence[str], interval: float) -> float:
+    """Roughly how many probes a second the targets cost (icmp + tcp + http each interval; dns, tls at a fifth)."""
+    return len(targets) * 3.4 / interval
+
+
+def check_probe_rate(targets: Sequence[str], interval: float) -> None:
+    rate = probes_per_second(targets, interval)
+    if rate > MAX_PROBES_PER_S:
+        needed = probes_per_second(targets, 1.0) / MAX_PROBES_PER_S
+        fit = int(MAX_PROBES_PER_S * interval / 3.4)
+        raise UsageError(f"{len(targets)} targets every {interval:g} s is about {rate:,.0f} probes a second, more "
+                         f"than the {MAX_PROBES_PER_S:.0f} warroom keeps up with: probe at most {fit} targets at "
+                         f"this interval, or raise --interval to {needed:.1f} s or more")
+
+
 def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None:
     section = hosts_section(config)
     texts = list(getattr(args, "hosts", []) or [])
@@ -142,6 +182,10 @@ def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None
     except HostConfigError as exc:
         raise UsageError(str(exc)) from None
     settings.ssh = ssh_from_args(args, ssh.settings)
+    for path in settings.ssh.ssh_config:
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise UsageError(f"SSH config file {path} does not exist: give the path of an OpenSSH client config "
+                             "(or leave --ssh-config out to use ~/.ssh/config)")
 
 
 def _pools(settings: Settings, args: argparse.Namespace, config: Config) -> None:
@@ -162,6 +206,9 @@ def _capture(settings: Settings, args: argparse.Namespace, config: Config) -> No
     interface = getattr(args, "capture", None)
     bpf = getattr(args, "capture_filter", None)
     section = dict(config.sections.get("capture", {}))
+    if bpf is not None and not interface and not section.get("enabled"):
+        raise UsageError("--capture-filter goes with --capture IFACE (or [capture] enabled = true in the config): "
+                         "say which interface to capture on")
     if not (interface or bpf or section.get("enabled")):
         return
     from probes import capture
@@ -174,12 +221,17 @@ def _capture(settings: Settings, args: argparse.Namespace, config: Config) -> No
         settings.capture = capture.spec_from_config(section)
     except ValueError as exc:
         raise UsageError(f"capture: {exc}") from None
+    options = settings.capture.options
+    problem = capture.check_interface_and_filter(str(options.get("interface", "any")),
+                                                 str(options.get("filter") or "") or None,
+                                                 str(options.get("tcpdump") or "tcpdump"))
+    if problem is not None:
+        raise UsageError(f"capture: {problem}")
 
 
 def build_check_settings(args: argparse.Namespace) -> Settings:
     """The check's Settings from its arguments; raises UsageError with the one-line reason."""
     from probes import dns as dns_probe
-    from probes.targets import TargetError, parse_target
 
     for text in args.targets:
         try:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import signal
 import socket
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +26,12 @@ from console.engine.hub import Hub, ProbeLoop
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
 from console.engine.store import Store
+from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
 from console.ui.screens import AddTargetScreen, HelpScreen
+from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
@@ -108,6 +114,7 @@ class WarroomApp(App[int]):
         self.findings = FindingsEngine(self.store, publish=self.hub.publish)
         """The one diagnosis result every pane reads (run at 1 Hz from mount)."""
         self.demo_lab: object | None = None
+        self._signals: list[int] = []
         self.remote: dict[str, RemoteHost] = {}
         """Running SSH hosts by name (their streams run in the hub)."""
         for theme in THEMES:
@@ -123,7 +130,8 @@ class WarroomApp(App[int]):
                 yield TargetsPane(self.store, id="targets")
                 yield SystemPane(self.store, id="system")
             with TabPane("2 Layers", id="layers"):
-                yield LayersPane(self.store, self.config.targets, self.config.labels, id="layers-pane")
+                yield LayersPane(self.store, [shown(t) for t in self.config.targets],
+                                 {shown(t): label for t, label in self.config.labels.items()}, id="layers-pane")
             with TabPane("3 Findings", id="findings"):
                 yield FindingsPane(self.findings, id="findings-pane")
             with TabPane("4 Conns", id="conns"):
@@ -145,12 +153,13 @@ class WarroomApp(App[int]):
 
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
+        self._catch_stop_signals()
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
         self.set_interval(self.findings.interval, self.run_diagnosis)
         self.call_after_refresh(self.run_diagnosis)
         pane = self.query_one(TargetsPane)
         for target in self.config.targets:
-            pane.add_target(target, self.config.labels.get(target))
+            pane.add_target(shown(target), self.config.labels.get(target))
         if self.config.live:
             # After the first frame: the first paint should not wait for probe imports.
             self.call_after_refresh(self.start_live)
@@ -208,7 +217,22 @@ class WarroomApp(App[int]):
             self.hub.start_probe(spec)
         self._update_remote_specs()
 
+    def _catch_stop_signals(self) -> None:
+        """SIGTERM and SIGHUP (a closed SSH session) quit like q does, so every probe and child is stopped."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; a test app run elsewhere keeps the defaults
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(signum, self.exit)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._signals.append(signum)
+
     async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
         await self.hub.stop()
         if self.demo_lab is not None:
             await self.hub.run_on_probe_loop(self.demo_lab.stop())  # type: ignore[attr-defined]
@@ -294,26 +318,29 @@ class WarroomApp(App[int]):
 
     def add_target(self, target: str) -> None:
         if target in self.config.targets:
-            self.notify(f"{target} is already probed", timeout=3)
+            self.notify(f"{shown(target)} is already probed", timeout=3)
             return
         self.config.targets.append(target)
-        self.query_one(TargetsPane).add_target(target)
-        self.query_one(LayersPane).add_target(target)
+        self.query_one(TargetsPane).add_target(shown(target))
+        self.query_one(LayersPane).add_target(shown(target))
         if self.config.live:
             self.start_target_probes(target)
 
     def action_remove_target(self) -> None:
         pane = self.query_one(TargetsPane)
-        target = pane.focused_target()
-        if target is None:
+        label = pane.focused_target()
+        if label is None:
             self.notify("focus a target row first (up/down), then press x", timeout=3)
             return
+        # Panes know the target by its shown (redacted) text; the probes by what was typed.
+        target = next((t for t in self.config.targets if shown(t) == label), label)
         self.hub.remove_target(target)
-        self.config.targets.remove(target)
+        if target in self.config.targets:
+            self.config.targets.remove(target)
         self._update_remote_specs()
-        pane.remove_target(target)
-        self.query_one(LayersPane).remove_target(target)
-        self.notify(f"stopped probing {target}", timeout=2)
+        pane.remove_target(label)
+        self.query_one(LayersPane).remove_target(label)
+        self.notify(f"stopped probing {label}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -335,6 +362,13 @@ def app_config(settings: Settings, *, record: Recorder | None = None) -> AppConf
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture)
+
+
+def require_terminal(json_hint: str = "--json") -> None:
+    """The screen needs a terminal on stdout; into a pipe it would write escape codes (UsageError instead)."""
+    if not sys.stdout.isatty():
+        raise UsageError(f"stdout is not a terminal, so no screen can open: run it in a terminal, or use "
+                         f"{json_hint} for output a pipe or file can take")
 
 
 def create_app(config: AppConfig | None = None) -> WarroomApp:

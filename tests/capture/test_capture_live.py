@@ -289,7 +289,8 @@ def test_cli_live_capture_with_interface_and_filter_from_the_command_line() -> N
     bad = subprocess.run([sys.executable, "-m", "console", "capture", "-i", "lo", "-f", "host and", "--duration",
                           "2"], cwd=root, env=env, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.startswith("warroom: capture: tcpdump:") and "syntax error" in bad.stderr
+    assert bad.stderr.startswith("warroom: capture: the BPF filter 'host and' does not compile") \
+        and "syntax error" in bad.stderr
     assert bad.stderr.count("\n") == 1
 
 
