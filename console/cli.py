@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from console.settings.errors import EXIT_BAD_INPUT, UsageError
+from console.settings.errors import EXIT_BAD_INPUT, Stopped, UsageError, interrupted_status
 
 #: Sub-command name -> module with ``main(argv: list[str]) -> int``.
 SUBCOMMANDS: dict[str, str] = {
@@ -61,14 +61,6 @@ def fail(message: str) -> int:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Stopped(KeyboardInterrupt):
-    """Raised by the handler of a stop signal; carries which one for the exit status (128 + signal)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 def _stop(signum: int, _frame: object) -> None:
     raise Stopped(signum)
 
@@ -88,10 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(importlib.import_module(CONSOLE_COMMAND).main(args_list))
     except UsageError as exc:
         return fail(f"{exc} (see warroom {name + ' ' if name else ''}--help)")
-    except Stopped as stopped:
-        return 128 + stopped.signum
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import stat
 import sys
 from typing import Any
 
+from console.settings.errors import interrupted_status
 from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream, merge
 from probes.samples import Sample
 
@@ -244,8 +245,8 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
 
     try:
         samples = asyncio.run(run())
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)
     failed = next((s for s in samples if not s.ok), None)
     if failed is not None and not any(s.ok for s in samples):
         print(f"warroom: capture: {failed.message}", file=sys.stderr)

@@ -21,7 +21,7 @@ import sys
 from console.diagnosis.check_text import layer_line, render_bars, render_summary, render_verdict
 from console.diagnosis.verdict import judge
 from console.settings.arguments import Parser
-from console.settings.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
+from console.settings.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError, interrupted_status
 from console.settings.settings import CheckSettings, Settings, build_check_settings
 from probes import dns as dns_probe
 from probes.layers import check
@@ -115,8 +115,8 @@ def run(settings: Settings) -> int:
         return run_remote(settings)
     try:
         return asyncio.run(_run(settings))
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)
     except BrokenPipeError:
         # The reader went away (`warroom check ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

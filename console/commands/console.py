@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from typing import TextIO
 
@@ -98,9 +97,7 @@ def run(settings: Settings) -> int:
     if settings.capture is not None:
         specs.append(settings.capture)
     if settings.hosts and settings.json:
-        with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(stream_remote_json(settings))
-        return 130
+        return asyncio.run(stream_remote_json(settings))  # ctrl+c and stop signals: console/cli.py
     recorder = None
     if settings.record:
         try:

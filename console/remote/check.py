@@ -23,7 +23,7 @@ from console.diagnosis import check_text
 from console.diagnosis.verdict import judge
 from console.remote.host import CONNECTED, KIND_STATUS, TERMINAL_STATES
 from console.remote.stream import stream_remote
-from console.settings.errors import EXIT_FAILED, EXIT_OK
+from console.settings.errors import EXIT_FAILED, EXIT_OK, interrupted_status
 from console.settings.hosts import HostConfig
 from console.settings.settings import CheckSettings, Settings
 from probes import layers
@@ -144,5 +144,5 @@ def run_remote(settings: Settings) -> int:
     """Entry point from console/commands/check.py once the Settings are built."""
     try:
         return asyncio.run(run_async(settings, settings.hosts))
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc)

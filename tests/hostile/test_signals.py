@@ -1,0 +1,106 @@
+"""Every exit path stops every child: SIGTERM, SIGHUP and SIGINT to each way of running warroom.
+
+The child that outlived its console before was tcpdump (a capture on lo). Each test starts a
+real run with a capture, waits until tcpdump is running as its child, sends the signal, and
+checks that the run ends and no tcpdump of it is left, within a second of the run ending.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+STOP_SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
+
+pytestmark = pytest.mark.system
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def tcpdumps_of(pid: int) -> list[psutil.Process]:
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "tcpdump"]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_gone(children: list[psutil.Process], within: float) -> None:
+    _gone, alive = psutil.wait_procs(children, timeout=within)
+    assert not alive, f"left running: {[p.pid for p in alive]}"
+
+
+def run_and_signal(argv: list[str], signum: int) -> int:
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", *argv], cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        children = wait_for(lambda: tcpdumps_of(proc.pid), 15)
+        assert children, f"no tcpdump started: {proc.stderr.read().decode() if proc.poll() is not None else ''}"
+        assert isinstance(children, list)
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=8)
+        assert_gone(children, within=1.0)
+        return code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_json_stream_with_a_capture_stops_tcpdump_on_each_signal(signum: int) -> None:
+    code = run_and_signal(["--json", "--capture", "lo", "--capture-filter", "port 9"], signum)
+    assert code in (128 + signum, 130)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_capture_subcommand_stops_tcpdump_on_each_signal(signum: int) -> None:
+    code = run_and_signal(["capture", "-i", "lo", "-f", "port 9", "--duration", "60"], signum)
+    assert code == 128 + signum
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_console_on_screen_stops_tcpdump_on_each_signal(signum: int, tmp_path: Path) -> None:
+    """The full-screen console in a real terminal (tmux): a signal quits it like q, children included."""
+    session = f"wr-sig-{os.getpid()}-{signum}"
+    marker = tmp_path / "exit-code"
+    command = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m console.cli --capture lo "
+               f"--capture-filter 'port 9'; echo $? > {marker}; sleep 30")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
+    try:
+        def console() -> psutil.Process | None:
+            for proc in psutil.process_iter(["cmdline"]):
+                cmd = proc.info["cmdline"] or []
+                if "console.cli" in cmd and "--capture" in cmd and proc.ppid() != 1 and tcpdumps_of(proc.pid):
+                    return proc
+            return None
+
+        found = wait_for(console, 20)
+        assert isinstance(found, psutil.Process), "the console with its capture never started"
+        children = tcpdumps_of(found.pid)
+        time.sleep(0.5)
+        found.send_signal(signum)
+        found.wait(timeout=8)
+        assert_gone(children, within=1.0)
+        assert wait_for(lambda: marker.exists() and marker.read_text().strip(), 5)
+        assert marker.read_text().strip() == "0"  # quit as q does: a clean exit
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
