@@ -62,6 +62,8 @@ class AddTargetScreen(ModalScreen[str | None]):
     }
     AddTargetScreen #error {
         color: $error;
+        width: 100%;
+        height: auto;
     }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False)]
@@ -71,7 +73,7 @@ class AddTargetScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label("Add a target: host:port, [v6]:port or http(s):// URL  (escape cancels)")
             yield Input(placeholder="127.0.0.1:5432", id="target")
-            yield Label("", id="error")
+            yield Label("", id="error", markup=False)  # the typed text may hold [brackets]
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         try:

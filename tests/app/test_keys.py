@@ -80,6 +80,25 @@ async def test_a_adds_a_target_and_rejects_a_bad_one(app: WarroomApp) -> None:
         assert "127.0.0.1:6379" in app.query_one(TargetsPane).targets
 
 
+async def test_the_add_dialog_survives_any_text_and_shows_the_whole_reason(app: WarroomApp) -> None:
+    """Texts Python's URL splitter rejects, markup-like brackets, a long target with a password in it."""
+    cases = [("http://[::1/x", "not a URL"), ("[oops", "missing ']'"), ("http://[fe80::1/", "not a URL"),
+             ("http://ops:Canary7pw@" + "h" * 120 + ":99999/", "port is not a number")]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        for text, reason in cases:
+            app.screen.query_one(Input).value = text
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, AddTargetScreen)
+            label = app.screen.query_one("#error", Label)
+            shown = str(label.render())
+            assert reason in shown and "Canary7pw" not in shown
+            # Wrapped inside the dialog, not cut off at its edge: every character has a cell on screen.
+            assert label.region.right <= app.screen.size.width
+            assert label.size.width * label.size.height >= len(shown), (label.size, shown)
+
+
 async def test_x_removes_the_focused_target(app: WarroomApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TargetsPane)
