@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import stat
 import sys
 from typing import Any
 
-from console.settings.errors import interrupted_status
+from console.settings.errors import UsageError, interrupted_status
+from console.settings.settings import CaptureFileSettings, Settings, build_capture_settings
 from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream, merge
 from probes.samples import Sample
 
@@ -218,16 +218,12 @@ def render_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
+def live_main(args: CaptureFileSettings, dns_ports: tuple[int, ...], as_json: bool) -> int:
     """Capture for --duration seconds with the capture probe, then print the summary like a file's."""
     import asyncio
 
     from probes.capture import CaptureOptions, capture_spec, stream_capture
 
-    if not math.isfinite(args.duration) or not 0 < args.duration <= 3600:
-        print(f"warroom: capture: --duration must be more than 0 and at most 3600 seconds, not {args.duration:g}",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
     spec = capture_spec(args.interface or "any", args.bpf, dns_ports=list(dns_ports))
 
     async def run() -> list[Sample]:
@@ -252,11 +248,11 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
         print(f"warroom: capture: {failed.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     ok = [s for s in samples if s.ok]
-    summary = merge([s.fields for s in ok], top=max(1, args.top))
+    summary = merge([s.fields for s in ok], top=args.top)
     raw = ok[-1].fields.get("health") if ok else None
     health: dict[str, Any] = raw if isinstance(raw, dict) else {}
     summary["capture"] = health
-    if args.json:
+    if as_json:
         print(json.dumps(summary, allow_nan=False))
     else:
         summary["file"] = {"path": f"{health.get('interface')} (filter: {health.get('filter') or 'none'})",
@@ -271,44 +267,22 @@ def live_main(args: argparse.Namespace, dns_ports: tuple[int, ...]) -> int:
     return EXIT_OK
 
 
-def _bad_option(args: argparse.Namespace) -> str | None:
-    """What is wrong with the options, before any file is read or written."""
-    if args.top < 1:
-        return f"--top must be 1 or more, not {args.top}"
-    bad_port = next((p for p in args.dns_port or [] if not 1 <= p <= 65535), None)
-    if bad_port is not None:
-        return f"--dns-port must be a port in 1-65535, not {bad_port}"
-    if not 1 <= args.ring <= 1_000_000:
-        return f"--ring must be 1-1000000 packets, not {args.ring}"
-    if args.export_headers:
-        out = os.path.realpath(args.export_headers)
-        if args.file is not None and os.path.exists(args.file) and out == os.path.realpath(args.file):
-            return f"--export-headers {args.export_headers} is the capture being read: write the headers elsewhere"
-        if os.path.exists(out) and not args.force:
-            return f"--export-headers {args.export_headers} exists: choose a new file, or add --force to replace it"
-    if args.interface is not None:
-        from probes.capture import check_interface_and_filter
-
-        return check_interface_and_filter(args.interface, args.bpf)
-    return None
-
-
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except ValueError as exc:
-        print(f"warroom: capture: {exc} (see warroom capture --help)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    problem = _bad_option(args)
-    if problem is not None:
-        print(f"warroom: capture: {problem} (see warroom capture --help)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    dns_ports = tuple(args.dns_port) if args.dns_port else DEFAULT_DNS_PORTS
+        raise UsageError(f"capture: {exc}") from None
+    return run(build_capture_settings(args))
+
+
+def run(settings: Settings) -> int:
+    args = settings.capture_file or CaptureFileSettings()
+    dns_ports = args.dns_ports or DEFAULT_DNS_PORTS
     if args.interface is not None or args.bpf is not None:
         if args.file is not None:
             print("warroom: capture: give a FILE or --interface, not both", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return live_main(args, dns_ports)
+        return live_main(args, dns_ports, settings.json)
     if args.file is None:
         print("warroom: capture: give a .pcap/.pcapng FILE, or --interface IFACE to capture live", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -317,7 +291,7 @@ def main(argv: list[str]) -> int:
             print(f"warroom: {args.file}: not a regular file (a FIFO, device or directory): give a .pcap or "
                   ".pcapng file", file=sys.stderr)
             return EXIT_BAD_INPUT
-        summary, stream, summariser = summarise_file(args.file, dns_ports=dns_ports, top=max(1, args.top),
+        summary, stream, summariser = summarise_file(args.file, dns_ports=dns_ports, top=args.top,
                                                      ring_size=args.ring if args.export_headers else 0)
     except OSError as exc:
         print(f"warroom: {args.file}: {exc.strerror or exc}: give a readable .pcap or .pcapng file",
@@ -341,7 +315,7 @@ def main(argv: list[str]) -> int:
             print(f"warroom: {args.export_headers}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         summary["file"]["exported_headers"] = written
-    if args.json:
+    if settings.json:
         print(json.dumps(summary, allow_nan=False))
     else:
         print(render_text(summary))

@@ -65,6 +65,25 @@ class Settings:
     """The file a command reads: the recording to replay, the capture to summarise."""
     check: CheckSettings | None = None
     """`warroom check`'s own options."""
+    capture_file: CaptureFileSettings | None = None
+    """`warroom capture`'s own options."""
+
+
+@dataclass(frozen=True)
+class CaptureFileSettings:
+    """How `warroom capture` summarises a file (or a short live capture)."""
+
+    file: str | None = None
+    interface: str | None = None
+    bpf: str | None = None
+    duration: float = 10.0
+    top: int = 10
+    dns_ports: tuple[int, ...] = ()
+    """() means the default DNS ports."""
+    export_headers: str | None = None
+    force: bool = False
+    ring: int = 1000
+    pane: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,3 +280,38 @@ def build_check_settings(args: argparse.Namespace) -> Settings:
                     check=CheckSettings(count=args.count, timeout=args.timeout, interval=args.interval,
                                         resolvers=tuple(args.resolver), system_resolvers=not args.no_system_resolvers,
                                         ca_file=args.ca_file))
+
+
+def build_capture_settings(args: argparse.Namespace) -> Settings:
+    """`warroom capture`'s Settings; UsageError ("capture: ...") says what is wrong before any file is touched."""
+    problem = _bad_capture_option(args)
+    if problem is not None:
+        raise UsageError(f"capture: {problem}")
+    return Settings(json=args.json, source=args.file, capture_file=CaptureFileSettings(
+        file=args.file, interface=args.interface, bpf=args.bpf, duration=args.duration, top=args.top,
+        dns_ports=tuple(args.dns_port or ()), export_headers=args.export_headers, force=args.force,
+        ring=args.ring, pane=args.pane))
+
+
+def _bad_capture_option(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, before any file is read or written."""
+    if not math.isfinite(args.duration) or not 0 < args.duration <= 3600:
+        return f"--duration must be more than 0 and at most 3600 seconds, not {args.duration:g}"
+    if args.top < 1:
+        return f"--top must be 1 or more, not {args.top}"
+    bad_port = next((p for p in args.dns_port or [] if not 1 <= p <= 65535), None)
+    if bad_port is not None:
+        return f"--dns-port must be a port in 1-65535, not {bad_port}"
+    if not 1 <= args.ring <= 1_000_000:
+        return f"--ring must be 1-1000000 packets, not {args.ring}"
+    if args.export_headers:
+        out = os.path.realpath(args.export_headers)
+        if args.file is not None and os.path.exists(args.file) and out == os.path.realpath(args.file):
+            return f"--export-headers {args.export_headers} is the capture being read: write the headers elsewhere"
+        if os.path.exists(out) and not args.force:
+            return f"--export-headers {args.export_headers} exists: choose a new file, or add --force to replace it"
+    if args.interface is not None:
+        from probes.capture import check_interface_and_filter
+
+        return check_interface_and_filter(args.interface, args.bpf)
+    return None
