@@ -199,7 +199,7 @@ def _two_level(values: Sequence[float], threshold: float) -> tuple[float, float,
     above = [v for v in values if v > threshold]
     below = [v for v in values if v <= threshold]
     return (len(above) / len(values) if values else 0.0, _mean(above) or threshold * 2,
-            _mean(below) if below else threshold / 4)
+            _mean(below) or threshold / 4)
 
 
 # ------------------------------------------------------------------ the rules
@@ -422,7 +422,8 @@ def _retrans_rule(rs: RuleSet, samples: Sequence[Sample], path_finding: bool) ->
 
 
 def _conntrack_rule(rs: RuleSet, samples: Sequence[Sample], finding: bool) -> None:
-    seen = [(int(c), int(m)) for s in samples if s.kind == "conns" and isinstance(c := s.fields.get("conntrack_count"), int)
+    seen = [(int(c), int(m)) for s in samples if s.kind == "conns"
+            and isinstance(c := s.fields.get("conntrack_count"), int)
             and isinstance(m := s.fields.get("conntrack_max"), int) and m > 0]
     if not seen:
         return

@@ -245,9 +245,10 @@ EVIDENCE: dict[str, tuple[str, SampleTest]] = {
     "tcp_unreachable": ("TCP connects unreachable", lambda s: s.kind in ("tcp", "http") and s.error == "unreachable"),
     "icmp_loss": ("ICMP echoes lost", lambda s: s.kind == "icmp" and not s.ok),
     "http_reset": ("HTTP exchanges reset", lambda s: s.kind == "http" and s.error in ("reset", "protocol")),
-    "http_timeout": ("HTTP requests that timed out", lambda s: s.kind == "http" and bool(s.error)
-                     and s.error.endswith("timeout") and s.error != "connect-timeout"),
-    "http_connect_timeout": ("HTTP connects that timed out", lambda s: s.kind == "http" and s.error == "connect-timeout"),
+    "http_timeout": ("HTTP requests that timed out", lambda s: s.kind == "http"
+                     and (s.error or "").endswith("timeout") and s.error != "connect-timeout"),
+    "http_connect_timeout": ("HTTP connects that timed out",
+                             lambda s: s.kind == "http" and s.error == "connect-timeout"),
     "http_slow": ("HTTP answers slower than 1 s", lambda s: s.kind == "http" and _slow(s)),
     "http_504": ("HTTP 504 answers", lambda s: s.kind == "http" and _status(s) == 504),
     "http_502": ("HTTP 502 answers", lambda s: s.kind == "http" and _status(s) == 502),
@@ -413,7 +414,7 @@ def link_evidence(classification: Classification, store: Store, findings: Iterab
     """Attach the store's Samples (per series) and the findings that show the same failure."""
     tests = evidence_tests(classification)
     links: list[EvidenceLink] = []
-    for key in store.keys():
+    for key in store.keys(kind=None):
         samples = store.window(key, window_s)
         if not samples:
             continue

@@ -212,8 +212,9 @@ def _pool_gauges(samples: Iterable[Sample]) -> dict[tuple[str, str], list[dict[s
         if not isinstance(gauges, list):
             continue
         for gauge in gauges:
-            if isinstance(gauge, dict) and isinstance(gauge.get("name"), str):
-                out.setdefault((sample.host, gauge["name"]), []).append(gauge)
+            name = gauge.get("name") if isinstance(gauge, dict) else None
+            if isinstance(gauge, dict) and isinstance(name, str):
+                out.setdefault((sample.host, name), []).append(gauge)
     return out
 
 
@@ -241,14 +242,14 @@ def validate(samples: Iterable[Sample], fix_at: float, before_start: float, afte
     for sample in samples:
         if sample.ts < before_start or sample.ts > after_end:
             continue
-        after = sample.ts >= fix_at
+        is_after = sample.ts >= fix_at
         if sample.kind in JUDGED_KINDS or sample.kind == "tls":
             if not sample.target or (wanted is not None and sample.target not in wanted):
                 continue
-            pair = per_target.setdefault((sample.host, sample.target), ([], []))
-            pair[1 if after else 0].append(sample)
+            lists = per_target.setdefault((sample.host, sample.target), ([], []))
+            lists[1 if is_after else 0].append(sample)
         elif "gauges" in sample.fields:
-            (pools_after if after else pools_before).append(sample)
+            (pools_after if is_after else pools_before).append(sample)
     rows: list[Row] = []
     for (host, target), (before_samples, after_samples) in sorted(per_target.items()):
         before, after = window_stats(before_samples), window_stats(after_samples)

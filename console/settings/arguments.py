@@ -20,8 +20,8 @@ def console_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="warroom",
         description="Live incident console: why can't the service reach its backend?",
-        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | warroom replay FILE | "
-               "warroom incidents | warroom report INCIDENT "
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | "
+               "warroom replay FILE | warroom incidents | warroom report INCIDENT "
                "(each has --help). With no target, warroom watches this host only and probes no address.",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",
