@@ -63,6 +63,56 @@ class ReportInput:
     generated_at: float = field(default_factory=time.time)
 
 
+#: The Sample kinds alert rules are built from.
+RULE_KINDS = (*JUDGED_KINDS, "tls", "conns", "pg_pool")
+
+
+def rule_windows(samples: Sequence[Sample], checklist: Checklist | None) -> tuple[list[Sample], list[Sample]]:
+    """(incident samples, healthy samples) for the alert rules.
+
+    With a validated fix: the before window is the incident, and the after window is the healthy
+    baseline when the verdict was "fixed". Without one: everything recorded is the incident.
+    """
+    everything = [s for s in samples if s.kind in RULE_KINDS]
+    run = None
+    if checklist is not None:
+        run = next((r for r in reversed(checklist.items["fix_validation"].runs) if r.ok), None)
+    if run is None:
+        return everything, []
+    fix_at, start, end = run.summary["fix_at"], run.summary["before_start"], run.summary["after_end"]
+    bad = [s for s in everything if s.ts < fix_at]
+    good = [s for s in everything if fix_at <= s.ts <= end] if run.summary.get("verdict") == "fixed" else []
+    return bad or [s for s in everything if s.ts >= start], good
+
+
+def findings_from_recording(samples: Sequence[Sample], *, steps: int = 120) -> list[dict[str, Any]]:
+    """Replay a recording through the rules, ``steps`` times along its span, to get its findings and their times."""
+    from console.diagnosis.engine import FindingsEngine
+    from console.engine.store import Store
+
+    ordered = sorted((s for s in samples if s.kind != "finding"), key=lambda s: s.ts)
+    if not ordered:
+        return []
+    now = [ordered[0].ts]
+    store = Store(clock=lambda: now[0])
+    engine = FindingsEngine(store)
+    start, end = ordered[0].ts, ordered[-1].ts
+    step = max((end - start) / steps, 1.0)
+    index = 0
+    t = start
+    while True:
+        t = min(t + step, end)
+        while index < len(ordered) and ordered[index].ts <= t:
+            store.add(ordered[index])
+            index += 1
+        now[0] = t
+        engine.run_once(now=t)
+        if t >= end:
+            break
+    out = [finding_dict(f, engine.state_of(f)) for f in engine.current]
+    return out + [finding_dict(s.finding, s) for s in reversed(engine.history)]
+
+
 def _impact(samples: Sequence[Sample]) -> dict[str, Any]:
     per: dict[tuple[str, str], list[Sample]] = {}
     for sample in samples:

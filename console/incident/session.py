@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console import __version__
-from console.diagnosis.engine import KIND_FINDING, FindingsEngine
+from console.diagnosis.engine import FindingsEngine
 from console.diagnosis.verdict import judge
 from console.engine.hub import Hub
 from console.incident import alerts, reproduce
@@ -32,8 +32,8 @@ from console.incident.classify import classify, link_evidence
 from console.incident.folder import IncidentFolder
 from console.incident.recording import IncidentRecording, open_recording, read_recording
 from console.incident.redaction import Redactor
-from console.incident.report import ReportInput, build_report, finding_dict, render_markdown
-from console.incident.timeline import Timeline
+from console.incident.report import RULE_KINDS, ReportInput, build_report, finding_dict, render_markdown, rule_windows
+from console.incident.timeline import Timeline, event_for
 from console.incident.validate import JUDGED_KINDS, MAX_BEFORE_S, validate
 from probes import registry
 from probes.redact import redact_url
@@ -43,9 +43,6 @@ from probes.samples import LOCAL_HOST, Sample
 if TYPE_CHECKING:
     from console.remote.host import RemoteHost
 
-#: host_status states that mean "this host dropped" on the timeline.
-_DROP_STATES = {"reconnecting", "auth_failed", "host_key_unknown", "host_key_changed", "agent_failed",
-                "config_error"}
 #: Seconds a one-shot host probe (system, conns, pools) may take.
 SNAPSHOT_TIMEOUT_S = 10.0
 #: Extra seconds allowed to a remote host's run beyond its own rounds (shipping the spec, the SSH hop).
@@ -164,28 +161,16 @@ class IncidentSession:
             self.folder.save_findings(self.finding_dicts())
 
     def on_sample(self, sample: Sample) -> None:
-        if sample.kind == KIND_FINDING:
-            change = sample.fields.get("change")
-            title = self.redactor.text(str(sample.fields.get("title", "")))
-            self.timeline.add(sample.ts, "finding", f"{change}: [{sample.fields.get('severity')}] {title}",
-                              ref=str(sample.fields.get("rule", "")))
-            self._findings_dirty = True
+        event = event_for(sample, self._host_states)
+        if event is not None:
+            kind, text, ref = event
+            self.timeline.add(sample.ts, kind, self.redactor.text(text), ref=ref)
             self.version += 1
+            self._findings_dirty = self._findings_dirty or kind == "finding"
             try:  # after the engine's run ends: its states are complete then
                 asyncio.get_running_loop().call_soon(self.save)
             except RuntimeError:
                 self.save()
-        elif sample.kind == "host_status":
-            state = str(sample.fields.get("state", ""))
-            before = self._host_states.get(sample.host)
-            self._host_states[sample.host] = state
-            if state == "connected" and before != "connected":
-                self.timeline.add(sample.ts, "host", f"{sample.host} connected", ref=sample.host)
-                self.changed()
-            elif state in _DROP_STATES and before not in _DROP_STATES:
-                self.timeline.add(sample.ts, "host", f"{sample.host} dropped: "
-                                                     f"{self.redactor.text(sample.message or state)}", ref=sample.host)
-                self.changed()
         for collector in self._collectors:
             if sample.host == collector.host and sample.target == collector.target and (
                     sample.kind in reproduce.LAYER_KINDS or sample.kind == reproduce.MARKER_KIND):
@@ -515,15 +500,8 @@ class IncidentSession:
 
     def measured_windows(self) -> tuple[list[Sample], list[Sample]]:
         """(incident samples, healthy samples) for the rules: before/after the fix when it was validated."""
-        keys = [k for k in self.store.keys(kind=None) if k[1] in (*JUDGED_KINDS, "tls", "conns", "pg_pool")]
-        everything = [s for k in keys for s in self.store.window(k, None)]
-        run = next((r for r in reversed(self.checklist.items["fix_validation"].runs) if r.ok), None)
-        if run is None:
-            return everything, []
-        fix_at, start, end = run.summary["fix_at"], run.summary["before_start"], run.summary["after_end"]
-        bad = [s for s in everything if s.ts < fix_at]
-        good = [s for s in everything if fix_at <= s.ts <= end] if run.summary.get("verdict") == "fixed" else []
-        return bad or [s for s in everything if s.ts >= start], good
+        keys = [k for k in self.store.keys(kind=None) if k[1] in RULE_KINDS]
+        return rule_windows([s for k in keys for s in self.store.window(k, None)], self.checklist)
 
     def ruleset(self) -> alerts.RuleSet:
         bad, good = self.measured_windows()

@@ -9,11 +9,17 @@ Plain data; folder.py saves it and the Timeline pane and the report read it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from probes.samples import Sample
+
 #: The kinds of entry, so a reader can filter or colour them.
 KINDS = ("incident", "finding", "tick", "run", "fix", "host", "note", "decision", "error")
+#: host_status states that mean "this host dropped".
+DROP_STATES = frozenset({"reconnecting", "auth_failed", "host_key_unknown", "host_key_changed", "agent_failed",
+                         "config_error"})
 #: Entries kept at most (a day-long flapping finding must not grow the file without end).
 MAX_EVENTS = 5000
 
@@ -86,3 +92,35 @@ class Timeline:
         timeline.events.sort(key=lambda e: e.ts)
         timeline._next_id = max((e.id for e in timeline.events), default=0) + 1
         return timeline
+
+
+def event_for(sample: Sample, host_states: dict[str, str]) -> tuple[str, str, str] | None:
+    """The timeline entry a Sample makes, as (kind, text, ref), or None.
+
+    Findings appearing or clearing (``finding`` Samples), and SSH hosts connecting or dropping
+    (``host_status`` Samples whose state changed; ``host_states`` remembers the last state per host).
+    """
+    if sample.kind == "finding":
+        fields = sample.fields
+        text = f"{fields.get('change')}: [{fields.get('severity')}] {fields.get('title', '')}"
+        return "finding", text, str(fields.get("rule", ""))
+    if sample.kind == "host_status":
+        state = str(sample.fields.get("state", ""))
+        before = host_states.get(sample.host)
+        host_states[sample.host] = state
+        if state == "connected" and before != "connected":
+            return "host", f"{sample.host} connected", sample.host
+        if state in DROP_STATES and before not in DROP_STATES:
+            return "host", f"{sample.host} dropped: {sample.message or state}", sample.host
+    return None
+
+
+def from_samples(samples: Iterable[Sample]) -> Timeline:
+    """The timeline a bare recording implies: its findings and host connects and drops."""
+    timeline = Timeline()
+    states: dict[str, str] = {}
+    for sample in sorted(samples, key=lambda s: s.ts):
+        event = event_for(sample, states)
+        if event is not None:
+            timeline.add(sample.ts, *event)
+    return timeline
