@@ -24,30 +24,29 @@ MANUAL = "manual"
 
 #: (step id, title, what the step is for) in the method's order.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("gather", "Gather", "host, processes, pools, the request context, the exact error text, versions"),
-    ("reproduce", "Reproduce", "run the failing call again and again, vary the inputs, look for a pattern"),
+    ("gather", "Gather", "hosts, pools, request context, error text, versions"),
+    ("reproduce", "Reproduce", "run the failing call again and again, look for a pattern"),
     ("root_cause", "Root cause", "ask why, from the error text down to the cause"),
-    ("validate", "Validate the fix", "mark the fix, measure as long again: >=95% success, p99 no more than 20% worse"),
-    ("monitor", "Monitor and prevent", "alert rules for what was seen, and the client-side prevention"),
+    ("validate", "Validate the fix", "F marks it; >=95% ok, p99 at most 20% worse"),
+    ("monitor", "Monitor and prevent", "alert rules and client-side prevention"),
 )
 STEP_IDS = tuple(step for step, _, _ in STEPS)
 
-#: (item id, step, kind, title): the items every incident starts with.
+#: (item id, step, kind, title): the items every incident starts with. A title is "label: detail".
 ITEMS: tuple[tuple[str, str, str, str], ...] = (
-    ("host_snapshot", "gather", AUTO, "snapshot of each host: load, memory, fds, connection states, listeners, pools"),
-    ("layered_check", "gather", AUTO, "layered check of every target from every host, and the resolvers in use"),
+    ("host_snapshot", "gather", AUTO, "host snapshot: load, memory, fds, sockets, listeners, pools"),
+    ("layered_check", "gather", AUTO, "layered check: every target from every host, resolvers"),
     ("versions", "gather", AUTO, "versions: kernel, OpenSSL, Python, warroom"),
-    ("paste_error", "gather", AUTO, "paste the error the service logged: layer, failure kind, evidence"),
-    ("request_context", "gather", MANUAL, "request context written down: which call, which caller, since when"),
-    ("reproduce", "reproduce", AUTO, "re-run the failing target N times from this host and each SSH host"),
-    ("vary_inputs", "reproduce", MANUAL,
-     "inputs varied (another client, resolver, path, payload) and the pattern noted"),
-    ("findings", "root_cause", AUTO, "ranked findings with why-chains, evidence and what is ruled out"),
-    ("cause_confirmed", "root_cause", MANUAL, "root cause confirmed (confirm or reject each finding)"),
-    ("fix_applied", "validate", MANUAL, "fix applied (F marks the moment)"),
-    ("fix_validation", "validate", AUTO, "before/after per target and pool, and the verdict"),
-    ("alert_rules", "monitor", AUTO, "Prometheus alert rules for what was seen (checked with promtool)"),
-    ("prevention", "monitor", AUTO, "client-side prevention the evidence calls for (timeouts, keep-alive)"),
+    ("paste_error", "gather", AUTO, "paste the error: layer, failure kind, evidence"),
+    ("request_context", "gather", MANUAL, "request context: which call, which caller, since when"),
+    ("reproduce", "reproduce", AUTO, "reproduce: re-run N times from this host and each SSH host"),
+    ("vary_inputs", "reproduce", MANUAL, "vary the inputs: client, resolver, path; pattern noted"),
+    ("findings", "root_cause", AUTO, "findings: ranked, with why-chains and what is ruled out"),
+    ("cause_confirmed", "root_cause", MANUAL, "cause confirmed: + confirms, - rejects a finding"),
+    ("fix_applied", "validate", MANUAL, "fix applied: F marks the moment"),
+    ("fix_validation", "validate", AUTO, "fix validation: before/after per target and pool, verdict"),
+    ("alert_rules", "monitor", AUTO, "alert rules: Prometheus, for what was seen (promtool)"),
+    ("prevention", "monitor", AUTO, "prevention: timeouts, keep-alive, pools, recovery"),
     ("rules_deployed", "monitor", MANUAL, "rules deployed and the caller's timeouts set"),
 )
 
@@ -105,6 +104,11 @@ class Item:
     """Every tick and untick, oldest first (manual items)."""
     runs: list[Run] = field(default_factory=list)
     """Every run, oldest first (automatic items)."""
+
+    @property
+    def label(self) -> str:
+        """The short name before the title's colon ("host snapshot")."""
+        return self.title.split(":")[0]
 
     @property
     def done(self) -> bool:

@@ -283,7 +283,7 @@ class IncidentSession:
         run.summary = self.redactor.value(run.summary)
         run.ended = self.clock()
         outcome = f"could not finish: {run.error}" if run.error else (run.lines[0] if run.lines else "done")
-        self.timeline.add(run.ended, "run", f"{item.title.split(':')[0]}: {outcome}", ref=item_id)
+        self.timeline.add(run.ended, "run", f"{item.label}: {outcome}", ref=item_id)
         self.changed()
         return run
 

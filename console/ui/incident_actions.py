@@ -41,7 +41,7 @@ def build_session(hub: Hub, findings: FindingsEngine, remote: dict[str, RemoteHo
 
 
 def run_item(app: App[Any], session: IncidentSession, item_id: str, **options: object) -> None:
-    title = session.checklist.items[item_id].title.split(":")[0]
+    title = session.checklist.items[item_id].label
 
     async def work() -> None:
         run = await session.run(item_id, **options)
@@ -67,7 +67,7 @@ def activate(app: App[Any], session: IncidentSession, item_id: str, *, live: boo
             session.tick(item_id)
         return
     if item.running:
-        app.notify(f"{item.title.split(':')[0]} is running", timeout=3)
+        app.notify(f"{item.label} is running", timeout=3)
         return
     if item_id == "fix_validation":
         app.notify("press F when the fix is applied: warroom then measures as long as before and compares",
