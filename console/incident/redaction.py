@@ -18,7 +18,9 @@ from typing import Any
 
 from probes.redact import MASK, redact, redact_url, scrub, url_secrets
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+#: A URL in running text: it stops before brackets, quotes and backslashes, and never ends in punctuation
+#: (the "," or ")" after a URL in a sentence is not part of it).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>(){}\\`|]*[^\s\"'<>(){}\\`|.,;:!?]")
 #: A header line (or "Header: value" inside a longer line) whose value is a credential.
 _HEADER = re.compile(
     r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token|x-amz-security-token"
@@ -60,8 +62,13 @@ class Redactor:
         out = scrub(text, self.secrets)
         if not _TRIGGERS.search(out):
             return out
-        out = _URL.sub(lambda m: redact_url(m.group(0)), out)
-        out = redact(out)
+        # URLs get redact_url; the text between them redact() (its key=value rules would eat a URL's tail).
+        pieces: list[str] = []
+        last = 0
+        for m in _URL.finditer(out):
+            pieces += [redact(out[last:m.start()]), redact_url(m.group(0))]
+            last = m.end()
+        out = "".join([*pieces, redact(out[last:])])
         out = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", out)
         out = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", out)
         return out

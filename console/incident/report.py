@@ -202,11 +202,10 @@ def build_report(data: ReportInput, redactor: Redactor) -> dict[str, Any]:
         status = "resolved" if validation.get("verdict") == "fixed" else f"fix {validation.get('verdict')}"
     else:
         status = "open"
-    text = (f"{len(impact['targets_affected'])} of {len(impact['targets_probed'])} targets failed "
-            f"({', '.join(impact['targets_affected']) or 'none'}) as seen from "
-            f"{', '.join(impact['hosts_affected']) or 'no host'}. ")
-    text += f"Top finding: {top['title']} ({top['layer']}, {top['target'] or 'this host'}). " if top else \
-        "No warning or critical finding. "
+    text = (f"{len(impact['targets_affected'])} of {len(impact['targets_probed'])} targets failed"
+            + (f" ({', '.join(impact['targets_affected'])}), seen from {', '.join(impact['hosts_affected'])}. "
+               if impact["targets_affected"] else ". "))
+    text += f"Top finding: {top['title']} ({top['layer']} layer). " if top else "No warning or critical finding. "
     text += (f"Fix validated: {str(validation.get('verdict', '')).upper()} ({validation.get('why', '')})."
              if validation else "The fix has not been validated (press F after applying it).")
     report: dict[str, Any] = {

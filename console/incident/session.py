@@ -12,6 +12,7 @@ keeps. Every change is saved to the incident folder at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import platform
 import ssl
 import sys
@@ -234,9 +235,8 @@ class IncidentSession:
     async def _validate_later(self, fix_at: float, before_start: float, after_end: float) -> None:
         await asyncio.sleep(max(0.0, after_end - self.clock()))
         run = self.checklist.start_run("fix_validation", self.clock())
-        samples = [s for key in self.store.keys(kind=None) if key[1] in (*JUDGED_KINDS, "tls", "pools", "pg_pool",
-                                                                "redis_pool", "metrics_pool")
-                   for s in self.store.window(key, None) if before_start <= s.ts <= after_end]
+        samples = [s for s in self.stored((*JUDGED_KINDS, "tls", "pools", "pg_pool", "redis_pool", "metrics_pool"))
+                   if before_start <= s.ts <= after_end]
         labels = [redact_url(t) for t in self.targets]
         result = validate(samples, fix_at, before_start, after_end, targets=labels or None)
         run.summary = result.to_dict()
@@ -498,10 +498,20 @@ class IncidentSession:
         run.error = "press F when the fix is applied: the validation starts from that moment"
         return []
 
+    def labelled(self, sample: Sample) -> Sample:
+        """``sample`` with its target as the user sees it (some probes report a URL target with its password)."""
+        if not sample.target or not self.redactor.needs(sample.target):
+            return sample
+        return dataclasses.replace(sample, target=self.redactor.text(sample.target))
+
+    def stored(self, kinds: Sequence[str] | None = None) -> list[Sample]:
+        """Every Sample the store holds (of ``kinds``), targets labelled, oldest first."""
+        keys = [k for k in self.store.keys(kind=None) if (kinds is None or k[1] in kinds) and k[1] != "conns_table"]
+        return sorted((self.labelled(s) for k in keys for s in self.store.window(k, None)), key=lambda s: s.ts)
+
     def measured_windows(self) -> tuple[list[Sample], list[Sample]]:
         """(incident samples, healthy samples) for the rules: before/after the fix when it was validated."""
-        keys = [k for k in self.store.keys(kind=None) if k[1] in RULE_KINDS]
-        return rule_windows([s for k in keys for s in self.store.window(k, None)], self.checklist)
+        return rule_windows(self.stored(RULE_KINDS), self.checklist)
 
     def ruleset(self) -> alerts.RuleSet:
         bad, good = self.measured_windows()
@@ -540,8 +550,7 @@ class IncidentSession:
         return self.folder
 
     def report_input(self) -> ReportInput:
-        keys = [k for k in self.store.keys(kind=None) if k[1] not in ("conns_table",)]
-        samples = sorted((s for k in keys for s in self.store.window(k, None)), key=lambda s: s.ts)
+        samples = self.stored()
         rs = self.ruleset()
         promtool_lines = []
         last_rules = self.checklist.items["alert_rules"].last_run

@@ -316,7 +316,8 @@ class WarroomApp(App[int]):
                                   live=self.config.live and self.config.replay_end is None)
 
     def on_checklist_pane_decide(self, message: ChecklistPane.Decide) -> None:
-        self.incident.decide(message.key, message.verdict, message.title)
+        title = next((f.title for f in self.findings.current if "/".join(f.key) == message.key), message.key)
+        self.incident.decide(message.key, message.verdict, title)
 
     def action_note(self) -> None:
         step = self.query_one(ChecklistPane).current_step() if self.query_one(TabbedContent).active == "checklist" \
