@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.incident.scenario import PASTED, Outcome, drive, free_port, make_app  # noqa: E402
-from tests.lab.servers import MisbehavingHTTPServer  # noqa: E402
+from tests.incident.scenario import PASTED, Outcome, drive, free_port, make_app
+from tests.lab.servers import MisbehavingHTTPServer
 
 REPRODUCE_ROUNDS = 8
 REPRODUCE_INTERVAL_S = 0.05

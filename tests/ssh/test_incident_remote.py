@@ -17,7 +17,8 @@ async def test_reproduce_and_the_layered_check_run_from_every_host(lab: Lab) -> 
                        reproduce_interval=0.05, reproduce_timeout=1.0)
     app = create_app(config)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_until(pilot, "prod-1 to connect", lambda: "prod-1" in app.remote and app.remote["prod-1"].state == "connected", 30)
+        await wait_until(pilot, "prod-1 to connect",
+                         lambda: "prod-1" in app.remote and app.remote["prod-1"].state == "connected", 30)
         await pilot.press("c")
         outcome = Outcome(IncidentFolder.open("remote-repro"))
         await run_item(pilot, app, "layered_check", outcome, timeout=40)
