@@ -134,3 +134,30 @@ def test_redactor_masks_urls_dsns_headers_and_config_secrets() -> None:
     nested = redactor.value({"a": ["hunter22", {"k": "x s3cr3t-value"}]})
     assert "hunter22" not in str(nested) and "s3cr3t" not in str(nested)
     assert STEP_IDS[0] == "gather"
+
+
+def test_pool_use_before_and_after_is_in_the_table() -> None:
+    def pools(ts: float, used: int) -> Sample:
+        return Sample("pools", "", ts, {"gauges": [{"name": "orders-db", "used": used, "max": 20,
+                                                    "util_pct": 100.0 * used / 20}]})
+
+    samples = [pools(i, 20) for i in range(10)] + [pools(10 + i, 6) for i in range(10)]
+    samples += _series("db:5432", 0, 10, 0, 1.0) + _series("db:5432", 10, 10, 1, 1.0)
+    result = validate(samples, fix_at=10, before_start=0, after_end=20)
+    assert [(p.name, p.before_max_pct, p.after_max_pct, p.maximum) for p in result.pools] == \
+        [("orders-db", 100.0, 30.0, 20)]
+    assert any("pool orders-db (local): max use 100% -> 30%" in line for line in result.lines())
+
+
+def test_hosts_connecting_and_dropping_make_one_entry_per_change() -> None:
+    from console.incident.timeline import from_samples
+
+    def status(ts: float, state: str, message: str = "") -> Sample:
+        return Sample("host_status", "", ts, {"state": state}, host="prod-2",
+                      error=None if state == "connected" else state, message=message or None)
+
+    timeline = from_samples([status(1, "connecting"), status(2, "connected"), status(3, "connected"),
+                             status(4, "reconnecting", "link lost; reconnecting in 1 s"),
+                             status(5, "reconnecting", "again"), status(6, "connected")])
+    assert [e.text for e in timeline.events] == ["prod-2 connected", "prod-2 dropped: link lost; reconnecting in 1 s",
+                                                 "prod-2 connected"]
