@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "console.commands.check",
     "capture": "console.commands.capture",
     "replay": "console.commands.replay",
+    "incidents": "console.commands.incidents",
+    "report": "console.commands.report",
 }
 #: The console itself (and --json), when the first word is not a sub-command.
 CONSOLE_COMMAND = "console.commands.console"

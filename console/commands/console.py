@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from console.engine.hub import Hub
 from console.engine.probe_plan import host_specs, specs_for_target
@@ -17,6 +17,9 @@ from console.settings.settings import Settings, build_settings
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
 from probes.targets import TargetError
+
+if TYPE_CHECKING:
+    from console.incident.folder import IncidentFolder
 
 
 def plan(targets: list[str], interval: float, pools: PoolsConfig | None = None) -> list[ProbeSpec]:
@@ -85,6 +88,25 @@ async def stream_remote_json(settings: Settings, out: TextIO | None = None) -> i
     return status
 
 
+def open_incident(settings: Settings) -> IncidentFolder | None:
+    """--incident NAME: its folder (created or resumed); a resume with no target probes the saved ones."""
+    if settings.incident is None:
+        return None
+    if settings.json:
+        raise UsageError("--incident opens the console (the checklist needs a screen); it does not go with --json")
+    from console.incident.folder import IncidentError, IncidentFolder
+
+    try:
+        folder = IncidentFolder.open(settings.incident)
+    except IncidentError as exc:
+        raise UsageError(str(exc)) from None
+    if not settings.targets:
+        # Saved targets are redacted labels: one whose password was masked cannot be probed as it is.
+        saved = [t for t in folder.meta().get("targets", []) if "***" not in t]
+        settings.targets = saved
+    return folder
+
+
 def run(settings: Settings) -> int:
     """Run the console (or the JSON stream) as ``settings`` say."""
     if settings.duration is not None and not settings.json:
@@ -93,6 +115,7 @@ def run(settings: Settings) -> int:
         from console.ui.app import require_terminal
 
         require_terminal("--json (the Sample stream)")
+    incident = open_incident(settings)
     specs = plan(settings.targets, settings.interval, settings.pools)
     if settings.capture is not None:
         specs.append(settings.capture)
@@ -112,7 +135,7 @@ def run(settings: Settings) -> int:
                 return 0  # the reader (head, jq) went away: that is a normal end
         from console.ui.app import app_config, create_app, require_terminal
 
-        return int(create_app(app_config(settings, record=recorder)).run() or 0)
+        return int(create_app(app_config(settings, record=recorder, incident=incident)).run() or 0)
     finally:
         if recorder is not None:
             recorder.close()

@@ -20,7 +20,8 @@ def console_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="warroom",
         description="Live incident console: why can't the service reach its backend?",
-        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | warroom replay FILE "
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | "
+               "warroom replay FILE | warroom incidents | warroom report INCIDENT "
                "(each has --help). With no target, warroom watches this host only and probes no address.",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -33,6 +34,9 @@ def console_parser() -> argparse.ArgumentParser:
     add_probe_arguments(parser)
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
     parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    parser.add_argument("--incident", metavar="NAME",
+                        help="start or resume incident NAME: the five-step checklist, timeline and report, kept "
+                             "in its folder under the data directory (warroom incidents lists them)")
     add_ssh_arguments(parser)
     return parser
 

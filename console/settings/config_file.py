@@ -41,6 +41,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "capture": dict,
     "thresholds": dict,
     "conns": dict,
+    "secrets": list,
+    "secret_env": list,
 }
 
 #: A config file larger than this is not a config file.

@@ -67,6 +67,11 @@ class Settings:
     """`warroom check`'s own options."""
     capture_file: CaptureFileSettings | None = None
     """`warroom capture`'s own options."""
+    incident: str | None = None
+    """`warroom --incident NAME`: the incident to start or resume (its folder under the data directory)."""
+    secrets: list[str] = field(default_factory=list)
+    """Literal strings the config marks secret (``secrets``, and the values of ``secret_env`` variables),
+    masked in everything an incident writes."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
         if settings.theme not in THEME_NAMES:
             raise UsageError(f"unknown theme {settings.theme!r}: choose one of {', '.join(THEME_NAMES)}")
     _hosts(settings, args, config)
+    _incident(settings, args, config)
     _pools(settings, args, config)
     _capture(settings, args, config)
     return settings
@@ -205,6 +211,19 @@ def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None
         if not os.path.isfile(os.path.expanduser(path)):
             raise UsageError(f"SSH config file {path} does not exist: give the path of an OpenSSH client config "
                              "(or leave --ssh-config out to use ~/.ssh/config)")
+
+
+def _incident(settings: Settings, args: argparse.Namespace, config: Config) -> None:
+    import re
+
+    name = getattr(args, "incident", None)
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise UsageError(f"--incident {name!r}: use letters, digits, '.', '_' or '-' (at most 64, no '/')")
+    settings.incident = name
+    values, envs = config.sections.get("secrets", []), config.sections.get("secret_env", [])
+    if not all(isinstance(v, str) for v in [*values, *envs]):
+        raise UsageError("config: secrets and secret_env must be lists of strings")
+    settings.secrets = [v for v in values if v] + [os.environ[e] for e in envs if os.environ.get(e)]
 
 
 def _pools(settings: Settings, args: argparse.Namespace, config: Config) -> None:

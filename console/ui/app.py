@@ -18,6 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 if TYPE_CHECKING:
+    from console.incident.folder import IncidentFolder
     from console.remote.host import RemoteHost
 
 import themes
@@ -30,18 +31,22 @@ from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
+from console.ui import incident_actions, incident_view
 from console.ui.screens import AddTargetScreen, HelpScreen
 from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
+from widgets.checklist_pane import ChecklistPane
 from widgets.conn_table import ConnTable
 from widgets.findings_pane import FindingsPane
 from widgets.hosts_view import HostsView
+from widgets.incident_strip import IncidentStrip
 from widgets.layers_pane import LayersPane
 from widgets.pool_gauges import PoolGauges
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
+from widgets.timeline_pane import TimelinePane
 from widgets.vantage_table import VantageTable
 from widgets.visibility import refresh_shown
 
@@ -71,6 +76,13 @@ class AppConfig:
     """The packet capture to start, when asked for (it needs root or CAP_NET_RAW)."""
     replay_end: float | None = None
     """Replaying a recording: the panes' "now" is its last timestamp."""
+    incident: IncidentFolder | None = None
+    """`--incident NAME`: the folder its checklist, timeline, recording and report live in."""
+    secrets: list[str] = field(default_factory=list)
+    """What the config marks secret: masked in everything the incident writes."""
+    reproduce_interval: float = 0.5
+    """Seconds between the rounds of the reproduce step (and the layered check item)."""
+    reproduce_timeout: float = 2.0
 
 
 class WarroomApp(App[int]):
@@ -95,6 +107,11 @@ class WarroomApp(App[int]):
         Binding("5", "show_tab('pools')", "pools tab: utilization per client pool", show=False),
         Binding("6", "show_tab('capture')", "capture tab: handshakes, resets, DNS, TLS from packets", show=False),
         Binding("7", "show_tab('hosts')", "hosts tab: SSH hosts and vantage points", show=False),
+        Binding("8,c", "show_tab('checklist')", "checklist tab: the five steps and the timeline", show=False,
+                key_display="8 / c"),
+        Binding("n", "note", "note"),
+        Binding("F", "fix_applied", "fix applied", key_display="F"),
+        Binding("e", "write_report", "report"),
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -122,11 +139,18 @@ class WarroomApp(App[int]):
         self.theme = config.theme
         if config.record is not None:
             self.hub.listeners.append(config.record)
+        self.incident = incident_actions.build_session(
+            self.hub, self.findings, self.remote, targets=config.targets, pools=config.pools, secrets=config.secrets,
+            interval=config.interval, folder=config.incident, reproduce_interval=config.reproduce_interval,
+            reproduce_timeout=config.reproduce_timeout)
+        """The five-step checklist, timeline, fix validation and report of this console's incident."""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.config.live, icon="▣")
         with TabbedContent(initial="overview"):
             with TabPane("1 Overview", id="overview"):
+                if self.config.incident is not None:
+                    yield IncidentStrip(lambda: incident_view.strip_markup(self.incident), id="incident-strip")
                 yield TargetsPane(self.store, id="targets")
                 yield SystemPane(self.store, id="system")
             with TabPane("2 Layers", id="layers"):
@@ -149,11 +173,16 @@ class WarroomApp(App[int]):
                 yield VantageTable(self.store, kind="tcp", id="vantage")
                 for host in self.config.remote_hosts:  # each host's own pressure, as the overview shows ours
                     yield SystemPane(self.store, host=host.name)
+            with TabPane("8 Checklist", id="checklist"):
+                yield ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane")
+                yield TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
         self._catch_stop_signals()
+        self.incident.attach([h.name for h in self.config.remote_hosts])
+        self.incident.preload()
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
         self.set_interval(self.findings.interval, self.run_diagnosis)
         self.call_after_refresh(self.run_diagnosis)
@@ -233,6 +262,7 @@ class WarroomApp(App[int]):
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.remove_signal_handler(signum)
+        self.incident.detach()
         await self.hub.stop()
         if self.demo_lab is not None:
             await self.hub.run_on_probe_loop(self.demo_lab.stop())  # type: ignore[attr-defined]
@@ -278,6 +308,27 @@ class WarroomApp(App[int]):
             self.notify(f"could not write the pcap: {exc.strerror}", severity="error")
         else:
             self.notify(f"wrote {count} packet headers to {path} (headers only, no payload)", timeout=6)
+
+    # -- the incident (console/ui/incident_actions.py does the work) -------------
+
+    def on_checklist_pane_activate(self, message: ChecklistPane.Activate) -> None:
+        incident_actions.activate(self, self.incident, message.item_id,
+                                  live=self.config.live and self.config.replay_end is None)
+
+    def on_checklist_pane_decide(self, message: ChecklistPane.Decide) -> None:
+        title = next((f.title for f in self.findings.current if "/".join(f.key) == message.key), message.key)
+        self.incident.decide(message.key, message.verdict, title)
+
+    def action_note(self) -> None:
+        step = self.query_one(ChecklistPane).current_step() if self.query_one(TabbedContent).active == "checklist" \
+            else None
+        incident_actions.edit_note(self, self.incident, step or self.incident.checklist.current_step())
+
+    def action_fix_applied(self) -> None:
+        incident_actions.mark_fix(self, self.incident)
+
+    def action_write_report(self) -> None:
+        incident_actions.write_report(self, self.incident)
 
     # -- actions ---------------------------------------------------------------
 
@@ -357,11 +408,13 @@ class WarroomApp(App[int]):
                     break
 
 
-def app_config(settings: Settings, *, record: Recorder | None = None) -> AppConfig:
+def app_config(settings: Settings, *, record: Recorder | None = None,
+               incident: IncidentFolder | None = None) -> AppConfig:
     """The app's start-up from the command's Settings (the tests build AppConfig themselves)."""
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
-                     ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture)
+                     ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
+                     incident=incident, secrets=list(settings.secrets))
 
 
 def require_terminal(json_hint: str = "--json") -> None:

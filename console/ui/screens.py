@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
@@ -19,7 +19,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen {
         align: center middle;
     }
-    HelpScreen > Vertical {
+    HelpScreen > VerticalScroll {
         width: 72;
         max-width: 100%;
         height: auto;
@@ -38,7 +38,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         lines = ["[b]warroom keys[/]  (escape closes)", ""]
         lines += [f"  [b $accent]{escape(key):<12}[/] {escape(description)}" for key, description in self.rows]
-        with Vertical():
+        with VerticalScroll():  # more keys than rows at 80x24: up/down scroll
             yield Static("\n".join(lines))
 
     def action_dismiss_help(self) -> None:

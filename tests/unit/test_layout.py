@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("console", "widgets", "probes", "themes")
 #: console's rooms, highest first: a room may import only the rooms after it.
-ROOMS = ("commands", "ui", "remote", "diagnosis", "engine", "settings")
+ROOMS = ("commands", "ui", "incident", "remote", "diagnosis", "engine", "settings")
 #: What widgets may read from console: the store and the engine's findings, nothing that runs rules.
 WIDGETS_MAY_IMPORT = ("console.engine.store", "console.engine.stats", "console.diagnosis.finding",
                       "console.diagnosis.engine")

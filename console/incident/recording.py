@@ -1,0 +1,56 @@
+"""The incident's recording: the one place it is opened and read back.
+
+Today it is console/engine/recorder.py's Recorder (JSON lines, one Sample a
+line) in the incident folder; pointing ``open_recording`` and
+``read_recording`` at another recorder (compressed, capped, rotated) changes
+every incident at once. Samples pass through the incident's redactor on the
+way in, so nothing the config marks secret reaches the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from console.engine.recorder import Recorder, RecordingError
+from console.engine.recorder import read_recording as read_jsonl
+from console.incident.redaction import Redactor
+from probes.samples import Sample
+
+
+class IncidentRecording:
+    """A hub listener: each Sample, redacted, appended to the incident's recording."""
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.path = path
+        self.redactor = redactor
+        self._recorder = Recorder(path)
+
+    def __call__(self, sample: Sample) -> None:
+        line = sample.to_json()
+        if self.redactor.needs(line):
+            sample = Sample.from_dict(self.redactor.value(sample.to_dict()))
+        self._recorder(sample)
+
+    @property
+    def written(self) -> int:
+        return self._recorder.written
+
+    def close(self) -> None:
+        self._recorder.close()
+
+
+def open_recording(path: Path, redactor: Redactor) -> IncidentRecording:
+    """Start (or continue) the recording at ``path``; raises OSError when it cannot be written."""
+    return IncidentRecording(path, redactor)
+
+
+def read_recording(path: Path) -> tuple[list[Sample], list[str]]:
+    """Every Sample of a recording (an incident's or `warroom --record`'s) and one line per bad line."""
+    if not path.exists():
+        return [], []
+    return read_jsonl(path)
+
+
+Listener = Callable[[Sample], None]
+__all__ = ["IncidentRecording", "RecordingError", "open_recording", "read_recording"]
