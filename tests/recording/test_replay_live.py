@@ -167,3 +167,21 @@ def test_replay_json_of_a_real_run_is_the_stream_it_recorded(tmp_path: Path) -> 
     assert replayed_tables and replayed_tables <= streamed_tables  # one socket table in 5 s, each exact
     kinds = {json.loads(line)["kind"] for line in replayed_rest}
     assert {"tcp", "pools", "system", "conns"} <= kinds
+
+
+async def test_help_lists_the_replay_keys_in_a_replay(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from console.ui.recording_controls import REPLAY_BINDINGS
+    from console.ui.screens import HelpScreen
+    from probes.samples import Sample
+
+    recorder = Recorder(tmp_path)
+    recorder(Sample("tcp", "127.0.0.1:1", time.time() - 60, {"rtt_ms": 1.0}))
+    recorder.close()
+    app = create_app(AppConfig(live=False, replay=Recording.load(tmp_path)))
+    async with app.run_test(size=(80, 40)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one(Static).render())
+        assert all(b.description in text for b in REPLAY_BINDINGS)
