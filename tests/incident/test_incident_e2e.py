@@ -229,6 +229,7 @@ def test_no_planted_secret_reaches_any_output(incident: Incident) -> None:
     outputs = {path.name: read(path) for path in folder.iterdir() if path.is_file()}
     assert {"recording.jsonl.zst", "timeline.json", "checklist.json", "report.md", "report.json", "alerts.yml",
             "alerts.test.yml", "findings.json", "meta.json"} <= set(outputs)
+    assert '"kind":"tcp"' in outputs["recording.jsonl.zst"]  # decompressed: the search sees the Samples
     outputs["screens"] = "\n".join(incident.outcome.screens)
     assert "Checklist" in outputs["screens"] and "127.0.0.1" in outputs["screens"]
     for what, secret in SECRETS.items():
