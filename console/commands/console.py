@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from console.engine.hub import Hub
 from console.engine.probe_plan import host_specs, specs_for_target
-from console.engine.recorder import Recorder
+from console.engine.recorder import Recorder, RecordingError, open_recorder
 from console.engine.store import Store
 from console.settings.arguments import console_parser
 from console.settings.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -57,7 +57,12 @@ async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: 
     return 0
 
 
-async def stream_remote_json(settings: Settings, out: TextIO | None = None) -> int:
+def say(message: str) -> None:
+    """One line on stderr (the recorder's writer thread calls this once per problem)."""
+    print(f"warroom: {message}", file=sys.stderr, flush=True)
+
+
+async def stream_remote_json(settings: Settings, out: TextIO | None = None, recorder: Recorder | None = None) -> int:
     """`warroom --host H --json`: that host's Samples, one JSON line each; exit 1 when a host is unusable."""
     # Only now: asyncssh costs ~150 ms of start-up that a local console need not pay.
     from console.engine.probe_plan import remote_specs
@@ -71,6 +76,8 @@ async def stream_remote_json(settings: Settings, out: TextIO | None = None) -> i
     async for sample in stream_remote(settings.hosts, specs, settings=settings.ssh, duration=settings.duration):
         if sample.kind == KIND_STATUS and sample.fields.get("state") == "connected":
             connected.add(sample.host)
+        if recorder is not None:
+            recorder(sample)
         try:
             out.write(sample.to_json() + "\n")
             out.flush()
@@ -119,14 +126,19 @@ def run(settings: Settings) -> int:
     specs = plan(settings.targets, settings.interval, settings.pools)
     if settings.capture is not None:
         specs.append(settings.capture)
+    try:
+        # The recorder's notices (disk full ...) go to stderr in a headless run; the console shows them itself.
+        # An incident records into its own folder (console/incident/recording.py): no second, per-run recording.
+        recorder = None if incident is not None and not settings.record else open_recorder(
+            settings, on_error=say if settings.json else None)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
     if settings.hosts and settings.json:
-        return asyncio.run(stream_remote_json(settings))  # ctrl+c and stop signals: console/cli.py
-    recorder = None
-    if settings.record:
         try:
-            recorder = Recorder(settings.record)
-        except OSError as exc:
-            raise UsageError(f"cannot write the recording {settings.record}: {exc.strerror}") from None
+            return asyncio.run(stream_remote_json(settings, recorder=recorder))  # ctrl+c, signals: console/cli.py
+        finally:
+            if recorder is not None:
+                recorder.close()
     try:
         if settings.json:
             try:

@@ -91,6 +91,14 @@ class FindingsEngine:
             self.version += 1
         return self.current
 
+    def reset(self) -> None:
+        """Forget every finding (a replay seeking elsewhere: what held then is worked out afresh)."""
+        self.current = []
+        self.states.clear()
+        self.history.clear()
+        self.version += 1
+        self._seen_store_version = -1
+
     def state_of(self, finding: Finding) -> FindingState | None:
         return self.states.get(finding.key)
 

@@ -70,6 +70,21 @@ class Store:
         self.version += 1
         self.total_added += 1
 
+    def clear(self) -> None:
+        """Forget every series (a replay seeking elsewhere); ``version`` still moves on."""
+        self._series.clear()
+        self.version += 1
+
+    def load_series(self, key: SeriesKey, samples: list[Sample]) -> None:
+        """Set one series to ``samples`` (oldest first) at once, as if each had been added."""
+        ring = deque(samples, maxlen=self.kind_limits.get(key[1], self.per_series))
+        self._series[key] = ring
+        self._series.move_to_end(key)
+        if len(self._series) > self.max_series:
+            self._series.popitem(last=False)
+        self.version += 1
+        self.total_added += len(samples)
+
     def __len__(self) -> int:
         return sum(len(ring) for ring in self._series.values())
 

@@ -67,7 +67,16 @@ class IncidentFolder:
 
     @property
     def recording_path(self) -> Path:
-        return self.path / "recording.jsonl"
+        """The recording (console/engine/recorder.py: compressed, capped, rotated into recording.jsonl.zst.2 ...).
+
+        An existing one keeps its name; a new one is zstandard, or gzip where zstandard is missing.
+        """
+        from console.engine.recorder import SUFFIXES, default_compression
+
+        for suffix in (SUFFIXES["zstd"], SUFFIXES["gzip"], SUFFIXES["plain"]):
+            if (self.path / f"recording{suffix}").exists():
+                return self.path / f"recording{suffix}"
+        return self.path / f"recording{SUFFIXES[default_compression()]}"
 
     @property
     def report_md(self) -> Path:

@@ -1,10 +1,9 @@
 """The incident's recording: the one place it is opened and read back.
 
-Today it is console/engine/recorder.py's Recorder (JSON lines, one Sample a
-line) in the incident folder; pointing ``open_recording`` and
-``read_recording`` at another recorder (compressed, capped, rotated) changes
-every incident at once. Samples pass through the incident's redactor on the
-way in, so nothing the config marks secret reaches the file.
+It is console/engine/recorder.py's flight recorder (compressed, capped,
+rotated, flushed every second) on the incident folder's recording file, read
+back by console/engine/recording.py. Samples pass through the incident's
+redactor on the way in, so nothing the config marks secret reaches the file.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from console.engine.recorder import Recorder, RecordingError
-from console.engine.recorder import read_recording as read_jsonl
+from console.engine.recording import read_recording as read_segments
 from console.incident.redaction import Redactor
 from probes.samples import Sample
 
@@ -36,6 +35,11 @@ class IncidentRecording:
     def written(self) -> int:
         return self._recorder.written
 
+    @property
+    def notices(self) -> list[str]:
+        """What went wrong with the recording, once each (the console shows them)."""
+        return self._recorder.notices
+
     def close(self) -> None:
         self._recorder.close()
 
@@ -49,7 +53,8 @@ def read_recording(path: Path) -> tuple[list[Sample], list[str]]:
     """Every Sample of a recording (an incident's or `warroom --record`'s) and one line per bad line."""
     if not path.exists():
         return [], []
-    return read_jsonl(path)
+    samples, problems = read_segments(path)
+    return samples, [problems.describe().removeprefix("skipped ")] if problems.total else []
 
 
 Listener = Callable[[Sample], None]

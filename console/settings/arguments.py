@@ -21,7 +21,7 @@ def console_parser() -> argparse.ArgumentParser:
         prog="warroom",
         description="Live incident console: why can't the service reach its backend?",
         epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | "
-               "warroom replay FILE | warroom incidents | warroom report INCIDENT "
+               "warroom replay FILE|DIR | warroom diff BEFORE AFTER | warroom incidents | warroom report INCIDENT "
                "(each has --help). With no target, warroom watches this host only and probes no address.",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -32,7 +32,13 @@ def console_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --json: stop after this many seconds")
     add_probe_arguments(parser)
-    parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
+    parser.add_argument("--record", metavar="FILE",
+                        help="record to FILE instead of a new folder under ~/.local/share/warroom/incidents "
+                             "(.zst or .gz compress it; any other name is plain JSON lines)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record this run (every run records by default)")
+    parser.add_argument("--record-max-mb", type=float, metavar="MB",
+                        help="cap the recording on disk (default 200 MB); the oldest segments go first")
     parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
     parser.add_argument("--incident", metavar="NAME",
                         help="start or resume incident NAME: the five-step checklist, timeline and report, kept "

@@ -31,7 +31,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "targets": list,
     "interval": (int, float),
     "theme": str,
-    "record": str,
+    "record": (str, bool),
+    "record_max_mb": (int, float),
     "pools": list,
     "postgres": (dict, list),
     "redis": (dict, list),
@@ -58,7 +59,9 @@ class Config:
     targets: list[str] = field(default_factory=list)
     interval: float | None = None
     theme: str | None = None
-    record: str | None = None
+    record: str | bool | None = None
+    """A path to record to, false to record nothing, true (or absent) for the default folder."""
+    record_max_mb: float | None = None
     sections: dict[str, Any] = field(default_factory=dict)
     """The raw sections other modules parse (pools, postgres, redis, metrics, hosts, capture)."""
 
@@ -143,7 +146,8 @@ def load_config(path: str | Path | None) -> Config:
         if key not in KNOWN_KEYS:
             raise ConfigError(f"config file {file}: unknown key {key!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
         expected = KNOWN_KEYS[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        takes_bool = expected is bool or (isinstance(expected, tuple) and bool in expected)
+        if not isinstance(value, expected) or (isinstance(value, bool) and not takes_bool):
             raise ConfigError(f"config file {file}: {key!r} has the wrong type "
                               f"({'true/false' if isinstance(value, bool) else type(value).__name__})")
         _reject_nan(value, f"config file {file}: {key!r}")
@@ -153,6 +157,11 @@ def load_config(path: str | Path | None) -> Config:
     interval = data.get("interval")
     if interval is not None and interval <= 0:
         raise ConfigError(f"config file {file}: 'interval' must be more than 0 seconds, not {interval}")
-    sections = {k: v for k, v in data.items() if k not in {"targets", "interval", "theme", "record"}}
+    record_max_mb = data.get("record_max_mb")
+    if record_max_mb is not None and (isinstance(record_max_mb, bool) or not 0 < record_max_mb < 1e7):
+        raise ConfigError(f"config file {file}: 'record_max_mb' must be a number of megabytes above 0")
+    sections = {k: v for k, v in data.items()
+                if k not in {"targets", "interval", "theme", "record", "record_max_mb"}}
     return Config(path=file, targets=list(targets), interval=float(interval) if interval else None,
-                  theme=data.get("theme"), record=data.get("record"), sections=sections)
+                  theme=data.get("theme"), record=data.get("record"),
+                  record_max_mb=float(record_max_mb) if record_max_mb is not None else None, sections=sections)

@@ -45,7 +45,11 @@ class Settings:
     theme: str | None = None
     """The screen's theme; None is the default theme."""
     record: str | None = None
-    """Write every Sample here as JSON lines."""
+    """Record to this file (--record FILE); None: a new folder per run under the incidents directory."""
+    no_record: bool = False
+    """Record nothing (--no-record, or ``record = false`` in the config file)."""
+    record_max_mb: float = 200.0
+    """The recording's cap on disk; its oldest segments are dropped past it."""
     json: bool = False
     """No screen: the Sample stream (or a command's results) as JSON lines."""
     duration: float | None = None
@@ -148,7 +152,7 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
     interval = getattr(args, "interval", None)
     settings.interval = interval if interval is not None else (config.interval or DEFAULT_INTERVAL_S)
     settings.theme = getattr(args, "theme", None) or config.theme
-    settings.record = getattr(args, "record", None) or config.record
+    _record(settings, args, config)
     settings.json = bool(getattr(args, "json", False))
     settings.duration = getattr(args, "duration", None)
     settings.interval = seconds(settings.interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
@@ -196,6 +200,18 @@ def check_probe_rate(targets: Sequence[str], interval: float) -> None:
         raise UsageError(f"{len(targets)} targets every {interval:g} s is about {rate:,.0f} probes a second, more "
                          f"than the {MAX_PROBES_PER_S:.0f} warroom keeps up with: probe at most {fit} targets at "
                          f"this interval, or raise --interval to {needed:.1f} s or more")
+
+
+def _record(settings: Settings, args: argparse.Namespace, config: Config) -> None:
+    path = getattr(args, "record", None)
+    settings.record = path or (config.record if isinstance(config.record, str) else None)
+    settings.no_record = bool(getattr(args, "no_record", False)) or (config.record is False and not path)
+    if path and getattr(args, "no_record", False):
+        raise UsageError("--record and --no-record contradict each other: give one")
+    cap = getattr(args, "record_max_mb", None)
+    if cap is not None and not (math.isfinite(cap) and 0 < cap < 1e7):
+        raise UsageError(f"--record-max-mb must be a number of megabytes above 0, not {cap:g}")
+    settings.record_max_mb = cap if cap is not None else (config.record_max_mb or settings.record_max_mb)
 
 
 def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None:

@@ -26,12 +26,14 @@ from console.diagnosis.engine import FindingsEngine
 from console.engine.hub import Hub, ProbeLoop
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
+from console.engine.replay import Recording, ReplayPlayer
 from console.engine.store import Store
 from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
 from console.ui import incident_actions, incident_view
+from console.ui.recording_controls import REPLAY_BINDINGS, ReplayControls
 from console.ui.screens import AddTargetScreen, HelpScreen
 from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
@@ -83,9 +85,16 @@ class AppConfig:
     reproduce_interval: float = 0.5
     """Seconds between the rounds of the reproduce step (and the layered check item)."""
     reproduce_timeout: float = 2.0
+    replay: Recording | None = None
+    """Replaying a recording with position, speed and seek (`warroom replay`): the panes' "now" is the position."""
+    replay_at: float | None = None
+    """Where the replay starts (None: the recording's start)."""
+    replay_speed: float = 1.0
+    replay_follow: bool = False
+    """Keep reading the recording while its recorder writes it."""
 
 
-class WarroomApp(App[int]):
+class WarroomApp(ReplayControls, App[int]):
     """The console. Probes feed the hub, the hub the store, the panes read the store."""
 
     TITLE = "warroom"
@@ -112,6 +121,7 @@ class WarroomApp(App[int]):
         Binding("n", "note", "note"),
         Binding("F", "fix_applied", "fix applied", key_display="F"),
         Binding("e", "write_report", "report"),
+        *REPLAY_BINDINGS,
     ]
     #: Shown in the help screen beside the bindings above (they belong to Textual itself).
     EXTRA_HELP = [("ctrl+p", "command palette (search every command)"),
@@ -128,7 +138,13 @@ class WarroomApp(App[int]):
         # Live probes time connects on a loop of their own, never waiting behind a frame.
         self.probe_loop = ProbeLoop() if config.live else None
         self.hub = Hub(self.store, probe_loop=self.probe_loop)
-        self.findings = FindingsEngine(self.store, publish=self.hub.publish)
+        if config.replay is not None:
+            self.replay = ReplayPlayer(config.replay, self.store, self.hub.publish, speed=config.replay_speed,
+                                       follow=config.replay_follow)
+            self.store.clock = self.replay.clock
+        replaying = config.replay is not None or config.replay_end is not None
+        # A replay carries the recorded finding Samples already: the engine must not add its own.
+        self.findings = FindingsEngine(self.store, publish=None if replaying else self.hub.publish)
         """The one diagnosis result every pane reads (run at 1 Hz from mount)."""
         self.demo_lab: object | None = None
         self._signals: list[int] = []
@@ -139,6 +155,7 @@ class WarroomApp(App[int]):
         self.theme = config.theme
         if config.record is not None:
             self.hub.listeners.append(config.record)
+            self.recorder = config.record
         self.incident = incident_actions.build_session(
             self.hub, self.findings, self.remote, targets=config.targets, pools=config.pools, secrets=config.secrets,
             interval=config.interval, folder=config.incident, reproduce_interval=config.reproduce_interval,
@@ -176,6 +193,7 @@ class WarroomApp(App[int]):
             with TabPane("8 Checklist", id="checklist"):
                 yield ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane")
                 yield TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")
+        yield from self.compose_scrubber()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -192,9 +210,11 @@ class WarroomApp(App[int]):
         if self.config.live:
             # After the first frame: the first paint should not wait for probe imports.
             self.call_after_refresh(self.start_live)
+        self.start_replay(self.config.replay_at)
 
     def run_diagnosis(self) -> None:
         self.findings.run_once()
+        self.check_recorder()
 
     async def start_live(self) -> None:
         if self.config.demo:
@@ -272,12 +292,15 @@ class WarroomApp(App[int]):
             self.config.record.close()
 
     def _base_subtitle(self) -> str:
+        if self.config.replay is not None:
+            return f"REPLAY of {self.config.replay.path}"
         if self.config.replay_end is not None:
             import time
 
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
             return f"REPLAY of a recording ending {stamp}"
-        return self.config.hostname + ("  demo" if self.config.demo else "")
+        return (self.config.hostname + ("  demo" if self.config.demo else "")
+                + ("  ● REC" if self.config.record is not None else ""))
 
     # -- capture pane requests (the pane does no I/O) ---------------------------
 
@@ -337,6 +360,8 @@ class WarroomApp(App[int]):
         seen: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
+            if self.check_action(binding.action.split("(")[0], ()) is False:
+                continue  # the replay keys, outside a replay
             key = binding.key_display or binding.key
             if key not in seen:
                 seen.add(key)

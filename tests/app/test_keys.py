@@ -31,7 +31,10 @@ async def test_help_lists_every_binding_and_closes(app: WarroomApp) -> None:
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one(Static).render())
         for binding in app.BINDINGS:
-            assert binding.description in text  # type: ignore[union-attr]
+            if binding.action.startswith("replay_"):  # type: ignore[union-attr]
+                assert binding.description not in text  # type: ignore[union-attr]  # only in a replay
+            else:
+                assert binding.description in text  # type: ignore[union-attr]
         assert "ctrl+p" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -24,7 +24,7 @@ def test_replay_json_skips_bad_lines_and_keeps_the_rest(tmp_path: Path) -> None:
     result = warroom("replay", str(rec), "--json")
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == 30
-    assert f"skipped {rec} line 6: not JSON" in result.stderr
+    assert result.stderr == f"warroom: {rec}: skipped 1 bad line: 1 not JSON (first: rec.jsonl line 6)\n"
 
 
 def test_replay_of_nothing_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_replay_of_nothing_is_one_line_exit_2(tmp_path: Path) -> None:
     result = warroom("replay", str(empty))
     assert result.returncode == 2 and "holds no Samples" in result.stderr.splitlines()[-1]
     missing = warroom("replay", str(tmp_path / "nope.jsonl"))
-    assert missing.returncode == 2 and "cannot read recording" in missing.stderr
+    assert missing.returncode == 2 and "cannot read recording" in missing.stderr and "no such file" in missing.stderr
 
 
 async def test_replayed_incident_shows_as_it_stood_at_the_end(tmp_path: Path) -> None:

@@ -177,4 +177,16 @@ async def drive(pilot: Pilot[Any], app: WarroomApp, *, pasted: str, note: str, r
 
 
 def read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    """A file's text; a compressed recording decompressed first, so a search for secrets sees what it holds."""
+    data = path.read_bytes()
+    if data.startswith(b"\x28\xb5\x2f\xfd"):
+        import io
+
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    elif data.startswith(b"\x1f\x8b"):
+        import gzip
+
+        data = gzip.decompress(data)
+    return data.decode("utf-8")

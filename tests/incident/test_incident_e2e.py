@@ -227,8 +227,9 @@ def test_generated_rules_pass_promtool_check_and_fire_only_on_the_measured_serie
 def test_no_planted_secret_reaches_any_output(incident: Incident) -> None:
     folder = incident.folder.path
     outputs = {path.name: read(path) for path in folder.iterdir() if path.is_file()}
-    assert {"recording.jsonl", "timeline.json", "checklist.json", "report.md", "report.json", "alerts.yml",
+    assert {"recording.jsonl.zst", "timeline.json", "checklist.json", "report.md", "report.json", "alerts.yml",
             "alerts.test.yml", "findings.json", "meta.json"} <= set(outputs)
+    assert '"kind":"tcp"' in outputs["recording.jsonl.zst"]  # decompressed: the search sees the Samples
     outputs["screens"] = "\n".join(incident.outcome.screens)
     assert "Checklist" in outputs["screens"] and "127.0.0.1" in outputs["screens"]
     for what, secret in SECRETS.items():

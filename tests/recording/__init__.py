@@ -1,0 +1,1 @@
+"""Tests: the flight recorder, replay and diff."""
