@@ -33,7 +33,10 @@ def console_parser() -> argparse.ArgumentParser:
                         help="with --json: stop after this many seconds")
     add_probe_arguments(parser)
     parser.add_argument("--record", metavar="FILE", help="also write every Sample to FILE as JSON lines")
-    parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    parser.add_argument("--theme", metavar="NAME",
+                        help="warroom-dark, warroom-light, warroom-contrast or warroom-colorblind")
+    parser.add_argument("--share", action="store_true",
+                        help="start in share mode (key S): bigger figures; addresses, hosts and users as aliases")
     parser.add_argument("--incident", metavar="NAME",
                         help="start or resume incident NAME: the five-step checklist, timeline and report, kept "
                              "in its folder under the data directory (warroom incidents lists them)")

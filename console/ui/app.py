@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
@@ -33,8 +34,10 @@ from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
 from console.ui import incident_actions, incident_view
 from console.ui.screens import AddTargetScreen, HelpScreen
+from console.ui.share import ShareMode
 from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
+from probes.samples import Sample
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
 from widgets.checklist_pane import ChecklistPane
@@ -83,6 +86,10 @@ class AppConfig:
     reproduce_interval: float = 0.5
     """Seconds between the rounds of the reproduce step (and the layered check item)."""
     reproduce_timeout: float = 2.0
+    share: bool = False
+    """Start in share mode (--share): bigger key figures, addresses and names replaced by aliases."""
+    aliases: Path | None = None
+    """Share mode's alias file (in the incident's folder); None: the default under the data directory."""
 
 
 class WarroomApp(App[int]):
@@ -100,6 +107,7 @@ class WarroomApp(App[int]):
         Binding("x", "remove_target", "remove target"),
         Binding("p", "toggle_pause", "pause"),
         Binding("t", "cycle_theme", "theme"),
+        Binding("S", "toggle_share", "share mode"),
         Binding("1", "show_tab('overview')", "overview tab", show=False),
         Binding("2", "show_tab('layers')", "layers tab: RTT chart, DNS/TCP/TLS/HTTP per target", show=False),
         Binding("3", "show_tab('findings')", "findings tab", show=False),
@@ -137,6 +145,10 @@ class WarroomApp(App[int]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = config.theme
+        self.share = ShareMode.at(config.aliases, on=config.share)
+        """Share mode: its redactor learns names from the config now and from every Sample (a hub listener)."""
+        self._learn_config_names()
+        self.hub.listeners.append(self._learn_sample)
         if config.record is not None:
             self.hub.listeners.append(config.record)
         self.incident = incident_actions.build_session(
@@ -183,6 +195,9 @@ class WarroomApp(App[int]):
         self._catch_stop_signals()
         self.incident.attach([h.name for h in self.config.remote_hosts])
         self.incident.preload()
+        self.set_class(self.share.on, "-share")
+        # Viewers and the console share one alias file: take in names the others added.
+        self.set_interval(1.0, self._follow_aliases)
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
         self.set_interval(self.findings.interval, self.run_diagnosis)
         self.call_after_refresh(self.run_diagnosis)
@@ -272,12 +287,56 @@ class WarroomApp(App[int]):
             self.config.record.close()
 
     def _base_subtitle(self) -> str:
+        share = "  SHARE MODE (names hidden)" if self.share.on else ""
         if self.config.replay_end is not None:
             import time
 
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
-            return f"REPLAY of a recording ending {stamp}"
-        return self.config.hostname + ("  demo" if self.config.demo else "")
+            return f"REPLAY of a recording ending {stamp}{share}"
+        return self.config.hostname + ("  demo" if self.config.demo else "") + share
+
+    # -- share mode -------------------------------------------------------------
+
+    def get_line_filters(self) -> list[LineFilter]:
+        """Textual's filters, and share mode's redaction while it is on: every drawn line passes here."""
+        filters = list(super().get_line_filters())
+        return [*filters, self.share.filter] if self.share.on else filters
+
+    def _learn_config_names(self) -> None:
+        redactor = self.share.redactor
+        redactor.learn("host", [self.config.hostname])
+        for target in self.config.targets:
+            redactor.learn_target(target)
+        for host in self.config.remote_hosts:
+            redactor.learn("host", [host.name, host.address])
+            redactor.learn("user", [host.user])
+            for hop in (host.jump or "").split(","):  # ProxyJump "[user@]host[:port]" hops
+                user, _, rest = hop.strip().rpartition("@")
+                redactor.learn("user", [user])
+                redactor.learn_target(rest)
+
+    def _learn_sample(self, sample: Sample) -> None:
+        if self.share.redactor.learn_sample(sample) and self.share.on:
+            self.call_later(self._redraw_everything)
+
+    def _follow_aliases(self) -> None:
+        if self.share.redactor.follow_file() and self.share.on:
+            self._redraw_everything()
+
+    def _redraw_everything(self) -> None:
+        """Every widget on every screen draws again (so a changed filter applies to lines drawn before)."""
+        for screen in self.screen_stack:
+            for widget in screen.walk_children():
+                widget.refresh()
+            screen.refresh()
+
+    def action_toggle_share(self) -> None:
+        self.share.on = not self.share.on
+        self.set_class(self.share.on, "-share")
+        self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if self.paused else "")
+        self._redraw_everything()
+        self.notify("share mode on: addresses and names show as aliases" if self.share.on else "share mode off",
+                    timeout=3)
 
     # -- capture pane requests (the pane does no I/O) ---------------------------
 
@@ -372,6 +431,7 @@ class WarroomApp(App[int]):
             self.notify(f"{shown(target)} is already probed", timeout=3)
             return
         self.config.targets.append(target)
+        self.share.redactor.learn_target(target)
         self.query_one(TargetsPane).add_target(shown(target))
         self.query_one(LayersPane).add_target(shown(target))
         if self.config.live:
@@ -414,7 +474,8 @@ def app_config(settings: Settings, *, record: Recorder | None = None,
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
-                     incident=incident, secrets=list(settings.secrets))
+                     incident=incident, secrets=list(settings.secrets),
+                     share=settings.share)
 
 
 def require_terminal(json_hint: str = "--json") -> None:
