@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "console.commands.replay",
     "incidents": "console.commands.incidents",
     "report": "console.commands.report",
+    "serve": "console.commands.serve",
 }
 #: The console itself (and --json), when the first word is not a sub-command.
 CONSOLE_COMMAND = "console.commands.console"

@@ -200,6 +200,9 @@ class CaptureView(Vertical, can_focus=False):
         Binding("escape", "leave_input", "Back", show=False),
     ]
 
+    refused_actions: frozenset[str] = frozenset()
+    """Actions not bound here (a read-only viewer refuses those that start a capture or write a file)."""
+
     window_index: reactive[int] = reactive(1)
     """Index into WINDOWS of the window shown (default 1 min)."""
 
@@ -247,6 +250,9 @@ class CaptureView(Vertical, can_focus=False):
             yield bpf
         with VerticalScroll(id="capture-body"):
             yield Static("", id="capture-summary")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return False if action in self.refused_actions else super().check_action(action, parameters)
 
     def on_mount(self) -> None:
         self.set_interval(0.5, when_shown(self, self.refresh_figures))

@@ -40,8 +40,8 @@ FORMAT_VERSION = 1
 #: on screen ("root would show more", "root cause") that hiding would only garble.
 SYSTEM_USERS = frozenset({"root", "nobody", "daemon", "postgres", "redis", "mysql", "www-data", "nginx", "sshd",
                           "messagebus", "syslog", "_apt"})
-#: Host names shorter than this are not learned from free text (they would shred ordinary words).
-MIN_NAME_LEN = 3
+#: A one-letter name would match every such word on screen; longer ones match whole words only.
+MIN_NAME_LEN = 2
 #: A dotted name with an alphabetic last label: "db.corp", "api.example.com" (not "3.11" or "e.g").
 _DOTTED_NAME = re.compile(r"(?<![\w.@-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,23}[a-z0-9])"
                           r"(?![\w-]|\.\w)", re.IGNORECASE)
@@ -225,8 +225,8 @@ class Redactor:
                 continue
             if kind == "user" and (name in SYSTEM_USERS or name.startswith("systemd-")):
                 continue
-            if kind == "host" and len(name) < MIN_NAME_LEN and "." not in name:
-                continue  # a two-letter target name would garble every word it is part of; its address still goes
+            if len(name) < MIN_NAME_LEN:
+                continue
             key = _key(kind, name)
             if key not in self._names:
                 self._names[key] = kind

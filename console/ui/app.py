@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 import themes
 from console.diagnosis.engine import FindingsEngine
 from console.engine.hub import Hub, ProbeLoop
+from console.engine.live_feed import LiveFeed
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
 from console.engine.store import Store
@@ -90,6 +91,8 @@ class AppConfig:
     """Start in share mode (--share): bigger key figures, addresses and names replaced by aliases."""
     aliases: Path | None = None
     """Share mode's alias file (in the incident's folder); None: the default under the data directory."""
+    live_feed: bool = False
+    """Serve the Sample stream to `warroom serve`'s viewers (console/engine/live_feed.py)."""
 
 
 class WarroomApp(App[int]):
@@ -149,6 +152,8 @@ class WarroomApp(App[int]):
         """Share mode: its redactor learns names from the config now and from every Sample (a hub listener)."""
         self._learn_config_names()
         self.hub.listeners.append(self._learn_sample)
+        self.feed: LiveFeed | None = None
+        """The live feed viewers follow (started on mount when config.live_feed)."""
         if config.record is not None:
             self.hub.listeners.append(config.record)
         self.incident = incident_actions.build_session(
@@ -207,6 +212,27 @@ class WarroomApp(App[int]):
         if self.config.live:
             # After the first frame: the first paint should not wait for probe imports.
             self.call_after_refresh(self.start_live)
+        if self.config.live_feed:
+            self.call_after_refresh(self.start_feed)
+
+    async def start_feed(self) -> None:
+        feed = LiveFeed(self.store, self.feed_state)
+        try:
+            await feed.start()
+        except OSError as exc:
+            self.notify(f"no live feed for warroom serve: {exc.strerror or exc}", severity="warning")
+            return
+        self.feed = feed
+        self.hub.listeners.append(feed)
+
+    def feed_state(self) -> dict[str, object]:
+        """What viewers need besides the Samples: targets, labels, hosts and the alias file."""
+        path = self.share.redactor.aliases.path
+        # Targets as the panes show them: a password in a URL never travels to a viewer.
+        return {"targets": [shown(t) for t in self.config.targets],
+                "labels": {shown(t): label for t, label in self.config.labels.items()},
+                "hostname": self.config.hostname, "remote_hosts": [h.name for h in self.config.remote_hosts],
+                "aliases": str(path) if path else None, "demo": self.config.demo}
 
     def run_diagnosis(self) -> None:
         self.findings.run_once()
@@ -224,6 +250,8 @@ class WarroomApp(App[int]):
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.query_one(LayersPane).add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
+            if self.feed is not None:
+                self.feed.announce()
         for spec in host_specs(self.config.interval, self.config.pools):
             self.hub.start_probe(spec)
         for target in self.config.targets:
@@ -274,6 +302,8 @@ class WarroomApp(App[int]):
             self._signals.append(signum)
 
     async def on_unmount(self) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.remove_signal_handler(signum)
@@ -436,6 +466,8 @@ class WarroomApp(App[int]):
         self.query_one(LayersPane).add_target(shown(target))
         if self.config.live:
             self.start_target_probes(target)
+        if self.feed is not None:
+            self.feed.announce()
 
     def action_remove_target(self) -> None:
         pane = self.query_one(TargetsPane)
@@ -451,6 +483,8 @@ class WarroomApp(App[int]):
         self._update_remote_specs()
         pane.remove_target(label)
         self.query_one(LayersPane).remove_target(label)
+        if self.feed is not None:
+            self.feed.announce()
         self.notify(f"stopped probing {label}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:
@@ -475,7 +509,7 @@ def app_config(settings: Settings, *, record: Recorder | None = None,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
                      incident=incident, secrets=list(settings.secrets),
-                     share=settings.share)
+                     share=settings.share, live_feed=True)
 
 
 def require_terminal(json_hint: str = "--json") -> None:
