@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -163,7 +162,6 @@ def parse_sgr_screen(text: str) -> list[tuple[str, int | None, int | None]]:
     return out
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is in scripts/apt.d/base.txt: run scripts/test.sh")
 def test_console_in_tmux_over_a_16_colour_terminal(tmp_path: Path) -> None:
     """The real console in tmux with TERM=xterm and no COLORTERM, as over SSH: only 16-colour codes, readable."""
     socket = f"warroom-test-{uuid.uuid4().hex[:8]}"
