@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 import themes
 from console.diagnosis.engine import FindingsEngine
+from console.engine.aliases import aliases_path
 from console.engine.hub import Hub, ProbeLoop
 from console.engine.live_feed import LiveFeed
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
@@ -148,7 +149,9 @@ class WarroomApp(App[int]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = config.theme
-        self.share = ShareMode.at(config.aliases, on=config.share)
+        # The aliases belong to the incident: its folder keeps them across restarts.
+        self.share = ShareMode.at(config.aliases or (aliases_path(config.incident.path) if config.incident else None),
+                                  on=config.share)
         """Share mode: its redactor learns names from the config now and from every Sample (a hub listener)."""
         self._learn_config_names()
         self.hub.listeners.append(self._learn_sample)

@@ -183,3 +183,17 @@ def test_share_flag_reaches_the_app() -> None:
     settings = build_settings(console_parser().parse_args(["--share", "127.0.0.1:9"]), use_config=False)
     assert app_config(settings).share is True
     assert app_config(build_settings(console_parser().parse_args([]), use_config=False)).share is False
+
+
+async def test_an_incident_keeps_its_aliases_in_its_folder() -> None:
+    from console.incident.folder import IncidentFolder
+
+    folder = IncidentFolder.open("share-zeta")
+    app = create_app(AppConfig(targets=["10.77.31.9:6379"], live=False, hostname="incident-host-zeta",
+                               incident=folder, share=True))
+    alias = app.share.redact("10.77.31.9")
+    assert (folder.path / "aliases.json").exists()
+    again = create_app(AppConfig(live=False, hostname="x", incident=IncidentFolder.open("share-zeta", create=False)))
+    assert again.share.redact("10.77.31.9") == alias
+    other = create_app(AppConfig(live=False, hostname="x", incident=IncidentFolder.open("other-zeta")))
+    assert other.share.redactor.aliases.path == IncidentFolder.open("other-zeta").path / "aliases.json"
