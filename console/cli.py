@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "incidents": "console.commands.incidents",
     "report": "console.commands.report",
     "diff": "console.commands.diff",
+    "serve": "console.commands.serve",
 }
 #: The console itself (and --json), when the first word is not a sub-command.
 CONSOLE_COMMAND = "console.commands.console"

@@ -85,11 +85,14 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
     lines.append(f"[b]TCP handshakes[/]  [dim]{tcp['data_segments']} data segments, {tcp['retrans']} retransmitted, "
                  f"{tcp['zero_window']} zero windows, {tcp['rst']} resets[/]")
     if tcp["dest"]:
-        lines.append(f"[dim]{'destination':<24}{'SYN':>6}{'ACKed':>6}{'RST':>5}{'none':>5}{'reSYN':>6}"
+        lines.append(f"[dim]  {'destination':<24}{'SYN':>6}{'ACKed':>6}{'RST':>5}{'none':>5}{'reSYN':>6}"
                      f"{'rst s/c':>8}{'retr':>6}{'0win':>5}[/]")
         for dest, d in list(tcp["dest"].items())[:12]:
             style = "$error" if d["unanswered"] or d["refused"] else "$warning" if d["rst_server"] else ""
-            row = (f"{escape(_cut(dest, 23)):<24}{d['syn']:>6}{d['synack']:>6}{d['refused']:>5}{d['unanswered']:>5}"
+            # The mark says it without colour: ✖ refused or unanswered SYNs, ▲ resets from the server.
+            mark = "✖" if style == "$error" else "▲" if style else " "
+            row = (f"{mark} {escape(_cut(dest, 23)):<24}{d['syn']:>6}{d['synack']:>6}{d['refused']:>5}"
+                   f"{d['unanswered']:>5}"
                    f"{d['syn_retrans']:>6}{str(d['rst_server']) + '/' + str(d['rst_client']):>8}{d['retrans']:>6}"
                    f"{d['zero_window']:>5}")
             lines.append(f"[{style}]{row}[/]" if style else row)
@@ -197,6 +200,9 @@ class CaptureView(Vertical, can_focus=False):
         Binding("escape", "leave_input", "Back", show=False),
     ]
 
+    refused_actions: frozenset[str] = frozenset()
+    """Actions not bound here (a read-only viewer refuses those that start a capture or write a file)."""
+
     window_index: reactive[int] = reactive(1)
     """Index into WINDOWS of the window shown (default 1 min)."""
 
@@ -244,6 +250,9 @@ class CaptureView(Vertical, can_focus=False):
             yield bpf
         with VerticalScroll(id="capture-body"):
             yield Static("", id="capture-summary")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return False if action in self.refused_actions else super().check_action(action, parameters)
 
     def on_mount(self) -> None:
         self.set_interval(0.5, when_shown(self, self.refresh_figures))

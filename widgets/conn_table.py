@@ -248,10 +248,11 @@ def summary_lines(summary: Sample | None, system: Sample | None) -> list[str]:
 
 
 def _tone(text: str, pct: object) -> str:
+    """``text`` marked near-exhausted (▲, from 80%) or exhausted (✖, from 95%): symbol and colour."""
     if isinstance(pct, (int, float)) and pct >= 95:
-        return f"[$error]{text}[/]"
+        return f"[$error]✖ {text}[/]"
     if isinstance(pct, (int, float)) and pct >= 80:
-        return f"[$warning]{text}[/]"
+        return f"[$warning]▲ {text}[/]"
     return text
 
 

@@ -53,6 +53,10 @@ def tone(util: float | None, warning: float, critical: float) -> str:
     return "$success"
 
 
+#: The word and symbol each tone reads as, so a gauge's state survives no colour (NO_COLOR, 8 colours).
+TONE_MARK = {"$error": "✖ FULL", "$warning": "▲ HIGH", "$success": "● ok", "$text-muted": "? n/a"}
+
+
 def gauge_line(g: dict[str, Any], warning: float, critical: float, name_width: int = 18) -> str:
     """One gauge as a markup line: name, bar, %, used/max, details, time at 100%."""
     util = g.get("util_pct")
@@ -76,7 +80,7 @@ def gauge_line(g: dict[str, Any], warning: float, critical: float, name_width: i
     at_max = g.get("at_max_s")
     if isinstance(at_max, (int, float)) and at_max > 0:
         details.append(f"[{colour}][b]at 100% for {_duration(at_max)}[/b][/]")
-    line = f"{escape(name):<{name_width}} {bar} [{colour}]{pct}[/] {counts:>7}"
+    line = f"{escape(name):<{name_width}} {bar} [{colour}]{pct} {TONE_MARK[colour]:<6}[/] {counts:>7}"
     return line + ("  " + " · ".join(details) if details else "")
 
 

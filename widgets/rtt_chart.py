@@ -34,6 +34,9 @@ from widgets.visibility import when_shown
 
 #: Theme variables the series cycle through, so lines follow the theme (and its high-contrast variant).
 SERIES_COLOURS = ("primary", "accent", "warning", "success", "secondary", "error", "foreground")
+#: On the combined chart each target also has its own point mark (legend and summary show it), so the
+#: lines are told apart without colour: on 8-colour terminals, NO_COLOR, or by a colour-blind viewer.
+SERIES_MARKERS = ("•", "+", "x", "o", "*", "#", "=")
 WINDOW_STEPS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 MODES = ("combined", "per-target")
 
@@ -204,9 +207,10 @@ class RttChart(Widget, can_focus=True):
             return
         now = time.time()
         window = self.minutes * 60
-        lines = [summary(target if self.host else (target if host == "local" else f"{host}:{target}"),
-                         self.store.stats(key, self.field, seconds=window, now=now))
-                 for key in keys for host, _kind, target in [key]]
+        lines = [f"{SERIES_MARKERS[index % len(SERIES_MARKERS)]} " * (self.mode == "combined")
+                 + summary(target if self.host else (target if host == "local" else f"{host}:{target}"),
+                           self.store.stats(key, self.field, seconds=window, now=now))
+                 for index, key in enumerate(keys) for host, _kind, target in [key]]
         self.query_one("#rtt-summary", Static).update("\n".join(lines))
         if self.mode == "combined":
             self._draw_combined(keys, now)
@@ -226,7 +230,8 @@ class RttChart(Widget, can_focus=True):
         for index, key in enumerate(keys):
             xs, ys = self._points(key, now)
             if xs:
-                plot.plt.plot(xs, ys, label=key[2], marker="braille", color=self._colour(index))
+                plot.plt.plot(xs, ys, label=key[2], marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
+                              color=self._colour(index))
         plot.refresh()
 
     def _draw_grid(self, keys: list[SeriesKey], now: float) -> None:

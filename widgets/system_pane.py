@@ -21,6 +21,11 @@ def _level(percent: float) -> str:
     return "$error" if percent >= 90 else "$warning" if percent >= 75 else "$success"
 
 
+def _level_word(percent: float) -> str:
+    """What the bar's colour says, in a symbol and a word (colour alone is lost without colour)."""
+    return " [b $error]✖ CRITICAL[/]" if percent >= 90 else " [b $warning]▲ HIGH[/]" if percent >= 75 else ""
+
+
 class SystemPane(Static):
     """Reads the latest `system` Sample for its host; needs the system probe running."""
 
@@ -66,10 +71,10 @@ class SystemPane(Static):
         cpu = float(f.get("cpu_percent") or 0.0)  # type: ignore[arg-type]
         mem = float(f.get("mem_percent") or 0.0)  # type: ignore[arg-type]
         lines = [
-            f"CPU  [{_level(cpu)}]{_bar(cpu)}[/] {cpu:5.1f}%   load {f.get('load1')} {f.get('load5')} "
-            f"{f.get('load15')} ({f.get('cpu_count')} cores)",
-            f"MEM  [{_level(mem)}]{_bar(mem)}[/] {mem:5.1f}%   {f.get('mem_used_mb')}/{f.get('mem_total_mb')} MB"
-            f"   swap {f.get('swap_percent')}%",
+            f"CPU  [{_level(cpu)}]{_bar(cpu)}[/] {cpu:5.1f}%{_level_word(cpu)}   load {f.get('load1')} "
+            f"{f.get('load5')} {f.get('load15')} ({f.get('cpu_count')} cores)",
+            f"MEM  [{_level(mem)}]{_bar(mem)}[/] {mem:5.1f}%{_level_word(mem)}   {f.get('mem_used_mb')}/"
+            f"{f.get('mem_total_mb')} MB   swap {f.get('swap_percent')}%",
             f"FDs  {f.get('open_fds')} open of {f.get('fd_max')}   processes {f.get('procs')}",
         ]
         top = f.get("top")

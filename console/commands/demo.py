@@ -11,7 +11,9 @@ from console.settings.settings import build_settings
 def main(argv: list[str]) -> int:
     parser = Parser(prog="warroom demo",
                     description="Start loopback servers that misbehave like incident backends and watch them.")
-    parser.add_argument("--theme", default=None, help="warroom-dark, warroom-light or warroom-contrast")
+    parser.add_argument("--theme", default=None,
+                        help="warroom-dark, warroom-light, warroom-contrast or warroom-colorblind")
+    parser.add_argument("--share", action="store_true", help="start in share mode (key S)")
     parser.add_argument("--no-record", action="store_true", help="do not record this run (every run records)")
     settings = build_settings(parser.parse_args(argv), use_config=False)
     settings.demo = True

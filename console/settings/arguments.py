@@ -39,7 +39,10 @@ def console_parser() -> argparse.ArgumentParser:
                         help="do not record this run (every run records by default)")
     parser.add_argument("--record-max-mb", type=float, metavar="MB",
                         help="cap the recording on disk (default 200 MB); the oldest segments go first")
-    parser.add_argument("--theme", metavar="NAME", help="warroom-dark, warroom-light or warroom-contrast")
+    parser.add_argument("--theme", metavar="NAME",
+                        help="warroom-dark, warroom-light, warroom-contrast or warroom-colorblind")
+    parser.add_argument("--share", action="store_true",
+                        help="start in share mode (key S): bigger figures; addresses, hosts and users as aliases")
     parser.add_argument("--incident", metavar="NAME",
                         help="start or resume incident NAME: the five-step checklist, timeline and report, kept "
                              "in its folder under the data directory (warroom incidents lists them)")
@@ -70,3 +73,21 @@ def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accept-new-host-keys", action="store_true",
                         help="trust and record host keys of hosts never seen before (a changed key is still refused)")
     parser.add_argument("--ssh-config", metavar="PATH", help="OpenSSH client config to use instead of ~/.ssh/config")
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    """`warroom serve`: the running console in a browser, read-only, for everyone on the call."""
+    parser = Parser(prog="warroom serve",
+                    description="Serve the running console to browsers (textual-serve): each browser is a read-only "
+                                "viewer of it, with addresses and names as aliases unless --no-redact.")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                        help="address to listen on (default 127.0.0.1); any other needs --token")
+    parser.add_argument("--token", metavar="T", help="viewers must open http://ADDR:PORT/?token=T (8+ characters)")
+    parser.add_argument("--no-redact", action="store_true",
+                        help="show viewers the real addresses, host and user names (default: share mode's aliases)")
+    parser.add_argument("--console", metavar="SOCKET",
+                        help="the console's live feed to follow (default: the newest running console)")
+    parser.add_argument("--theme", metavar="NAME", help="the viewers' theme")
+    parser.add_argument("--viewer", action="store_true", help=argparse.SUPPRESS)  # one browser's app (internal)
+    return parser

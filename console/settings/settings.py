@@ -77,6 +77,11 @@ class Settings:
     """Literal strings the config marks secret (``secrets``, and the values of ``secret_env`` variables),
     masked in everything an incident writes."""
 
+    share: bool = False
+    """Start the console in share mode (bigger figures, aliases for addresses and names)."""
+    serve: ServeSettings | None = None
+    """`warroom serve`'s own options."""
+
 
 @dataclass(frozen=True)
 class CaptureFileSettings:
@@ -107,6 +112,61 @@ class CheckSettings:
     """Extra resolvers as typed (IP[:PORT]), already validated."""
     system_resolvers: bool = True
     ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How `warroom serve` puts the console in a browser."""
+
+    port: int = 8765
+    bind: str = "127.0.0.1"
+    """Loopback by default; anything else needs a token."""
+    token: str | None = None
+    """Viewers must bring it (?token=T in the address); required off loopback."""
+    redact: bool = True
+    """Viewers get share mode's aliases (--no-redact turns that off)."""
+    console: str | None = None
+    """The live feed socket of the console to follow (None: the newest running console)."""
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.bind)
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and "localhost": addresses no other machine can reach."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_serve_settings(args: argparse.Namespace) -> Settings:
+    """`warroom serve`'s Settings; off loopback without a token is refused (UsageError, exit 2)."""
+    import ipaddress
+
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be 1-65535, not {args.port}")
+    bind = args.bind.strip("[]")
+    if bind != "localhost":
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            raise UsageError(f"--bind takes an IP address of this machine (127.0.0.1, ::1, 0.0.0.0 ...), "
+                             f"not {args.bind!r}") from None
+    if args.token is not None and len(args.token) < 8:
+        raise UsageError("--token must be at least 8 characters (anyone who guesses it sees the incident)")
+    serve = ServeSettings(port=args.port, bind=bind, token=args.token, redact=not args.no_redact,
+                          console=args.console)
+    if not serve.loopback and not serve.token:
+        raise UsageError(f"--bind {args.bind} lets other machines watch the incident: give --token T too "
+                         "(viewers then open http://ADDRESS:PORT/?token=T)")
+    _check_theme(getattr(args, "theme", None))
+    return Settings(theme=getattr(args, "theme", None), serve=serve)
 
 
 def _load(path: str | None) -> Config:
@@ -155,6 +215,7 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
     _record(settings, args, config)
     settings.json = bool(getattr(args, "json", False))
     settings.duration = getattr(args, "duration", None)
+    settings.share = bool(getattr(args, "share", False))
     settings.interval = seconds(settings.interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
     if settings.duration is not None:
         settings.duration = seconds(settings.duration, "--duration", 0.0, MAX_DURATION_S, above=True)
@@ -164,11 +225,7 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
         except TargetError as exc:
             raise UsageError(f"bad target: {exc}") from None
     check_probe_rate(settings.targets, settings.interval)
-    if settings.theme is not None:
-        from themes import THEME_NAMES
-
-        if settings.theme not in THEME_NAMES:
-            raise UsageError(f"unknown theme {settings.theme!r}: choose one of {', '.join(THEME_NAMES)}")
+    _check_theme(settings.theme)
     _hosts(settings, args, config)
     _incident(settings, args, config)
     _pools(settings, args, config)
@@ -212,6 +269,14 @@ def _record(settings: Settings, args: argparse.Namespace, config: Config) -> Non
     if cap is not None and not (math.isfinite(cap) and 0 < cap < 1e7):
         raise UsageError(f"--record-max-mb must be a number of megabytes above 0, not {cap:g}")
     settings.record_max_mb = cap if cap is not None else (config.record_max_mb or settings.record_max_mb)
+
+
+def _check_theme(name: str | None) -> None:
+    if name is not None:
+        from themes import THEME_NAMES
+
+        if name not in THEME_NAMES:
+            raise UsageError(f"unknown theme {name!r}: choose one of {', '.join(THEME_NAMES)}")
 
 
 def _hosts(settings: Settings, args: argparse.Namespace, config: Config) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 import themes
 from console.diagnosis.engine import FindingsEngine
+from console.engine.aliases import aliases_path
 from console.engine.hub import Hub, ProbeLoop
+from console.engine.live_feed import LiveFeed
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
 from console.engine.replay import Recording, ReplayPlayer
@@ -35,8 +38,10 @@ from console.settings.settings import Settings
 from console.ui import incident_actions, incident_view
 from console.ui.recording_controls import REPLAY_BINDINGS, ReplayControls
 from console.ui.screens import AddTargetScreen, HelpScreen
+from console.ui.share import ShareMode
 from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
+from probes.samples import Sample
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
 from widgets.checklist_pane import ChecklistPane
@@ -92,6 +97,12 @@ class AppConfig:
     replay_speed: float = 1.0
     replay_follow: bool = False
     """Keep reading the recording while its recorder writes it."""
+    share: bool = False
+    """Start in share mode (--share): bigger key figures, addresses and names replaced by aliases."""
+    aliases: Path | None = None
+    """Share mode's alias file (in the incident's folder); None: the default under the data directory."""
+    live_feed: bool = False
+    """Serve the Sample stream to `warroom serve`'s viewers (console/engine/live_feed.py)."""
 
 
 class WarroomApp(ReplayControls, App[int]):
@@ -109,6 +120,7 @@ class WarroomApp(ReplayControls, App[int]):
         Binding("x", "remove_target", "remove target"),
         Binding("p", "toggle_pause", "pause"),
         Binding("t", "cycle_theme", "theme"),
+        Binding("S", "toggle_share", "share mode"),
         Binding("1", "show_tab('overview')", "overview tab", show=False),
         Binding("2", "show_tab('layers')", "layers tab: RTT chart, DNS/TCP/TLS/HTTP per target", show=False),
         Binding("3", "show_tab('findings')", "findings tab", show=False),
@@ -153,6 +165,14 @@ class WarroomApp(ReplayControls, App[int]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = config.theme
+        # The aliases belong to the incident: its folder keeps them across restarts.
+        self.share = ShareMode.at(config.aliases or (aliases_path(config.incident.path) if config.incident else None),
+                                  on=config.share)
+        """Share mode: its redactor learns names from the config now and from every Sample (a hub listener)."""
+        self._learn_config_names()
+        self.hub.listeners.append(self._learn_sample)
+        self.feed: LiveFeed | None = None
+        """The live feed viewers follow (started on mount when config.live_feed)."""
         if config.record is not None:
             self.hub.listeners.append(config.record)
             self.recorder = config.record
@@ -201,6 +221,9 @@ class WarroomApp(ReplayControls, App[int]):
         self._catch_stop_signals()
         self.incident.attach([h.name for h in self.config.remote_hosts])
         self.incident.preload()
+        self.set_class(self.share.on, "-share")
+        # Viewers and the console share one alias file: take in names the others added.
+        self.set_interval(1.0, self._follow_aliases)
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
         self.set_interval(self.findings.interval, self.run_diagnosis)
         self.call_after_refresh(self.run_diagnosis)
@@ -211,6 +234,27 @@ class WarroomApp(ReplayControls, App[int]):
             # After the first frame: the first paint should not wait for probe imports.
             self.call_after_refresh(self.start_live)
         self.start_replay(self.config.replay_at)
+        if self.config.live_feed:
+            self.call_after_refresh(self.start_feed)
+
+    async def start_feed(self) -> None:
+        feed = LiveFeed(self.store, self.feed_state)
+        try:
+            await feed.start()
+        except OSError as exc:
+            self.notify(f"no live feed for warroom serve: {exc.strerror or exc}", severity="warning")
+            return
+        self.feed = feed
+        self.hub.listeners.append(feed)
+
+    def feed_state(self) -> dict[str, object]:
+        """What viewers need besides the Samples: targets, labels, hosts and the alias file."""
+        path = self.share.redactor.aliases.path
+        # Targets as the panes show them: a password in a URL never travels to a viewer.
+        return {"targets": [shown(t) for t in self.config.targets],
+                "labels": {shown(t): label for t, label in self.config.labels.items()},
+                "hostname": self.config.hostname, "remote_hosts": [h.name for h in self.config.remote_hosts],
+                "aliases": str(path) if path else None, "demo": self.config.demo}
 
     def run_diagnosis(self) -> None:
         self.findings.run_once()
@@ -229,6 +273,8 @@ class WarroomApp(ReplayControls, App[int]):
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.query_one(LayersPane).add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
+            if self.feed is not None:
+                self.feed.announce()
         for spec in host_specs(self.config.interval, self.config.pools):
             self.hub.start_probe(spec)
         for target in self.config.targets:
@@ -279,6 +325,8 @@ class WarroomApp(ReplayControls, App[int]):
             self._signals.append(signum)
 
     async def on_unmount(self) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.remove_signal_handler(signum)
@@ -292,15 +340,59 @@ class WarroomApp(ReplayControls, App[int]):
             self.config.record.close()
 
     def _base_subtitle(self) -> str:
+        share = "  SHARE MODE (names hidden)" if self.share.on else ""
         if self.config.replay is not None:
-            return f"REPLAY of {self.config.replay.path}"
+            return f"REPLAY of {self.config.replay.path}{share}"
         if self.config.replay_end is not None:
             import time
 
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
-            return f"REPLAY of a recording ending {stamp}"
+            return f"REPLAY of a recording ending {stamp}{share}"
         return (self.config.hostname + ("  demo" if self.config.demo else "")
-                + ("  ● REC" if self.config.record is not None else ""))
+                + ("  ● REC" if self.config.record is not None else "") + share)
+
+    # -- share mode -------------------------------------------------------------
+
+    def get_line_filters(self) -> list[LineFilter]:
+        """Textual's filters, and share mode's redaction while it is on: every drawn line passes here."""
+        filters = list(super().get_line_filters())
+        return [*filters, self.share.filter] if self.share.on else filters
+
+    def _learn_config_names(self) -> None:
+        redactor = self.share.redactor
+        redactor.learn("host", [self.config.hostname])
+        for target in self.config.targets:
+            redactor.learn_target(target)
+        for host in self.config.remote_hosts:
+            redactor.learn("host", [host.name, host.address])
+            redactor.learn("user", [host.user])
+            for hop in (host.jump or "").split(","):  # ProxyJump "[user@]host[:port]" hops
+                user, _, rest = hop.strip().rpartition("@")
+                redactor.learn("user", [user])
+                redactor.learn_target(rest)
+
+    def _learn_sample(self, sample: Sample) -> None:
+        if self.share.redactor.learn_sample(sample) and self.share.on:
+            self.call_later(self._redraw_everything)
+
+    def _follow_aliases(self) -> None:
+        if self.share.redactor.follow_file() and self.share.on:
+            self._redraw_everything()
+
+    def _redraw_everything(self) -> None:
+        """Every widget on every screen draws again (so a changed filter applies to lines drawn before)."""
+        for screen in self.screen_stack:
+            for widget in screen.walk_children():
+                widget.refresh()
+            screen.refresh()
+
+    def action_toggle_share(self) -> None:
+        self.share.on = not self.share.on
+        self.set_class(self.share.on, "-share")
+        self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if self.paused else "")
+        self._redraw_everything()
+        self.notify("share mode on: addresses and names show as aliases" if self.share.on else "share mode off",
+                    timeout=3)
 
     # -- capture pane requests (the pane does no I/O) ---------------------------
 
@@ -397,10 +489,13 @@ class WarroomApp(ReplayControls, App[int]):
             self.notify(f"{shown(target)} is already probed", timeout=3)
             return
         self.config.targets.append(target)
+        self.share.redactor.learn_target(target)
         self.query_one(TargetsPane).add_target(shown(target))
         self.query_one(LayersPane).add_target(shown(target))
         if self.config.live:
             self.start_target_probes(target)
+        if self.feed is not None:
+            self.feed.announce()
 
     def action_remove_target(self) -> None:
         pane = self.query_one(TargetsPane)
@@ -416,6 +511,8 @@ class WarroomApp(ReplayControls, App[int]):
         self._update_remote_specs()
         pane.remove_target(label)
         self.query_one(LayersPane).remove_target(label)
+        if self.feed is not None:
+            self.feed.announce()
         self.notify(f"stopped probing {label}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:
@@ -439,7 +536,8 @@ def app_config(settings: Settings, *, record: Recorder | None = None,
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
-                     incident=incident, secrets=list(settings.secrets))
+                     incident=incident, secrets=list(settings.secrets),
+                     share=settings.share, live_feed=True)
 
 
 def require_terminal(json_hint: str = "--json") -> None:

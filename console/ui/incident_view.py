@@ -17,7 +17,9 @@ from widgets.checklist_pane import ChecklistRow
 
 #: A run's result lines shown under its item (the selected item and the report show them all).
 RUN_LINES = 4
-SEVERITY_MARK = {"critical": "[b $error]✖[/]", "warning": "[b $warning]▲[/]", "info": "[b $primary]●[/]"}
+#: Symbol and word, so a state survives no colour (NO_COLOR, 8 colours, a colour-blind viewer).
+SEVERITY_MARK = {"critical": "[b $error]✖ CRITICAL[/]", "warning": "[b $warning]▲ WARNING[/]",
+                 "info": "[b $primary]● INFO[/]"}
 
 
 def _clock(ts: float | None) -> str:
@@ -26,13 +28,13 @@ def _clock(ts: float | None) -> str:
 
 def _item_markup(item: Item) -> str:
     if item.running:
-        mark = "[b $warning]… [/]"
+        mark = "[b $warning]… running[/] "
     elif item.done:
-        mark = "[b $success]✔ [/]"
+        mark = "[b $success]✔ done[/] "
     elif item.kind == AUTO and item.runs and item.runs[-1].error:
-        mark = "[b $error]✖ [/]"
+        mark = "[b $error]✖ failed[/] "
     else:
-        mark = "[dim]○ [/]"
+        mark = "[dim]○ to do[/] "
     kind = "run" if item.kind == AUTO else "tick"
     when = f"  [dim]{_clock(item.done_at)}[/]" if item.done_at else ""
     return f"{mark}{escape(item.title)}  [dim]({kind})[/]{when}"

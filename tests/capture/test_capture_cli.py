@@ -159,9 +159,9 @@ async def test_the_pane_shows_a_file(tmp_path: Path) -> None:
         await pilot.pause()
         body = Content.from_markup(str(app.query_one("#capture-summary", Static).content)).plain
         row = next(line for line in body.splitlines() if "127.83.8.2:6379" in line)
-        assert row.split()[1:5] == ["6", "0", "6", "0"]  # the whole file: window "all"
+        assert row.split()[2:6] == ["6", "0", "6", "0"]  # the whole file: window "all"
         await pilot.press("w")  # -> 10 s: still the whole file, it spans 2.5 s of capture time
         await pilot.pause()
         body = Content.from_markup(str(app.query_one("#capture-summary", Static).content)).plain
-        assert next(line for line in body.splitlines() if "127.83.8.2:6379" in line).split()[1] == "6"
+        assert next(line for line in body.splitlines() if "127.83.8.2:6379" in line).split()[2] == "6"
         await pilot.press("q")

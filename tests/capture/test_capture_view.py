@@ -78,14 +78,15 @@ async def test_counts_over_the_selected_window_and_the_w_key() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         row = next(line for line in text_of(app, "#capture-summary").splitlines() if "127.83.8.2:6379" in line)
-        assert row.split()[1:5] == ["7", "0", "7", "0"]  # 1 min (default): SYN 7, SYN-ACK 0, RST 7, none 0
+        assert row.split()[2:6] == ["7", "0", "7", "0"]  # 1 min (default): SYN 7, SYN-ACK 0, RST 7, none 0
+        assert row.split()[0] == "✖"  # refused, said without colour
         health = text_of(app, "#capture-health")
         assert "eth0" in health and "not port 22" in health and "drops 0" in health and "1 min" in health
         await pilot.press("w", "w", "w", "w")  # 5 min, 15 min, all, back to 10 s
         await pilot.pause()
         assert "10 s" in text_of(app, "#capture-health")
         row = next(line for line in text_of(app, "#capture-summary").splitlines() if "127.83.8.2:6379" in line)
-        assert row.split()[1:5] == ["2", "0", "2", "0"]
+        assert row.split()[2:6] == ["2", "0", "2", "0"]
 
 
 async def test_filter_and_interface_from_the_keyboard_post_a_change() -> None:
@@ -124,5 +125,5 @@ async def test_after_a_filter_change_only_the_new_filters_counts_are_shown() -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         row = next(line for line in text_of(app, "#capture-summary").splitlines() if "127.83.8.2:6379" in line)
-        assert row.split()[1:5] == ["2", "0", "2", "0"]
+        assert row.split()[2:6] == ["2", "0", "2", "0"]
         assert "filter port 6379" in text_of(app, "#capture-health")

@@ -24,13 +24,5 @@ def test_help_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=open_help)
 
 
-def test_contrast_theme_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    async def contrast(pilot) -> None:  # type: ignore[no-untyped-def]
-        pilot.app.theme = "warroom-contrast"
-        await _settle(pilot)
-
-    assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=contrast)
-
-
 async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause(1.2)  # one refresh of every pane's timer
