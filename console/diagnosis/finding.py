@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from console.engine.store import SeriesKey
-from probes.samples import LOCAL_HOST
+from probes.samples import LOCAL_HOST, JSONValue
 
 SEVERITIES = ("info", "warning", "critical")
+#: Severities that mean something is wrong (``warroom diagnose`` exits 1 on one of them).
+ALARMS = ("warning", "critical")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,19 @@ class Finding:
     """Layers the evidence clears ("DNS ok 1.2 ms", "TCP ok 0.2 ms")."""
     window_s: float | None = None
     """The window the rule read, in seconds (None: the latest samples only)."""
+
+    @property
+    def about_target(self) -> bool:
+        """True for a finding about a target the user named (listed first); False: "this host"."""
+        return bool(self.target)
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The finding as JSON-safe data (``warroom diagnose --json``, finding Samples, reports)."""
+        return {"target": self.target, "host": self.host, "severity": self.severity,
+                "confidence": round(self.confidence, 2), "layer": self.layer, "rule": self.rule,
+                "title": self.title, "evidence": list[JSONValue](self.evidence),
+                "chain": list[JSONValue](self.chain), "ruled_out": list[JSONValue](self.ruled_out),
+                "window_s": self.window_s, "next_step": self.next_step}
 
     @property
     def key(self) -> tuple[str, ...]:
