@@ -62,3 +62,24 @@ class Finding:
         if self.target:
             return (self.rule, self.host, self.target)
         return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)
+
+
+def where(finding: Finding) -> str:
+    """Which target from which host, or which host: the line under a finding's title."""
+    return f"{finding.target} from {finding.host}" if finding.target else f"this host ({finding.host})"
+
+
+def describe(finding: Finding) -> list[tuple[str, str]]:
+    """(label, text) lines under a finding's title, as every view shows them: plain text, never a repr.
+
+    Evidence first (the original error text kept), then the why-chain from
+    symptom to suspected cause, what the evidence rules out, and what to do next.
+    """
+    lines = [("evidence", line) for line in finding.evidence]
+    if finding.chain:
+        lines.append(("why", " <- ".join(finding.chain)))
+    if finding.ruled_out:
+        lines.append(("ruled out", ", ".join(finding.ruled_out)))
+    if finding.next_step:
+        lines.append(("next", finding.next_step))
+    return lines

@@ -87,9 +87,15 @@ class Transport:
         return len(self.tcp) >= MIN_ATTEMPTS and count >= MIN_ATTEMPTS and count / len(self.tcp) >= MOSTLY
 
     @property
+    def syn_leaning(self) -> bool:
+        """Connects time out so far (too few to judge yet) and echoes are not lost: TCP's to judge, not the path's."""
+        timeouts = len(self.tcp_errors("timeout"))
+        return bool(self.tcp) and timeouts > 0 and timeouts / len(self.tcp) >= SYN_DROP_SHARE and not self.icmp_lossy
+
+    @property
     def state_of_the_port(self) -> bool:
         """True when TCP's own rule explains the target (refused, SYNs dropped, reset, unreachable)."""
-        return self.syn_dropped or any(self.mostly(k) for k in ("refused", "reset", "unreachable"))
+        return self.syn_leaning or any(self.mostly(k) for k in ("refused", "reset", "unreachable"))
 
     # -- path events ---------------------------------------------------------------------------------
     def connect_ms(self, sample: Sample) -> float | None:
@@ -139,6 +145,8 @@ def _icmp_line(t: Transport) -> str | None:
         return f"icmp: every one of {len(t.icmp)} echoes unanswered while TCP connects: ICMP is filtered"
     rtts = [v for s in t.icmp if (v := number(s.fields.get("rtt_ms"))) is not None]
     lost = t.icmp_lost
+    if not lost:
+        return f"icmp: every one of {len(t.icmp)} echoes answered, in {duration(median(rtts))} (median)"
     line = f"icmp: {share(len(lost), len(t.icmp))} echoes lost"
     if rtts:
         line += f", the others answered in {duration(median(rtts))} (median)"

@@ -76,6 +76,8 @@ class Settings:
     secrets: list[str] = field(default_factory=list)
     """Literal strings the config marks secret (``secrets``, and the values of ``secret_env`` variables),
     masked in everything an incident writes."""
+    diagnose: DiagnoseSettings | None = None
+    """`warroom diagnose`'s own options."""
 
     share: bool = False
     """Start the console in share mode (bigger figures, aliases for addresses and names)."""
@@ -167,6 +169,32 @@ def build_serve_settings(args: argparse.Namespace) -> Settings:
                          "(viewers then open http://ADDRESS:PORT/?token=T)")
     _check_theme(getattr(args, "theme", None))
     return Settings(theme=getattr(args, "theme", None), serve=serve)
+
+
+@dataclass(frozen=True)
+class DiagnoseSettings:
+    """How `warroom diagnose` runs: until when, and what it prints besides the current findings."""
+
+    until_found: bool = False
+    """Stop as soon as a warning or critical finding is on top."""
+    history: bool = False
+    """Also print the findings that appeared and cleared during the run."""
+
+
+def build_diagnose_settings(args: argparse.Namespace) -> Settings:
+    """`warroom diagnose`'s Settings: the console's (config file included) plus its own options."""
+    from probes.targets import TargetError, parse_target
+
+    settings = build_settings(args)
+    if not settings.targets:
+        raise UsageError("give at least one TARGET (host:port or an http(s):// URL), or targets in --config")
+    for text in settings.targets:
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise UsageError(f"bad target: {exc}") from None
+    settings.diagnose = DiagnoseSettings(until_found=bool(args.until_found), history=bool(args.history))
+    return settings
 
 
 def _load(path: str | None) -> Config:
