@@ -57,18 +57,23 @@ class Run:
     ended: float = 0.0
 
     def tick(self, now: float) -> Finding | None:
-        """Run the rules once; note the top finding. Returns the top finding when it is an alarm."""
+        """Run the rules once and note the top finding; return it when it is a target's warning or critical.
+
+        A host finding on top means no target has a finding yet (they rank first): not what --until-found
+        waits for.
+        """
         current = self.engine.run_once(now)
         if not current:
             return None
         top = current[0]
         self.first_top.setdefault(top.key, now - self.started)
-        return top if top.severity in ALARMS else None
+        return top if top.severity in ALARMS and top.about_target else None
 
     def record(self, finding: Finding, state: FindingState | None = None) -> dict[str, JSONValue]:
         data = self.engine.record(finding)
         if state is not None:
-            data.update(first_seen=state.first_seen, last_seen=state.last_seen, cleared=state.cleared)
+            data.update(first_seen=state.first_seen, last_seen=state.last_seen, cleared=state.cleared,
+                        worst_severity=state.worst)
         first_seen = data.get("first_seen")
         data["first_seen_s"] = round(first_seen - self.started, 3) if isinstance(first_seen, float) else None
         top = self.first_top.get(finding.key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.diagnosis.finding import Finding
+from console.diagnosis.finding import SEVERITIES, Finding
 from console.diagnosis.registry import Rule, diagnose
 from console.engine.store import Store
 from probes.samples import JSONValue, Sample
@@ -35,6 +35,13 @@ class FindingState:
     last_seen: float
     cleared: float | None = None
     """None while the finding holds."""
+    worst: str = "info"
+    """The most severe it has been (a finding can ease from critical to warning and stay the same finding)."""
+
+    def saw(self, finding: Finding) -> None:
+        self.finding = finding
+        if SEVERITIES.index(finding.severity) > SEVERITIES.index(self.worst):
+            self.worst = finding.severity
 
 
 class FindingsEngine:
@@ -76,9 +83,10 @@ class FindingsEngine:
             state = self.states.get(key)
             if state is None or state.cleared is not None:
                 state = self.states[key] = FindingState(finding, first_seen=now, last_seen=now)
+                state.saw(finding)
                 self._announce(state, "appeared", now)
             else:
-                state.finding = finding
+                state.saw(finding)
                 state.last_seen = now
         for key, state in list(self.states.items()):
             if key not in seen and state.cleared is None:
@@ -117,7 +125,8 @@ class FindingsEngine:
         """The finding as JSON-safe data with when it was first and last seen (``warroom diagnose --json``)."""
         state = self.states.get(finding.key)
         return {**finding.to_dict(), "first_seen": state.first_seen if state else None,
-                "last_seen": state.last_seen if state else None}
+                "last_seen": state.last_seen if state else None,
+                "worst_severity": state.worst if state else finding.severity}
 
     def _announce(self, state: FindingState, change: str, now: float) -> None:
         if self.publish is None:

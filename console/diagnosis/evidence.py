@@ -169,7 +169,8 @@ class TargetEvidence:
             for sample in self.samples(kind):
                 resolve_ms = number(sample.fields.get("resolve_ms"))
                 if resolve_ms is None and kind == "http" and self.is_name and sample.error != "dns":
-                    resolve_ms = number(sample.fields.get("dns_ms"))  # the HTTP probe's own lookup
+                    own = number(sample.fields.get("dns_ms"))  # the HTTP probe's own lookup (0: none made)
+                    resolve_ms = own if own else None
                 if sample.error == "dns":
                     out.append(Lookup(kind, resolve_ms, dns_error_of(sample), sample.message,
                                       str(sample.fields.get("resolver") or "") or None, None, sample.ts))

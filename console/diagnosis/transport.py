@@ -87,10 +87,21 @@ class Transport:
         return len(self.tcp) >= MIN_ATTEMPTS and count >= MIN_ATTEMPTS and count / len(self.tcp) >= MOSTLY
 
     @property
+    def trailing_timeouts(self) -> int:
+        """How many of the latest connects in a row timed out (a listen queue that filled up starts like this)."""
+        count = 0
+        for sample in reversed(self.tcp):
+            if sample.error != "timeout":
+                break
+            count += 1
+        return count
+
+    @property
     def syn_leaning(self) -> bool:
         """Connects time out so far (too few to judge yet) and echoes are not lost: TCP's to judge, not the path's."""
         timeouts = len(self.tcp_errors("timeout"))
-        return bool(self.tcp) and timeouts > 0 and timeouts / len(self.tcp) >= SYN_DROP_SHARE and not self.icmp_lossy
+        return bool(self.tcp) and timeouts > 0 and not self.icmp_lossy and (
+            timeouts / len(self.tcp) >= SYN_DROP_SHARE or self.trailing_timeouts >= MIN_EVENTS)
 
     @property
     def state_of_the_port(self) -> bool:

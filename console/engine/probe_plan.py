@@ -30,7 +30,7 @@ def specs_for_target(text: str, interval: float = 1.0, *, echo_interval: float |
     if probe_available("icmp"):
         # ICMP beside TCP: an echo that answers while connects fail points at the port, not the path.
         echo = interval if echo_interval is None else echo_interval
-        specs.append(ProbeSpec("icmp", text, interval=echo, timeout=min(2.0, max(echo, 0.5))))
+        specs.append(ProbeSpec("icmp", text, interval=echo, timeout=min(2.0, max(interval, 0.5))))
     if target.tcp_port is not None:
         specs.append(ProbeSpec("tcp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
     if target.scheme == "https" and probe_available("tls"):

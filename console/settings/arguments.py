@@ -65,7 +65,8 @@ def diagnose_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per finding, ranked (first_seen/last_seen are wall-clock seconds)")
     parser.add_argument("--until-found", action="store_true",
-                        help="stop as soon as a warning or critical finding is on top (at most --duration)")
+                        help="stop as soon as a warning or critical finding about a target is on top "
+                             "(at most --duration)")
     parser.add_argument("--history", action="store_true",
                         help="also list the findings that appeared and cleared during the run")
     add_probe_arguments(parser)
