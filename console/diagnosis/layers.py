@@ -555,20 +555,20 @@ def http_no_response(store: Store) -> Iterable[Finding]:
             evidence = (f"http: {rate} requests: {last.message or last.error}",
                         *([f"http: limits: {limits_text(limits)}"] if limits_text(limits) else []))
             if kind == "stall":
-                title = (f"{ev.target}: accepts connections but sends no response ({rate} requests got no response "
-                         + (f"within {limit:g} s)" if isinstance(limit, (int, float)) else "in time)"))
+                title = (f"{ev.target}: accepts connections but sends no response: {rate} requests got no response "
+                         + (f"within {limit:g} s" if isinstance(limit, (int, float)) else "in time"))
                 chain: tuple[str, ...] = ("requests time out waiting for the response", f"{connected} and the "
                                           "request is sent", "the server accepts but never answers: a hung or "
                                           "saturated worker, a deadlock, or a backend it waits on")
                 next_step = ("look at the server's worker pool and what its requests wait on (thread dump, slow "
                              "queries, a backend call without a timeout)")
             elif kind == "drip":
-                title = f"{ev.target}: the response starts, then stalls ({rate} requests)"
+                title = f"{ev.target}: the response starts, then stalls: {rate} requests"
                 chain = ("requests time out in the body", "headers arrive, the body stops",
                          "the server (or a proxy buffering it) stalls mid-response")
                 next_step = "check the server's streaming/buffering and the proxy's timeouts"
             else:
-                title = f"{ev.target}: the server closes the connection without a response ({rate} requests)"
+                title = f"{ev.target}: the server closes the connection without a response: {rate} requests"
                 chain = ("requests fail with no answer", f"{connected}, then the server hangs up",
                          "the server crashes on the request, or speaks another protocol on this port")
                 next_step = "read the server's error log; check that the port serves HTTP"

@@ -76,11 +76,18 @@ class Transport:
                 and lost / len(self.icmp) >= ICMP_LOSSY_SHARE)
 
     @property
+    def tcp_resent(self) -> list[Sample]:
+        """TCP connects that worked only after a SYN retransmission (~1 s, ~3 s)."""
+        return [s for s in self.tcp if s.ok and on_rto(self.connect_ms(s))]
+
+    @property
     def syn_dropped(self) -> bool:
-        """Most connects time out and the path itself does not lose echoes: SYNs are dropped at the port."""
+        """Most connects time out (or get through only on a retransmitted SYN) and echoes are not lost:
+        SYNs are dropped at the port."""
         timeouts = len(self.tcp_errors("timeout"))
-        return (len(self.tcp) >= MIN_ATTEMPTS and timeouts >= MIN_ATTEMPTS
-                and timeouts / len(self.tcp) >= SYN_DROP_SHARE and not self.icmp_lossy)
+        troubled = timeouts + len(self.tcp_resent)
+        return (len(self.tcp) >= MIN_ATTEMPTS and timeouts >= MIN_EVENTS and troubled >= MIN_ATTEMPTS
+                and troubled / len(self.tcp) >= SYN_DROP_SHARE and not self.icmp_lossy)
 
     def mostly(self, kind: str) -> bool:
         count = len(self.tcp_errors(kind))
@@ -100,8 +107,9 @@ class Transport:
     def syn_leaning(self) -> bool:
         """Connects time out so far (too few to judge yet) and echoes are not lost: TCP's to judge, not the path's."""
         timeouts = len(self.tcp_errors("timeout"))
+        troubled = timeouts + len(self.tcp_resent)
         return bool(self.tcp) and timeouts > 0 and not self.icmp_lossy and (
-            timeouts / len(self.tcp) >= SYN_DROP_SHARE or self.trailing_timeouts >= MIN_EVENTS)
+            troubled / len(self.tcp) >= SYN_DROP_SHARE or self.trailing_timeouts >= MIN_EVENTS)
 
     @property
     def state_of_the_port(self) -> bool:
@@ -204,7 +212,7 @@ def _tcp_finding(ev: TargetEvidence, t: Transport) -> Finding | None:
         return Finding(
             rule="tcp_refused", severity="critical" if t.mostly("refused") else "warning",
             confidence=0.95 if every else 0.7,
-            title=f"{ev.target}: connection refused ({share(len(refused), m)} connects answered with RST)",
+            title=f"{ev.target}: connection refused: {share(len(refused), m)} connects answered with RST",
             evidence=(f"tcp: {share(len(refused), m)} connects refused in {ev.window_s:.0f} s: "
                       f"{_last_message(refused)}",
                       *([f"tcp: the others connected in {ok_rtt}"] if ok_rtt else []), *extra,
@@ -222,15 +230,20 @@ def _tcp_finding(ev: TargetEvidence, t: Transport) -> Finding | None:
                  "backlog that is full (a server too busy to accept)" if icmp_answers else
                  "ICMP echo gets no answer either: the host is down, or the path drops everything"
                  if icmp_dead else "a firewall drops SYNs, or the listen backlog is full")
-        some_ok = m - len(timeouts)
+        resent = t.tcp_resent
+        some_ok = m - len(timeouts) - len(resent)
+        rest = (f", {len(resent)} connected only after a SYN retransmission" if resent else "") + (
+            ", the rest connected" if some_ok else "")
         return Finding(
             rule="tcp_syn_unanswered", severity="critical", confidence=0.9 if icmp_answers else 0.75,
-            title=(f"{ev.target}: SYNs get no answer ({share(len(timeouts), m)} connects timed out"
-                   + (", the rest connected" if some_ok else "") + ")"),
+            title=f"{ev.target}: SYNs get no answer: {share(len(timeouts), m)} connects timed out{rest}",
             evidence=(f"tcp: {share(len(timeouts), m)} connects timed out with no SYN-ACK: "
                       f"{_last_message(timeouts)}",
-                      *([f"tcp: {some_ok} connected, in {ok_rtt} (median)"] if ok_rtt else []), *extra,
-                      *([icmp] if icmp else [])),
+                      *([f"tcp: {len(resent)} connects took "
+                         + ", ".join(duration(t.connect_ms(s)) for s in resent[-3:])
+                         + ": the first SYN went unanswered and was resent"] if resent else []),
+                      *([f"tcp: {some_ok} connected at once, in {ok_rtt} (median)"] if ok_rtt and some_ok else []),
+                      *extra, *([icmp] if icmp else [])),
             chain=("connects time out", "no SYN-ACK comes back for the SYNs", where),
             next_step=("compare the listen backlog with the accept rate on the server (ss -ltn: Recv-Q against "
                        "Send-Q) and look for DROP rules or security groups for this port" if icmp_answers else
@@ -239,7 +252,7 @@ def _tcp_finding(ev: TargetEvidence, t: Transport) -> Finding | None:
     if t.mostly("reset"):
         return Finding(
             rule="tcp_reset_after_connect", severity="critical", confidence=0.8,
-            title=f"{ev.target}: connections reset right after the handshake ({share(len(resets), m)} connects)",
+            title=f"{ev.target}: connections reset right after the handshake: {share(len(resets), m)} connects",
             evidence=(f"tcp: {share(len(resets), m)} connects reset: {_last_message(resets)}", *extra,
                       *([icmp] if icmp else [])),
             chain=("connections die at once", "the handshake completes, then an RST arrives",
@@ -251,7 +264,7 @@ def _tcp_finding(ev: TargetEvidence, t: Transport) -> Finding | None:
     if t.mostly("unreachable"):
         return Finding(
             rule="tcp_unreachable", severity="critical", confidence=0.85,
-            title=f"{ev.target}: the network says unreachable ({share(len(unreachable), m)} connects)",
+            title=f"{ev.target}: the network says unreachable: {share(len(unreachable), m)} connects",
             evidence=(f"tcp: {share(len(unreachable), m)} connects unreachable: {_last_message(unreachable)}",
                       *extra, *([icmp] if icmp else [])),
             chain=("connects fail at once", "an ICMP unreachable or a missing route answers",
@@ -328,7 +341,7 @@ def _path_finding(ev: TargetEvidence, t: Transport, clean: list[str]) -> Finding
         next_step = ("compare the route to this target with the clean ones (ip route get, traceroute -T); check "
                      "the NAT gateway's or egress firewall's drop and connection-limit counters")
     else:
-        title = f"{ev.target}: {what} on the path ({_rate_words(t)})"
+        title = f"{ev.target}: {what} on the path: {_rate_words(t)}"
         cause = "a lossy or congested link, an overloaded middlebox (NAT, firewall), or a peer too busy to answer"
         next_step = ("look for loss hop by hop (mtr -T / traceroute -T to the port), interface errors and drops "
                      "(ip -s link), and a NAT or firewall dropping under load; --capture shows retransmissions")
