@@ -157,9 +157,9 @@ def render_text(run: Run, settings: Settings, out: TextIO, width: int) -> None:
     engine = run.engine
     alarms = [f for f in engine.current if f.severity in ALARMS]
     took = run.ended - run.started
-    print(f"warroom diagnose: {len(settings.targets)} target(s) for {took:.0f} s "
-          f"(window {WINDOW_S:.0f} s): {len(engine.current)} finding(s), {len(alarms)} warning or critical",
-          file=out)
+    print("\n".join(textwrap.wrap(f"warroom diagnose: {len(settings.targets)} target(s) for {took:.0f} s "
+                                  f"(window {WINDOW_S:.0f} s): {len(engine.current)} finding(s), {len(alarms)} "
+                                  "warning or critical", width=width, subsequent_indent="  ")), file=out)
     groups = (("Targets", engine.about_targets), ("This host", engine.about_this_host))
     for heading, findings in groups:
         if not findings:
