@@ -195,11 +195,13 @@ class TargetEvidence:
         return found
 
     def endpoints(self) -> set[str]:
-        """"ip:port" (v6 bracketed) for each address, as sockets and captures write them."""
+        """"ip:port" (v6 bracketed) for each address, as sockets and captures write them, and the name:port
+        as typed (a pool's DSN names the server as the user does)."""
         port = self.port
         if port is None:
             return set()
-        return {f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in self.addresses()}
+        names = self.addresses() | {self.name}
+        return {f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in names}
 
     # -- health per layer, for the ruled-out line ------------------------------------------------
     def ruled_out(self, *skip: str) -> tuple[str, ...]:

@@ -57,8 +57,8 @@ def diagnose_parser() -> argparse.ArgumentParser:
         prog="warroom diagnose",
         description="Probe each TARGET for a while and print the ranked findings: the cause per target and "
                     "layer, with evidence, the why-chain and what is ruled out.",
-        epilog="TARGET: host:port, [v6]:port or an http(s):// URL. Exit 0 no warning or critical finding, 1 there "
-               "is one, 2 bad input.")
+        epilog="TARGET: host:port, [v6]:port or an http(s):// URL; with none, this host only (its sockets, pools, "
+               "limits). Exit 0 no warning or critical finding, 1 there is one, 2 bad input.")
     parser.add_argument("targets", nargs="*", metavar="TARGET")
     parser.add_argument("--duration", type=float, default=20.0, metavar="SECONDS",
                         help="how long to probe before printing (default 20)")

@@ -186,8 +186,6 @@ def build_diagnose_settings(args: argparse.Namespace) -> Settings:
     from probes.targets import TargetError, parse_target
 
     settings = build_settings(args)
-    if not settings.targets:
-        raise UsageError("give at least one TARGET (host:port or an http(s):// URL), or targets in --config")
     for text in settings.targets:
         try:
             parse_target(text)

@@ -27,7 +27,7 @@ def unused_port() -> int:
 
 
 @pytest.mark.parametrize("args, says", [
-    ([], "give at least one TARGET"),
+    (["--pool", "orders"], "--pool"),
     (["host:99999"], "port 99999 is outside 1-65535"),
     (["127.0.0.1:1", "--duration", "0"], "--duration must be more than 0"),
     (["127.0.0.1:1", "--frobnicate"], "unrecognized arguments: --frobnicate"),

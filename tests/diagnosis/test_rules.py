@@ -375,3 +375,14 @@ def test_capture_evidence_joins_the_targets_finding() -> None:
     [finding] = found
     assert finding.rule == "tcp_syn_unanswered"
     assert any(e.startswith("capture: any on local") and "4 unanswered" in e for e in finding.evidence)
+
+
+def test_a_full_postgres_is_the_finding_of_the_target_it_serves() -> None:
+    """The pool probe names the server as its DSN does (a name); the target typed as name:port is the same one."""
+    target = "db.lab:5432"
+    samples: list[Sample] = [tcp_ok(target, T0 + i) for i in range(3)]
+    samples.append(Sample("pg_pool", "postgresql://app@db.lab:5432/postgres", T0 + 2, {}, error="server-full",
+                          message='connection failed: FATAL:  sorry, too many clients already'))
+    [finding] = findings_of(*samples)
+    assert finding.target == target and finding.layer == "pool" and "too many clients" in finding.title
+    assert "FATAL:  sorry, too many clients already" in finding.evidence[0]
