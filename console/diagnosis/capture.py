@@ -64,7 +64,7 @@ def capture_syn_unanswered(store: Store) -> Iterable[Finding]:
             all_lost = synack == 0 and row["refused"] == 0
             yield Finding(
                 rule="capture_syn_unanswered",
-                target=_target(store, key, dest), host=key[0], window_s=WINDOW,
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=(f"SYNs to {dest} get no answer: dropped by a firewall or on the path" if all_lost else
                        f"{unanswered} of {syn} SYNs to {dest} got no answer: partial drops or a full backlog"),
                 severity="critical" if all_lost else "warning",
@@ -88,7 +88,7 @@ def capture_connections_refused(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_connections_refused",
-                target=_target(store, key, dest), host=key[0], window_s=WINDOW,
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"{dest} refuses connections: its side answers SYNs with RST",
                 severity="critical" if row["synack"] == 0 else "warning",
                 layer=LAYER,
@@ -110,7 +110,7 @@ def capture_server_resets(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_server_resets",
-                target=_target(store, key, dest), host=key[0], window_s=WINDOW,
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"the server side of {dest} resets connections ({row['rst_server']} RSTs)",
                 severity="warning",
                 layer=LAYER,
@@ -131,6 +131,7 @@ def capture_retransmissions(store: Store) -> Iterable[Finding]:
             target = _target(store, key, dest)
             if target and row["retrans"] + row["syn_retrans"] >= 3:  # joins the target's path finding (JOINS)
                 yield Finding(rule="capture_retransmissions", target=target, host=key[0], window_s=WINDOW,
+                              subject=f"{key[2]} {dest}",
                               title=f"{target}: {row['retrans']} TCP retransmissions toward {dest}",
                               severity="warning", layer=LAYER, confidence=0.6,
                               evidence=(f"{_where(key)}: {row['retrans']} retransmissions, {row['syn_retrans']} SYN "
@@ -164,7 +165,7 @@ def capture_zero_windows(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_zero_windows",
-                target=_target(store, key, dest), host=key[0], window_s=WINDOW,
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"zero windows on connections to {dest}: a receiver is not reading",
                 severity="warning",
                 layer=LAYER,

@@ -42,6 +42,9 @@ class Finding:
     """Layers the evidence clears ("DNS ok 1.2 ms", "TCP ok 0.2 ms")."""
     window_s: float | None = None
     """The window the rule read, in seconds (None: the latest samples only)."""
+    subject: str = ""
+    """What within the target or host it is about, when one rule can find several (a pool, a process and its
+    peer, a destination): part of the key, so each is a finding of its own whose counts may change."""
 
     @property
     def about_target(self) -> bool:
@@ -59,8 +62,8 @@ class Finding:
     @property
     def key(self) -> tuple[str, ...]:
         """What makes two runs' findings the same finding: the rule and the series (or title) it is about."""
-        if self.target:
-            return (self.rule, self.host, self.target)
+        if self.target or self.subject:
+            return (self.rule, self.host, self.target, self.subject)
         return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)
 
 

@@ -86,7 +86,7 @@ def pool_at_max(store: Store) -> Iterable[Finding]:
                                   chain=("new connections are refused by the server", "every connection slot "
                                          "is taken", "clients hold more connections than the server allows: a "
                                          "leak, or pools sized above max_connections"),
-                                  target=target, host=sample.host,
+                                  target=target, host=sample.host, subject=sample.target,
                                   next_step="find which clients hold the slots (pg_stat_activity / CLIENT LIST) "
                                             "and whether a pool leaks or is sized above the server's limit")
                 continue
@@ -112,6 +112,7 @@ def pool_at_max(store: Store) -> Iterable[Finding]:
                                          f"for {at_max:.0f} s"),
                     severity="critical", layer="pool", confidence=0.8 if waiting else 0.7,
                     evidence=tuple(evidence), series=(key,), target=target, host=sample.host,
+                    subject=str(g.get("name")),
                     chain=("callers wait for a connection", f"pool {g.get('name')} has all {maximum:g} in use"),
                     next_step="callers queue for a connection: look for slow queries or connections held "
                               "across slow calls (idle in transaction), then for a leak; raise the maximum last",
@@ -143,7 +144,7 @@ def close_wait_piling(store: Store) -> Iterable[Finding]:
                                      + (" and growing" if growth > 0 else "")),
                 severity="critical" if count >= CLOSE_WAIT_CRITICAL or growth > 0 else "warning",
                 layer="pool", confidence=0.8, evidence=tuple(evidence), series=(key,),
-                target=target, host=sample.host,
+                target=target, host=sample.host, subject=str(g.get("label")),
                 chain=("connections pile up", f"{g.get('process') or 'a process'} never closes sockets the peer "
                        "closed (CLOSE_WAIT)", "a connection leak: no close/return to the pool on an error path"),
                 next_step="the other side closed these and the application never called close(): "
@@ -158,7 +159,7 @@ def _pct_finding(rule_name: str, what: str, pct: float | None, detail: str, key:
     yield Finding(rule=rule_name, title=_about(target, f"{what} at {pct:.0f}% of its limit"),
                   severity="critical" if pct >= AT_LIMIT_PCT else "warning", layer="host",
                   confidence=0.8 if pct >= AT_LIMIT_PCT else 0.5, evidence=(detail,), series=(key,),
-                  next_step=next_step, target=target, host=key[0])
+                  next_step=next_step, target=target, host=key[0], subject=what)
 
 
 def _losing_targets(store: Store, host: str) -> list[str]:
