@@ -35,13 +35,12 @@ from console.engine.probe_plan import host_specs, specs_for_target
 from console.engine.store import Store
 from console.settings.arguments import diagnose_parser
 from console.settings.errors import EXIT_FAILED, EXIT_OK
-from console.settings.settings import DiagnoseSettings, Settings, build_diagnose_settings
+from console.settings.settings import DIAGNOSE_ECHO_SPEEDUP, DiagnoseSettings, Settings, build_diagnose_settings
 from probes.samples import JSONValue
 
 SEVERITY_WORDS = {"critical": "✖ CRITICAL", "warning": "▲ WARNING", "info": "● INFO"}
-#: ICMP echoes go this many times faster than the other probes: loss is counted in echoes, and a 20 s
-#: diagnosis needs tens of them to tell 10% loss from bad luck (ping -i 0.2 is what a person would run).
-ECHO_SPEEDUP = 5.0
+#: ICMP echoes go this many times faster than the other probes (see the settings' note).
+ECHO_SPEEDUP = DIAGNOSE_ECHO_SPEEDUP
 #: Ring depth: the window at the fastest interval, with room to spare (samples older than it are not read).
 MIN_DEPTH = 600
 
@@ -195,10 +194,7 @@ def render_json(run: Run, settings: Settings, out: TextIO) -> None:
 
 def run(settings: Settings, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    try:
-        result = asyncio.run(diagnose(settings))
-    except KeyboardInterrupt:
-        return 130
+    result = asyncio.run(diagnose(settings))  # ctrl+c and stop signals: console/cli.py
     try:
         if settings.json:
             render_json(result, settings, out)

@@ -181,6 +181,11 @@ class DiagnoseSettings:
     """Also print the findings that appeared and cleared during the run."""
 
 
+#: `warroom diagnose` sends ICMP echoes this many times faster than the other probes: loss is counted in echoes,
+#: and a 20 s diagnosis needs tens of them to tell 10% loss from bad luck (ping -i 0.2 is what a person runs).
+DIAGNOSE_ECHO_SPEEDUP = 5.0
+
+
 def build_diagnose_settings(args: argparse.Namespace) -> Settings:
     """`warroom diagnose`'s Settings: the console's (config file included) plus its own options."""
     from probes.targets import TargetError, parse_target
@@ -191,6 +196,13 @@ def build_diagnose_settings(args: argparse.Namespace) -> Settings:
             parse_target(text)
         except TargetError as exc:
             raise UsageError(f"bad target: {exc}") from None
+    # The faster echoes count against the probe-rate cap as well.
+    rate = probes_per_second(settings.targets, settings.interval) * (3.4 + DIAGNOSE_ECHO_SPEEDUP - 1) / 3.4
+    if rate > MAX_PROBES_PER_S:
+        fit = int(MAX_PROBES_PER_S * settings.interval / (3.4 + DIAGNOSE_ECHO_SPEEDUP - 1))
+        raise UsageError(f"{len(settings.targets)} targets every {settings.interval:g} s is about {rate:,.0f} probes "
+                         f"a second with diagnose's faster echoes, more than the {MAX_PROBES_PER_S:.0f} warroom "
+                         f"keeps up with: diagnose at most {fit} targets at this interval, or raise --interval")
     settings.diagnose = DiagnoseSettings(until_found=bool(args.until_found), history=bool(args.history))
     return settings
 
