@@ -16,13 +16,16 @@ from __future__ import annotations
 import re
 import statistics
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from console.engine.store import SeriesKey, Store
 from probes.redact import redact_url
 from probes.samples import Sample
 from probes.targets import Target, TargetError, is_ip_literal, parse_target
+
+T = TypeVar("T")
 
 #: The window rules read by default, in seconds (shown in every finding).
 WINDOW_S = 60.0
@@ -34,6 +37,11 @@ MIN_ATTEMPTS = 3
 MIN_EVENTS = 2
 #: A lookup at least this slow is reported as slow DNS.
 SLOW_LOOKUP_MS = 500.0
+#: A fault stops being a finding once this many attempts in a row went well...
+RECOVER_AFTER = 5
+#: ...and at least this many times the fault's usual gap (attempts per bad one), so a fault that comes back
+#: every third request stays listed, and one fixed for good clears within seconds.
+RECOVER_GAPS = 4.0
 #: A connect that took this long landed on a SYN retransmission (Linux resends after 1 s, then 3 s).
 RTO_WINDOWS_MS = ((900.0, 1600.0), (2900.0, 3800.0))
 
@@ -83,6 +91,20 @@ def median(values: Iterable[float]) -> float | None:
 def on_rto(ms: float | None) -> bool:
     """True for a connect time that landed on a SYN retransmission (~1 s or ~3 s)."""
     return ms is not None and any(low <= ms <= high for low, high in RTO_WINDOWS_MS)
+
+
+def recovered(samples: Sequence[T], bad: Callable[[T], bool], good: Callable[[T], bool],
+              least: int = RECOVER_AFTER) -> bool:
+    """True when the latest attempts went well for long enough that the fault has stopped (oldest first in)."""
+    count = sum(1 for s in samples if bad(s))
+    if not count:
+        return True
+    trailing = 0
+    for sample in reversed(samples):
+        if not good(sample):
+            break
+        trailing += 1
+    return trailing >= max(least, RECOVER_GAPS * len(samples) / count)
 
 
 @dataclass(frozen=True)
@@ -176,7 +198,7 @@ class TargetEvidence:
                                       str(sample.fields.get("resolver") or "") or None, None, sample.ts))
                 elif resolve_ms is not None and self.is_name:
                     out.append(Lookup(kind, resolve_ms, None, None, None, None, sample.ts))
-        return out
+        return sorted(out, key=lambda lk: lk.ts)
 
     # -- addresses -------------------------------------------------------------------------------
     def addresses(self) -> set[str]:

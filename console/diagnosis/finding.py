@@ -63,7 +63,7 @@ class Finding:
     def key(self) -> tuple[str, ...]:
         """What makes two runs' findings the same finding: the rule and the series (or title) it is about."""
         if self.target or self.subject:
-            return (self.rule, self.host, self.target, self.subject)
+            return (self.rule, self.host, self.target, *((self.subject,) if self.subject else ()))
         return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)
 
 

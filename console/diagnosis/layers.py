@@ -25,6 +25,7 @@ from console.diagnosis.evidence import (
     duration,
     median,
     number,
+    recovered,
     share,
 )
 from console.diagnosis.registry import Finding, rule
@@ -155,6 +156,9 @@ def _dns_finding(ev: TargetEvidence) -> Finding | None:
             next_step="find which answer is right (the authoritative server: dig +trace); flush or fix the stale "
                       "resolver, check split-horizon views; CDN names may legitimately differ",
             **_dns_common(ev))  # type: ignore[arg-type]
+    if recovered(lookups, lambda lk: lk.error is not None or (lk.ms or 0.0) >= SLOW_LOOKUP_MS,
+                 lambda lk: lk.error is None and (lk.ms or 0.0) < SLOW_LOOKUP_MS):
+        return None  # lookups fail no more (or were never slow): fixed, or nothing to say
     failed = [lk for lk in lookups if lk.error]
     answered = [lk for lk in lookups if lk.error is None]
     slow = [lk for lk in answered if lk.ms is not None and lk.ms >= SLOW_LOOKUP_MS]
@@ -311,6 +315,8 @@ def _tls_finding(ev: TargetEvidence) -> Finding | None:
     tls = [s for s in ev.attempts("tls") if s.fields.get("phase") != "connect"]
     http_tls = [s for s in ev.attempts("http") if s.error == "tls"]
     rejected = [s for s in tls if s.fields.get("verdict") not in (None, "ok") or s.fields.get("defects")]
+    if tls and recovered(tls, lambda s: not s.ok, lambda s: s.ok, least=2):
+        return None  # handshakes work again (TLS runs at a fifth of the rate: two in a row are enough)
     http_line = ([f"http: {share(len(http_tls), len(ev.attempts('http')))} requests failed the handshake: "
                   f"{http_tls[-1].message}"] if http_tls else [])
     if rejected:
@@ -432,7 +438,8 @@ def http_challenge_redirect(store: Store) -> Iterable[Finding]:
     for ev in collect(store).values():
         own = [s for s in _own_http(ev) if s.ok]
         challenged = [s for s in own if s.fields.get("challenge_redirect")]
-        if not challenged:
+        if not challenged or recovered(own, lambda s: bool(s.fields.get("challenge_redirect")),
+                                       lambda s: not s.fields.get("challenge_redirect")):
             continue
         location = challenged[-1].fields.get("challenge_location")
         others = [s for s in own if not s.fields.get("challenge_redirect")]
@@ -466,7 +473,8 @@ def http_status(store: Store) -> Iterable[Finding]:
     for ev in collect(store).values():
         own = [s for s in _own_http(ev) if s.ok]
         bad = [s for s in own if (number(s.fields.get("status")) or 0) >= 400]
-        if not bad:
+        if not bad or recovered(own, lambda s: (number(s.fields.get("status")) or 0) >= 400,
+                                lambda s: (number(s.fields.get("status")) or 0) < 400):
             continue
         counts = Counter(int(number(s.fields.get("status")) or 0) for s in bad)
         status, count = counts.most_common(1)[0]
@@ -531,7 +539,7 @@ def http_no_response(store: Store) -> Iterable[Finding]:
     """Requests that connect and then get no response (or a response that stops), or a connection dropped."""
     for ev in collect(store).values():
         own = _own_http(ev)
-        if not own:
+        if not own or recovered(own, lambda s: not s.ok, lambda s: s.ok):
             continue
         stalled = [s for s in own if s.error in ("read-timeout", "total-timeout", "write-timeout")
                    and s.fields.get("phase") in ("ttfb", "request", None)]

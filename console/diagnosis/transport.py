@@ -24,6 +24,7 @@ from console.diagnosis.evidence import (
     median,
     number,
     on_rto,
+    recovered,
     share,
 )
 from console.diagnosis.finding import Finding
@@ -196,6 +197,8 @@ def tcp_target(store: Store) -> Iterable[Finding]:
 
 
 def _tcp_finding(ev: TargetEvidence, t: Transport) -> Finding | None:
+    if recovered(t.tcp, lambda s: not s.ok, lambda s: s.ok and not on_rto(t.connect_ms(s))):
+        return None  # it failed earlier in the window, and connects have worked since: fixed, not a finding
     m = len(t.tcp)
     refused, timeouts = t.tcp_errors("refused"), t.tcp_errors("timeout")
     resets, unreachable = t.tcp_errors("reset"), t.tcp_errors("unreachable")

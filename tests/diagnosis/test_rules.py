@@ -386,3 +386,20 @@ def test_a_full_postgres_is_the_finding_of_the_target_it_serves() -> None:
     [finding] = findings_of(*samples)
     assert finding.target == target and finding.layer == "pool" and "too many clients" in finding.title
     assert "FATAL:  sorry, too many clients already" in finding.evidence[0]
+
+
+def test_a_fixed_fault_clears_within_seconds_though_its_failures_are_still_in_the_window() -> None:
+    target = "10.0.0.5:8080"
+    timeline = Timeline()
+    fixed_at = 20
+
+    def second(now: float) -> list[Sample]:
+        fixed = now - T0 > fixed_at
+        return [tcp_ok(target, now) if fixed else tcp_fail(target, now, "refused", "[Errno 111] refused")]
+
+    seen = timeline.run(40, second)
+    assert any(f.rule == "tcp_refused" for f in seen[fixed_at - 1])
+    cleared_after = next(i for i in range(fixed_at, 40) if not seen[i]) - fixed_at
+    assert cleared_after <= 8, cleared_after  # five good connects, and four times the usual gap (here 1)
+    [gone] = timeline.engine.history
+    assert gone.finding.rule == "tcp_refused" and gone.cleared is not None
