@@ -47,6 +47,8 @@ RESOLV_CONF = "/etc/resolv.conf"
 #: timeout, so a slow resolver is seen as slow DNS, and longer than it, so a
 #: resolver answering in 2 s is measured rather than cut off.
 DEFAULT_TIMEOUT = 3.0
+#: resolv.conf's "options timeout:" when the file does not say (resolv.conf(5)).
+GLIBC_TRY_TIMEOUT = 5.0
 #: The Sample error kind of a failed lookup, whichever probe made it.
 ERROR_DNS = "dns"
 
@@ -105,6 +107,11 @@ def failed_sample(kind: str, target: str, exc: LookupFailed, *, host: str,
 def _system_resolver(path: str, version: int) -> dns.asyncresolver.Resolver:
     resolver = dns.asyncresolver.Resolver(filename=path, configure=True)
     resolver.use_search_by_default = True  # as the C library does: the search list and ndots apply
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        if "timeout:" not in handle.read():
+            # The C library waits 5 s for one nameserver before asking again (dnspython: 2 s), so an
+            # answer that takes 2 s reaches an application: it must reach the probe too.
+            resolver.timeout = GLIBC_TRY_TIMEOUT
     return resolver
 
 
@@ -149,8 +156,13 @@ async def _dns_lookup(name: str, timeout: float, resolv_conf: str) -> tuple[str,
     except dns.resolver.NoResolverConfiguration as exc:
         raise _Failure("no-resolver", f"no nameserver to ask: {exc or resolv_conf + ' lists none'}") from None
     asked = _nameservers(resolver)
-    results = await asyncio.gather(_query(resolver, name, "A", timeout), _query(resolver, name, "AAAA", timeout),
-                                   return_exceptions=True)
+    try:
+        # dnspython's lifetime bounds each question; this bounds the pair of them.
+        results = await asyncio.wait_for(asyncio.gather(_query(resolver, name, "A", timeout),
+                                                        _query(resolver, name, "AAAA", timeout),
+                                                        return_exceptions=True), timeout + 0.1)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise _Failure("timeout", f"no answer for {name} from {asked} within {timeout:g} s") from None
     for addresses, family in zip(results, (socket.AF_INET, socket.AF_INET6), strict=True):
         if isinstance(addresses, list) and addresses:
             return addresses[0], family  # IPv4 first, then IPv6: the lab and most backends are v4
@@ -194,8 +206,8 @@ async def lookup(host: str, timeout: float = DEFAULT_TIMEOUT, *, hosts_file: str
             address = pinned[0]
             return Resolved(address, socket.AF_INET6 if ":" in address else socket.AF_INET, took(), "hosts")
     try:
-        # dnspython's lifetime bounds each question; the outer limit is for the whole lookup.
-        address, family = await asyncio.wait_for(_dns_lookup(host, timeout, resolv_conf), timeout + 0.1)
+        # The inner limits name the resolver; this one also covers reading resolv.conf.
+        address, family = await asyncio.wait_for(_dns_lookup(host, timeout, resolv_conf), timeout + 0.5)
     except _Failure as failure:
         raise LookupFailed(failure.kind, str(failure), took()) from None
     except (TimeoutError, asyncio.TimeoutError):
