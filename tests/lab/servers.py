@@ -11,7 +11,8 @@ the server's stop event, never on a bare sleep.
   the body, drip the body forever). Optional TLS.
 - ``TLSCertLab``: certificates made by a throwaway test CA (trustme) for each
   certificate fault: good, expired, not yet valid, wrong name, self-signed,
-  leaf without its intermediate.
+  leaf without its intermediate, expired from an untrusted CA, weak key and
+  SHA-1 signature.
 - ``StallServer``: accepts TCP connections and never says a word.
 - ``FakeDNSServer``: UDP and TCP on one port, answers from a dict, and can
   answer NXDOMAIN, SERVFAIL, REFUSED, slowly, or not at all, per name.
@@ -23,6 +24,7 @@ import datetime as dt
 import socket
 import socketserver
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ import dns.rrset
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 #: Where the challenge redirect points: the path a CDN's bot check uses.
@@ -356,8 +358,45 @@ class TLSCertLab:
         ctx.load_cert_chain(str(cert_path), str(key_path))
         return ctx
 
+    def expired_untrusted(self) -> ssl.SSLContext:
+        """Two faults at once: an expired leaf (with its intermediate) from a CA the client does not trust.
+
+        OpenSSL stops at the unknown issuer and never mentions the dates.
+        """
+        now = dt.datetime.now(dt.timezone.utc)
+        other = trustme.CA(organization_name="warroom untrusted root").create_child_ca()
+        ctx = self._context()
+        other.issue_cert(self.name, "127.0.0.1", not_before=now - dt.timedelta(days=60),
+                         not_after=now - dt.timedelta(days=1)).configure_cert(ctx)
+        return ctx
+
+    def weak(self) -> ssl.SSLContext:
+        """A leaf from the trusted intermediate with a 1024-bit RSA key, signed with SHA-1.
+
+        cryptography refuses to sign with SHA-1, so the openssl command does (scripts/apt.d/faults.txt).
+        The server's own context drops to security level 0 to be allowed to serve it, as an old
+        appliance would; a client at the default level rejects it.
+        """
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        paths = {name: self.directory / f"weak-{name}.pem" for name in ("key", "csr", "cert", "ca", "cakey")}
+        paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+        self.intermediate.cert_pem.write_to_path(str(paths["ca"]))
+        self.intermediate.private_key_pem.write_to_path(str(paths["cakey"]))
+        subprocess.run(["openssl", "req", "-new", "-key", str(paths["key"]), "-subj", f"/CN={self.name}",
+                        "-addext", f"subjectAltName=DNS:{self.name},IP:127.0.0.1", "-out", str(paths["csr"])],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", str(paths["csr"]), "-CA", str(paths["ca"]),
+                        "-CAkey", str(paths["cakey"]), "-CAcreateserial", "-sha1", "-days", "30",
+                        "-copy_extensions", "copy", "-out", str(paths["cert"])], check=True, capture_output=True)
+        paths["cert"].write_bytes(paths["cert"].read_bytes() + self.intermediate.cert_pem.bytes())
+        ctx = self._context()
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.load_cert_chain(str(paths["cert"]), str(paths["key"]))
+        return ctx
+
     FAULTS = ("good", "expired", "not_yet_valid", "wrong_name", "self_signed", "missing_intermediate",
-              "expired_wrong_name")
+              "expired_wrong_name", "expired_untrusted", "weak")
 
     def context(self, fault: str) -> ssl.SSLContext:
         if fault not in self.FAULTS:
