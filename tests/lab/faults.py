@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import socket
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -489,7 +491,7 @@ class _Postgres:
             done = ns.run(_pg_bin("pg_isready"), "-h", str(sock), "-p", "5432", check=False)
             if done.returncode == 0:
                 break
-            threading.Event().wait(0.1)
+            time.sleep(0.1)
         else:
             raise LabError("PostgreSQL in the lab did not start")
         ns.run(*runuser, _pg_bin("psql"), "-h", str(sock), "-p", "5432", "-U", "postgres", "-d", "postgres",
@@ -603,3 +605,101 @@ def config_text(scenarios: Sequence[Scenario]) -> str:
     for scenario in scenarios:
         lines += scenario.config
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------- diagnose runs
+
+ALARMS = ("warning", "critical")
+#: Seconds of each run: as short as gives the right answer reliably (the probes run at 1 Hz; a WAF that
+#: challenges one request in ten needs a few of them; TLS and DNS are asked at once).
+DURATIONS: dict[str, float] = {"dns": 8.0, "tcp": 8.0, "path": 12.0, "tls": 6.0, "http": 10.0, "pool": 8.0,
+                               "healthy": 12.0}
+
+
+@dataclass
+class DiagnoseRun:
+    """What one ``warroom diagnose --json --history`` run printed about a group of scenarios."""
+
+    scenarios: list[Scenario]
+    findings: list[dict[str, Any]]
+    """The findings at the end, ranked, as printed."""
+    history: list[dict[str, Any]]
+    """Findings that appeared and cleared during the run."""
+    returncode: int
+    stderr: str
+    seconds: float
+
+
+def diagnose(lab: FaultLab, scenarios: Sequence[Scenario], duration: float) -> DiagnoseRun:
+    """Run ``warroom diagnose`` in the client namespace on every target of ``scenarios`` at once."""
+    config = lab.workdir / f"run-{'-'.join(s.name for s in scenarios)}.toml"
+    config.write_text(config_text(scenarios))
+    targets = [t for s in scenarios for t in s.targets]
+    targets = list(dict.fromkeys(targets))  # a shared control once
+    env: dict[str, str] = {}
+    for scenario in scenarios:
+        env.update(scenario.env)
+    argv = [sys.executable, "-m", "console.cli", "diagnose", *targets, "--json", "--history",
+            "--duration", f"{duration:g}", "--config", str(config)]
+    started = time.monotonic()
+    proc = lab.run(argv, timeout=duration + 60.0, env=env)
+    took = time.monotonic() - started
+    findings: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for line in proc.stdout.splitlines():
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        (history if data.get("cleared") else findings).append(data)
+    return DiagnoseRun(list(scenarios), findings, history, proc.returncode, proc.stderr, took)
+
+
+@dataclass
+class Verdict:
+    """One scenario judged against the contract."""
+
+    scenario: str
+    right: bool
+    """The right top finding for every faulty target (healthy: no alarm at all, and exit 0)."""
+    seconds: float | None
+    """first_seen of the right top finding minus the run's start (the slowest faulty target's)."""
+    got: list[str]
+    """What the run said instead, for a report: the top finding per faulty target, or the alarms."""
+    false_alarms: list[str]
+    """Warning or critical findings about the controls (or, healthy: any at all)."""
+
+
+def _line(finding: dict[str, Any]) -> str:
+    return (f"[{finding.get('severity')} {finding.get('layer')}] {finding.get('target') or 'this host'}: "
+            f"{finding.get('title')}")
+
+
+def judge(scenario: Scenario, run: DiagnoseRun) -> Verdict:
+    """The contract's test: the first finding about each faulty target has the right layer, an alarm's
+    severity and the words in its title; no control (healthy: nothing at all) ever raised an alarm."""
+    expect = scenario.expect
+    everything = run.findings + run.history
+    if expect.layer is None:
+        alarms = [_line(f) for f in everything if f.get("severity") in ALARMS]
+        return Verdict(scenario.name, not alarms and run.returncode == 0, None, alarms, alarms)
+    right, seconds, got = True, [], []
+    for target in scenario.faulty:
+        mine = [f for f in run.findings if f.get("target") == target]
+        if not mine:
+            right = False
+            got.append(f"{target}: no finding")
+            continue
+        top = mine[0]
+        title = str(top.get("title", "")).lower()
+        ok = (top.get("layer") == expect.layer and top.get("severity") in ALARMS
+              and all(word in title for word in expect.words))
+        right = right and ok
+        got.append(_line(top))
+        if ok and isinstance(top.get("first_seen_s"), (int, float)):
+            seconds.append(float(top["first_seen_s"]))
+    false_alarms = [_line(f) for f in everything if f.get("target") in scenario.controls
+                    and f.get("severity") in ALARMS]
+    return Verdict(scenario.name, right, max(seconds) if right and seconds else None, got, false_alarms)
