@@ -1,0 +1,112 @@
+"""The fault lab itself: each fault is really there, each control is really healthy, and heal() removes the fault.
+
+Judged without the diagnosis rules, by what a person would run from the
+client namespace: `warroom check` (one layered check per target), ping, a
+PostgreSQL client, ss, plain HTTP requests. Every scenario is built in one
+lab, checked, healed, and checked again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.lab import faults
+from tests.lab.faults import FaultLab, Scenario
+from tests.lab.netns import Lab
+
+pytestmark = pytest.mark.system
+
+#: What `warroom check` says about the faulty target (its verdict's error) while the fault is on.
+CHECK_ERRORS = {
+    "nxdomain": "nxdomain", "resolvers_disagree": "resolvers-disagree", "refused": "refused",
+    "syn_drop": "timeout", "backlog": "timeout", "tls_expired": "expired",
+    "tls_incomplete_chain": "missing-intermediate", "tls_wrong_name": "hostname-mismatch",
+    "tls_expired_untrusted": "untrusted-root", "proxy_504": "http-504", "stall": "read-timeout",
+}
+
+
+@pytest.fixture(scope="module")
+def built(lab_session: None) -> Iterator[tuple[FaultLab, dict[str, Scenario]]]:
+    lab = FaultLab(Lab())
+    try:
+        yield lab, {name: build(lab) for name, build in faults.BUILDERS.items()}
+    finally:
+        lab.close()
+
+
+def _check(lab: FaultLab, targets: list[str]) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    proc = lab.run([sys.executable, "-m", "console.cli", "check", *targets, "--json", "--timeout", "3"],
+                   timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {v["target"]: v for v in lines if "verdict" in v}, [s for s in lines if "verdict" not in s]
+
+
+def _ping_loss(lab: FaultLab, name: str, count: int = 40) -> int:
+    proc = lab.run(["ping", "-n", "-q", "-c", str(count), "-i", "0.02", "-W", "1", name], timeout=30)
+    match = re.search(r"(\d+) received", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    return count - int(match.group(1))
+
+
+def _python(lab: FaultLab, code: str) -> str:
+    proc = lab.run([sys.executable, "-c", code], timeout=30)
+    return proc.stdout + proc.stderr
+
+
+def _app_statuses(lab: FaultLab, url: str, count: int) -> list[int]:
+    code = ("import http.client, urllib.parse\n"
+            f"u = urllib.parse.urlsplit({url!r})\n"
+            f"for _ in range({count}):\n"
+            "    c = http.client.HTTPConnection(u.hostname, u.port, timeout=3); c.request('GET', u.path)\n"
+            "    print(c.getresponse().status); c.close()\n")
+    return [int(line) for line in _python(lab, code).split()]
+
+
+def test_every_fault_is_there_then_healed(built: tuple[FaultLab, dict[str, Scenario]]) -> None:
+    lab, scenarios = built
+    faulty = [t for name in CHECK_ERRORS for t in scenarios[name].faulty]
+    controls = sorted({t for s in scenarios.values() for t in s.controls})
+    slow_name = scenarios["slow_resolver"].faulty
+    verdicts, samples = _check(lab, faulty + controls + slow_name)
+    for name, error in CHECK_ERRORS.items():
+        for target in scenarios[name].faulty:
+            assert verdicts[target]["error"] == error, (name, verdicts[target])
+    for target in controls:
+        assert verdicts[target]["verdict"] == "healthy", verdicts[target]
+    slow = [s for s in samples if s["kind"] == "dns" and s["target"] == "http://slow.lab:8080/ok"]
+    assert slow and all(s["fields"]["time_ms"] >= 2000 for s in slow)  # both resolvers take 2 s
+
+    # Loss: every 10th packet toward lossy1 (exactly), 30% at random toward lossy2, every 8th toward ext.
+    assert 3 <= _ping_loss(lab, "lossy1.lab") <= 5
+    assert _ping_loss(lab, "lossy2.lab") >= 5
+    assert _ping_loss(lab, "ext.lab") >= 4
+    assert _ping_loss(lab, "int.lab") == 0
+    assert _ping_loss(lab, "jitter.lab") == 0
+    assert _app_statuses(lab, "http://waf.lab:8081/app", 6).count(302) == 2  # one in three challenged
+    assert "remaining connection slots" in _python(
+        lab, "import psycopg\ntry:\n    psycopg.connect('postgresql://app@db.lab:5432/postgres', "
+             f"password={faults.PG_PASSWORD!r})\nexcept Exception as exc:\n    print(exc)")
+    close_wait = lab.run(["ss", "-Htn", "state", "close-wait"], timeout=5).stdout  # the leaker's, toward leak.lab
+    assert len(close_wait.splitlines()) >= 5 and all(":7100" in line for line in close_wait.splitlines())
+
+    for scenario in scenarios.values():
+        scenario.heal()
+    healed, samples = _check(lab, faulty + controls + slow_name)
+    for target in faulty + controls:
+        assert healed[target]["verdict"] == "healthy", healed[target]
+    slow = [s for s in samples if s["kind"] == "dns" and s["target"] == "http://slow.lab:8080/ok"]
+    assert slow and all(s["fields"]["time_ms"] < 500 for s in slow)
+    assert _ping_loss(lab, "lossy1.lab") == 0 and _ping_loss(lab, "lossy2.lab") == 0
+    assert _ping_loss(lab, "ext.lab") == 0
+    assert _app_statuses(lab, "http://waf.lab:8081/app", 6) == [200] * 6
+    assert _python(lab, "import psycopg\npsycopg.connect('postgresql://app@db.lab:5432/postgres', "
+                        f"password={faults.PG_PASSWORD!r}); print('connected')").strip() == "connected"
+    leaked = lab.run(["ss", "-Htn", "state", "close-wait"], timeout=5).stdout
+    assert leaked.strip() == ""
