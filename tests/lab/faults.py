@@ -612,8 +612,9 @@ def config_text(scenarios: Sequence[Scenario]) -> str:
 ALARMS = ("warning", "critical")
 #: Seconds of each run: as short as gives the right answer reliably (the probes run at 1 Hz; a WAF that
 #: challenges one request in ten needs a few of them; TLS and DNS are asked at once).
-DURATIONS: dict[str, float] = {"dns": 8.0, "tcp": 8.0, "path": 12.0, "tls": 6.0, "http": 10.0, "pool": 8.0,
-                               "healthy": 12.0}
+#: Each is about twice the time the right findings took when measured (bench/diagnosis.py --grouped).
+DURATIONS: dict[str, float] = {"dns": 7.0, "tcp": 6.0, "path": 8.0, "tls": 5.0, "http": 8.0, "pool": 6.0,
+                               "healthy": 10.0}
 
 
 @dataclass
