@@ -32,8 +32,8 @@ def _solo(lab: faults.FaultLab, name: str, duration: float) -> tuple[faults.Verd
     finally:
         scenario.heal()
     verdict = faults.judge(scenario, result)
-    if scenario.expect.layer is None:
-        return verdict, verdict.right, None
+    if scenario.expect.layer is None or scenario.expect.about_this_host:
+        return verdict, verdict.right, verdict.seconds
     first = result.findings[0] if result.findings else {}
     on_top = verdict.right and first.get("target") in scenario.faulty
     seconds = first.get("first_top_s") if on_top else None

@@ -91,6 +91,8 @@ class Expect:
 
     layer: str | None
     words: tuple[str, ...] = ()
+    about_this_host: bool = False
+    """The finding is about this host (target ""), listed below every target's finding."""
 
 
 #: The contract table (/work/shared/DIAGNOSIS_CONTRACT.md), by scenario.
@@ -114,6 +116,8 @@ EXPECTED: dict[str, Expect] = {
     "waf_challenge_small": Expect("http", ("challenge",)),
     "waf_challenge_large": Expect("http", ("challenge",)),
     "egress_loss_resets": Expect("path", ()),  # the external target named; the internal one stays quiet
+    # Not a row of the table but a rule of the contract: a leak no target explains stays under "this host".
+    "unrelated_close_wait": Expect("pool", ("close_wait",), about_this_host=True),
     "healthy": Expect(None),
     "healthy_jitter": Expect(None),
 }
@@ -549,16 +553,25 @@ time.sleep(3600)
 """
 
 
-def close_wait_leak(lab: FaultLab) -> Scenario:
-    """The target closes each connection at once; a client of ours (in the client namespace) never closes
-    its end, so its sockets pile up in CLOSE_WAIT toward the target. Heal: stop the leaking client."""
-    ns = lab.namespace("leak.lab")
-    ns.tcp_listener(7100)
-    leaker = lab.client.python(["-c", _LEAKER, ns.addr, "7100"], stdout=subprocess.PIPE)
+def _leak(lab: FaultLab, name: str, port: int) -> Callable[[], None]:
+    """A server at ``name`` that closes each connection at once, and a client of ours (in the client
+    namespace) that never closes its end: its sockets pile up in CLOSE_WAIT. Returns the heal."""
+    ns = lab.namespace(name)
+    ns.tcp_listener(port)
+    leaker = lab.client.python(["-c", _LEAKER, ns.addr, str(port)], stdout=subprocess.PIPE)
     if _read_line(leaker, 10.0) != "ready":
         raise LabError("the leaking client did not start")
-    return Scenario("close_wait_leak", ["leak.lab:7100"], [lab.control()],
-                    heal=lambda: lab.client.stop(leaker))
+    return lambda: lab.client.stop(leaker)
+
+
+def close_wait_leak(lab: FaultLab) -> Scenario:
+    """The target's own client leaks: CLOSE_WAIT toward the target. Heal: stop the leaking client."""
+    return Scenario("close_wait_leak", ["leak.lab:7100"], [lab.control()], heal=_leak(lab, "leak.lab", 7100))
+
+
+def unrelated_close_wait(lab: FaultLab) -> Scenario:
+    """A leak in another process toward a server nobody asked about: a finding about this host only."""
+    return Scenario("unrelated_close_wait", [], [], heal=_leak(lab, "other.lab", 7200))
 
 
 # ---------------------------------------------------------------------- healthy
@@ -582,15 +595,15 @@ BUILDERS: dict[str, Callable[[FaultLab], Scenario]] = {
     builder.__name__: builder for builder in (
         nxdomain, resolvers_disagree, slow_resolver, refused, syn_drop, backlog, lossy_jittery_light,
         lossy_jittery_heavy, egress_loss_resets, tls_expired, tls_incomplete_chain, tls_wrong_name,
-        tls_expired_untrusted, proxy_504, stall, pg_out_of_slots, close_wait_leak, waf_challenge_small,
-        waf_challenge_large, healthy, healthy_jitter)
+        tls_expired_untrusted, proxy_504, stall, pg_out_of_slots, close_wait_leak, unrelated_close_wait,
+        waf_challenge_small, waf_challenge_large, healthy, healthy_jitter)
 }
 assert set(BUILDERS) == set(EXPECTED)
 
 #: Scenarios that share one diagnose run: faults of one layer together, each with its own targets.
 RUNS: dict[str, tuple[str, ...]] = {
     "dns": ("nxdomain", "resolvers_disagree", "slow_resolver"),
-    "tcp": ("refused", "syn_drop", "backlog"),
+    "tcp": ("refused", "syn_drop", "backlog", "unrelated_close_wait"),
     "path": ("lossy_jittery_light", "lossy_jittery_heavy", "egress_loss_resets"),
     "tls": ("tls_expired", "tls_incomplete_chain", "tls_wrong_name", "tls_expired_untrusted"),
     "http": ("proxy_504", "stall", "waf_challenge_small", "waf_challenge_large"),
@@ -613,7 +626,7 @@ ALARMS = ("warning", "critical")
 #: Seconds of each run: as short as gives the right answer reliably (the probes run at 1 Hz; a WAF that
 #: challenges one request in ten needs a few of them; TLS and DNS are asked at once).
 #: Each is about twice the time the right findings took when measured (bench/diagnosis.py --grouped).
-DURATIONS: dict[str, float] = {"dns": 7.0, "tcp": 6.0, "path": 8.0, "tls": 5.0, "http": 8.0, "pool": 6.0,
+DURATIONS: dict[str, float] = {"dns": 7.0, "tcp": 10.0, "path": 8.0, "tls": 5.0, "http": 8.0, "pool": 6.0,
                                "healthy": 10.0}
 
 
@@ -686,6 +699,17 @@ def judge(scenario: Scenario, run: DiagnoseRun) -> Verdict:
     if expect.layer is None:
         alarms = [_line(f) for f in everything if f.get("severity") in ALARMS]
         return Verdict(scenario.name, not alarms and run.returncode == 0, None, alarms, alarms)
+    if expect.about_this_host:
+        about_targets = [i for i, f in enumerate(run.findings) if f.get("target")]
+        mine = [(i, f) for i, f in enumerate(run.findings) if not f.get("target") and f.get("layer") == expect.layer
+                and all(word in str(f.get("title", "")).lower() for word in expect.words)]
+        if not mine:
+            return Verdict(scenario.name, False, None, ["no such finding about this host"], [])
+        index, found = mine[0]
+        right = all(i < index for i in about_targets)  # listed after every target's finding
+        seconds = found.get("first_seen_s")
+        return Verdict(scenario.name, right, float(seconds) if right and isinstance(seconds, (int, float)) else None,
+                       [f"#{index + 1} of {len(run.findings)}: {_line(found)}"], [])
     right, seconds, got = True, [], []
     for target in scenario.faulty:
         mine = [f for f in run.findings if f.get("target") == target]
