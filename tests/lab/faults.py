@@ -570,8 +570,9 @@ def close_wait_leak(lab: FaultLab) -> Scenario:
 
 
 def unrelated_close_wait(lab: FaultLab) -> Scenario:
-    """A leak in another process toward a server nobody asked about: a finding about this host only."""
-    return Scenario("unrelated_close_wait", [], [], heal=_leak(lab, "other.lab", 7200))
+    """A leak in another process toward a server nobody asked about: a finding about this host only,
+    below the targets' findings, and no alarm on the (healthy) target that is asked about."""
+    return Scenario("unrelated_close_wait", [], [lab.control()], heal=_leak(lab, "other.lab", 7200))
 
 
 # ---------------------------------------------------------------------- healthy
@@ -708,8 +709,10 @@ def judge(scenario: Scenario, run: DiagnoseRun) -> Verdict:
         index, found = mine[0]
         right = all(i < index for i in about_targets)  # listed after every target's finding
         seconds = found.get("first_seen_s")
+        false_alarms = [_line(f) for f in everything if f.get("target") in scenario.controls
+                        and f.get("severity") in ALARMS]
         return Verdict(scenario.name, right, float(seconds) if right and isinstance(seconds, (int, float)) else None,
-                       [f"#{index + 1} of {len(run.findings)}: {_line(found)}"], [])
+                       [f"#{index + 1} of {len(run.findings)}: {_line(found)}"], false_alarms)
     right, seconds, got = True, [], []
     for target in scenario.faulty:
         mine = [f for f in run.findings if f.get("target") == target]

@@ -76,6 +76,7 @@ def test_right_top_finding(runs: Runs, group: str, name: str, capsys: pytest.Cap
         return
     if expect.about_this_host:
         assert verdict.right, f"expected a {expect.layer} finding about this host below the targets'; {verdict.got}"
+        assert not verdict.false_alarms, f"the leak no target explains raised alarms on one: {verdict.false_alarms}"
         return
     assert verdict.right, (f"expected a {expect.layer} finding with {expect.words} in its title on top for "
                            f"{scenario.faulty}; got {verdict.got}")
