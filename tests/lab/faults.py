@@ -718,7 +718,9 @@ def judge(scenario: Scenario, run: DiagnoseRun) -> Verdict:
         mine = [f for f in run.findings if f.get("target") == target]
         if not mine:
             right = False
-            got.append(f"{target}: no finding")
+            came_and_went = [f"{_line(f)} ({f.get('first_seen_s')} s, cleared)" for f in run.history
+                             if f.get("target") == target]
+            got.append(f"{target}: no finding at the end" + (f"; before: {came_and_went}" if came_and_went else ""))
             continue
         top = mine[0]
         title = str(top.get("title", "")).lower()
