@@ -627,7 +627,7 @@ ALARMS = ("warning", "critical")
 #: Seconds of each run: as short as gives the right answer reliably (the probes run at 1 Hz; a WAF that
 #: challenges one request in ten needs a few of them; TLS and DNS are asked at once).
 #: Each is about twice the time the right findings took when measured (bench/diagnosis.py --grouped).
-DURATIONS: dict[str, float] = {"dns": 7.0, "tcp": 10.0, "path": 8.0, "tls": 5.0, "http": 8.0, "pool": 6.0,
+DURATIONS: dict[str, float] = {"dns": 7.0, "tcp": 10.0, "path": 10.0, "tls": 5.0, "http": 8.0, "pool": 6.0,
                                "healthy": 10.0}
 
 
