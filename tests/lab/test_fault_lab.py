@@ -20,7 +20,8 @@ import pytest
 
 from tests.lab import faults
 from tests.lab.faults import FaultLab, Scenario
-from tests.lab.netns import Lab
+from tests.lab.netns import Lab, list_namespaces, run
+from tests.lab.test_lab_cleanup import alive
 
 pytestmark = pytest.mark.system
 
@@ -128,3 +129,19 @@ def test_every_fault_is_there_then_healed(built: tuple[FaultLab, dict[str, Scena
                         f"password={faults.PG_PASSWORD!r}); print('connected')").strip() == "connected"
     leaked = lab.run(["ss", "-Htn", "state", "close-wait"], timeout=5).stdout
     assert leaked.strip() == ""
+
+
+def test_close_leaves_nothing_behind(lab_session: None) -> None:
+    lab = FaultLab(Lab())
+    try:
+        for name in ("pg_out_of_slots", "close_wait_leak", "lossy_jittery_light", "tls_expired"):
+            faults.BUILDERS[name](lab)
+        names = [ns.name for ns in lab.lab.namespaces]
+        pids = [int(pid) for name in names for pid in run(["ip", "netns", "pids", name]).stdout.split()]
+        dirs = [lab.etc, lab.workdir, *lab._dirs]
+        assert len(pids) >= 4  # postgres and its workers, the leaking client, the delayer
+    finally:
+        lab.close()
+    assert not set(names) & set(list_namespaces())
+    assert not [pid for pid in pids if alive(pid)]
+    assert not [d for d in dirs if d.exists()]
