@@ -14,7 +14,10 @@ dnspython, for two reasons: it is cancellable (a getaddrinfo() in an executor
 thread cannot be stopped, so slow lookups pile up threads and delay every
 other probe), and it tells the rcode and the nameserver, which getaddrinfo()
 folds into "Temporary failure in name resolution". nsswitch sources other
-than files and dns (mdns, systemd's myhostname) are not consulted.
+than files and dns (mdns, systemd's myhostname) are not consulted. Where
+dnspython is missing (an SSH agent on a bare host) the lookup falls back to
+getaddrinfo(), still bounded, with the failure kinds it can tell. An IP
+literal needs no lookup and imports nothing.
 
 Failure kinds (``LookupFailed.kind``, the Sample's ``fields["dns_error"]``):
 "nxdomain", "servfail", "refused", "no-answer" (the name exists but has no
@@ -32,14 +35,13 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rcode
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from probes.samples import JSONValue, Sample, error_sample
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+    import dns.resolver
 
 HOSTS_FILE = "/etc/hosts"
 RESOLV_CONF = "/etc/resolv.conf"
@@ -105,6 +107,8 @@ def failed_sample(kind: str, target: str, exc: LookupFailed, *, host: str,
 
 @functools.lru_cache(maxsize=8)
 def _system_resolver(path: str, version: int) -> dns.asyncresolver.Resolver:
+    import dns.asyncresolver
+
     resolver = dns.asyncresolver.Resolver(filename=path, configure=True)
     resolver.use_search_by_default = True  # as the C library does: the search list and ndots apply
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -117,6 +121,8 @@ def _system_resolver(path: str, version: int) -> dns.asyncresolver.Resolver:
 
 def system_resolver(path: str = RESOLV_CONF) -> dns.asyncresolver.Resolver:
     """A resolver configured from resolv.conf; rebuilt when the file changes (blocking stat + read)."""
+    import dns.resolver
+
     try:
         version = os.stat(path).st_mtime_ns
     except OSError as exc:
@@ -130,6 +136,9 @@ def _nameservers(resolver: dns.resolver.BaseResolver) -> str:
 
 def _rcode_kind(exc: dns.resolver.NoNameservers) -> str:
     """servfail or refused: what the nameservers answered (the first one's answer when they differ)."""
+    import dns.exception
+    import dns.rcode
+
     for error in exc.kwargs.get("errors") or []:
         response = error[4] if len(error) > 4 else None
         if response is not None:
@@ -151,6 +160,11 @@ async def _query(resolver: dns.asyncresolver.Resolver, name: str, qtype: str,
 
 
 async def _dns_lookup(name: str, timeout: float, resolv_conf: str) -> tuple[str, int]:
+    try:
+        import dns.exception
+        import dns.resolver
+    except ImportError:  # a bare host (the SSH agent without dnspython): the C library's answer
+        return await _libc_lookup(name, timeout)
     try:
         resolver = await asyncio.to_thread(system_resolver, resolv_conf)
     except dns.resolver.NoResolverConfiguration as exc:
@@ -178,6 +192,25 @@ async def _dns_lookup(name: str, timeout: float, resolv_conf: str) -> tuple[str,
     if isinstance(failure, (dns.exception.DNSException, OSError)):
         raise _Failure("servfail", f"{type(failure).__name__}: {failure} (asked {asked})")
     raise failure
+
+
+#: getaddrinfo's errors, as near as the C library lets us tell (EAI_AGAIN folds SERVFAIL, REFUSED and
+#: timeouts together: "servfail", with its own words kept).
+_EAI_KINDS = {getattr(socket, "EAI_NONAME", -2): "nxdomain", getattr(socket, "EAI_NODATA", -5): "no-answer",
+              getattr(socket, "EAI_AGAIN", -3): "servfail"}
+
+
+async def _libc_lookup(name: str, timeout: float) -> tuple[str, int]:
+    """getaddrinfo() in a thread, bounded (the thread itself cannot be stopped: only where dnspython is missing)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise _Failure("timeout", f"no address for {name} within {timeout:g} s (getaddrinfo)") from None
+    except socket.gaierror as exc:
+        raise _Failure(_EAI_KINDS.get(exc.errno, "servfail"), f"{name}: {exc}") from None
+    family, _type, _proto, _canon, sockaddr = sorted(infos, key=lambda i: i[0] != socket.AF_INET)[0]
+    return str(sockaddr[0]), int(family)
 
 
 class _Failure(Exception):

@@ -113,8 +113,18 @@ def test_every_fault_is_there_then_healed(built: tuple[FaultLab, dict[str, Scena
     assert "remaining connection slots" in _python(
         lab, "import psycopg\ntry:\n    psycopg.connect('postgresql://app@db.lab:5432/postgres', "
              f"password={faults.PG_PASSWORD!r})\nexcept Exception as exc:\n    print(exc)")
-    close_wait = lab.run(["ss", "-Htn", "state", "close-wait"], timeout=5).stdout  # the leaker's, toward leak.lab
-    assert len(close_wait.splitlines()) >= 5 and all(":7100" in line for line in close_wait.splitlines())
+    close_wait = lab.run(["ss", "-Htn", "state", "close-wait"], timeout=5).stdout.splitlines()  # the leakers'
+    assert sum(":7100" in line for line in close_wait) >= 5 and sum(":7200" in line for line in close_wait) >= 5
+
+    # Without dnspython (python -S: a bare host's agent) the probes' lookup falls back to getaddrinfo.
+    bare = lab.run([sys.executable, "-S", "-c", "import asyncio\nfrom probes import resolve\n"
+                    "print(asyncio.run(resolve.lookup('web.lab')).address)\n"
+                    "try:\n    asyncio.run(resolve.lookup('missing.lab'))\n"
+                    "except resolve.LookupFailed as exc:\n    print(exc.kind, exc)\n"], timeout=30)
+    assert "import dns" not in bare.stderr and bare.returncode == 0, bare.stderr
+    address, failure = bare.stdout.splitlines()
+    assert address == lab._named["web.lab"].addr
+    assert failure.startswith("nxdomain missing.lab: ")  # and the C library's own words after it
 
     for scenario in scenarios.values():
         scenario.heal()
