@@ -20,6 +20,7 @@ from console.settings.errors import EXIT_BAD_INPUT, Stopped, UsageError, interru
 SUBCOMMANDS: dict[str, str] = {
     "demo": "console.commands.demo",
     "check": "console.commands.check",
+    "diagnose": "console.commands.diagnose",
     "capture": "console.commands.capture",
     "replay": "console.commands.replay",
     "incidents": "console.commands.incidents",

@@ -47,6 +47,7 @@ import dns.rdatatype
 import dns.resolver
 
 from probes.redact import redact_url
+from probes.resolve import HOSTS_FILE, RESOLV_CONF, hosts_lookup
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
 from probes.targets import parse_target
@@ -54,8 +55,6 @@ from probes.tcp import failure_kind
 
 KIND = "dns"
 DEFAULT_QTYPES = ("A", "AAAA")
-HOSTS_FILE = "/etc/hosts"
-RESOLV_CONF = "/etc/resolv.conf"
 
 
 @dataclass(frozen=True)
@@ -113,21 +112,6 @@ def system_resolvers(path: str = RESOLV_CONF) -> list[Resolver]:
         except ValueError:
             continue  # a DoH/DoT nameserver URL: not something we query here
     return out
-
-
-def hosts_lookup(name: str, path: str = HOSTS_FILE) -> list[str]:
-    """Addresses /etc/hosts gives ``name`` (blocking; hand-written: dnspython does not read hosts files)."""
-    wanted = name.rstrip(".").lower()
-    found: list[str] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                words = line.split("#", 1)[0].split()
-                if len(words) >= 2 and wanted in (w.lower() for w in words[1:]) and words[0] not in found:
-                    found.append(words[0])
-    except OSError:
-        return []
-    return found
 
 
 def resolvers_from_options(options: dict[str, JSONValue]) -> list[Resolver]:

@@ -4,9 +4,14 @@ One measurement is one request (GET by default), redirects followed by hand so
 each hop is seen. Phases come from httpx's ``trace`` request extension (the
 httpcore events connect_tcp, start_tls, send_request_headers,
 receive_response_headers, receive_response_body) plus our own DNS lookup,
-since httpcore folds name resolution into connect_tcp.
+since httpcore folds name resolution into connect_tcp. The lookup
+(probes/resolve.py) is timed and bounded on its own (``resolve_timeout``,
+default 3 s): the phase limits, the total deadline and total_ms are the
+exchange's alone, from connect to the last byte, and a name that does not
+resolve is error "dns" with ``dns_error`` (nxdomain, servfail, refused,
+no-answer, timeout), ``resolve_ms`` and the resolver's own text.
 
-fields: url, address, status, reason, http_version, dns_ms, connect_ms,
+fields: url, address, status, reason, http_version, dns_ms, resolve_ms (names only), connect_ms,
 tls_ms, ttfb_ms (request sent to first response byte: "server processing"),
 transfer_ms, total_ms, bytes, redirects ([{status, location}]), final_url,
 challenge_redirect (true when a 302/303/307 leads to a challenge or login
@@ -31,8 +36,9 @@ error text (probes/redact.py).
 Options: address (connect here instead of resolving, like curl --resolve; the
 Host header and SNI keep the name), server_name, ca_file, method,
 max_redirects (default 5), max_body (bytes read at most, default 1 MiB),
-connect_timeout, read_timeout, write_timeout, pool_timeout (defaults are
-fractions of the spec's timeout, which is the total).
+resolve_timeout, resolv_conf, hosts_file (the lookup's), connect_timeout,
+read_timeout, write_timeout, pool_timeout (defaults are fractions of the
+spec's timeout, which is the total).
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +56,7 @@ import anyio._backends._asyncio  # noqa: F401 - imported lazily by httpx on firs
 import httpcore  # noqa: F401 - likewise (it pulls in trio if installed: 50+ ms on a first request)
 import httpx
 
+from probes import resolve
 from probes.redact import redact_url, scrub, url_secrets
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import ERROR_EXCEPTION, LOCAL_HOST, JSONValue, Sample
@@ -188,15 +194,11 @@ def _host_header(url: httpx.URL) -> str:
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 
-async def _lookup(name: str, port: int) -> str:
-    infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    return str(infos[0][4][0])
-
-
 async def measure(target_text: str, timeout: float, *, address: str | None = None, server_name: str | None = None,
                   ca_file: str | None = None, dns_ms: float | None = None, method: str = "GET",
                   max_redirects: int = 5, max_body: int = 1 << 20, timeouts: dict[str, float] | None = None,
-                  host: str = LOCAL_HOST, label: str | None = None) -> Sample:
+                  host: str = LOCAL_HOST, label: str | None = None,
+                  lookup: resolve.Lookup = resolve.DEFAULT_LOOKUP) -> Sample:
     """One request (and its redirects) under a total deadline of ``timeout`` seconds."""
     target = parse_target(target_text)
     secrets = url_secrets(target_text)
@@ -228,7 +230,7 @@ async def measure(target_text: str, timeout: float, *, address: str | None = Non
     try:
         return await _measure(client, target_text, target, literal, fields, limits, failed, address=address,
                               server_name=server_name, dns_ms=dns_ms, method=method, max_redirects=max_redirects,
-                              max_body=max_body, host=host, label=shown)
+                              max_body=max_body, host=host, label=shown, lookup=lookup)
     finally:
         await client.aclose()
 
@@ -236,20 +238,20 @@ async def measure(target_text: str, timeout: float, *, address: str | None = Non
 async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, literal: bool,
                    fields: dict[str, JSONValue], limits: dict[str, float], failed: Callable[[str, str, str], Sample],
                    *, address: str | None, server_name: str | None, dns_ms: float | None, method: str,
-                   max_redirects: int, max_body: int, host: str, label: str) -> Sample:
-    port = target.tcp_port or 80
-    started = time.perf_counter()
-    resolved_outside = address is not None and dns_ms is not None
+                   max_redirects: int, max_body: int, host: str, label: str, lookup: resolve.Lookup) -> Sample:
     if address is None and not literal:
         try:
-            address = await asyncio.wait_for(_lookup(target.host, port), limits["connect"])
-        except (asyncio.TimeoutError, TimeoutError):
-            return failed("dns", f"no address for {target.host} within {limits['connect']:g} s", "dns")
-        except OSError as exc:
-            return failed("dns", f"{target.host}: {exc}", "dns")
-        dns_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            resolved = await lookup(target.host)
+        except resolve.LookupFailed as exc:
+            fields.update(dns_error=exc.kind, resolve_ms=exc.resolve_ms)
+            return failed(resolve.ERROR_DNS, str(exc), "dns")
+        address, dns_ms = resolved.address, resolved.resolve_ms
     fields["dns_ms"] = dns_ms if dns_ms is not None else 0.0
+    if dns_ms is not None and not literal:
+        fields["resolve_ms"] = dns_ms
     fields["address"] = address or target.host
+    # The clock starts after the lookup: the limits and every time below are the exchange's own.
+    started = time.perf_counter()
     deadline_at = started + limits["total"]
     first = _Trace()
     current = _Trace()
@@ -321,7 +323,7 @@ async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, 
         http_version=response.http_version,
         **_phase_fields(first),
         transfer_ms=_transfer_ms(first, current, body_done, bool(redirects)),
-        total_ms=round((ended - started) * 1000.0 + ((dns_ms or 0.0) if resolved_outside else 0.0), 3),
+        total_ms=round((ended - started) * 1000.0, 3),
         bytes=size,
         final_url=redact_url(str(url)),
         server=response.headers.get("server"),
@@ -341,6 +343,7 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
         return str(value) if value else None
 
     max_redirects = opts.get("max_redirects", 5)
+    lookup = resolve.Lookup.from_options(opts)
     max_body = opts.get("max_body", 1 << 20)
     # The runtime's hard limit sits just past the probe's own total deadline, so
     # the probe reports which phase ran out before the runtime's generic timeout.
@@ -349,5 +352,6 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
                         ca_file=_opt("ca_file"), method=_opt("method") or "GET",
                         max_redirects=int(max_redirects) if isinstance(max_redirects, int) else 5,
                         max_body=int(max_body) if isinstance(max_body, int) else 1 << 20,
-                        timeouts=timeouts, host=host),
-        kind=KIND, target=redact_url(spec.target), interval=spec.interval, timeout=spec.timeout + 0.5, host=host)
+                        timeouts=timeouts, host=host, lookup=lookup),
+        kind=KIND, target=redact_url(spec.target), interval=spec.interval,
+        timeout=spec.timeout + lookup.timeout + 0.5, host=host)

@@ -19,13 +19,17 @@ packet, which a 1 Hz x 50 targets hot path should not pay.
 
 Each measurement is one echo; its Sample has ``rtt_ms``. A lost echo is a
 "timeout" Sample, so the store's loss and jitter work as for TCP.
+
+A name is looked up first (probes/resolve.py), on its own clock and under its
+own timeout (options resolve_timeout, resolv_conf, hosts_file): ``rtt_ms`` and
+the echo's timeout never include name resolution, ``resolve_ms`` is the lookup's time,
+and a failed lookup is error "dns" with ``dns_error`` (as for the TCP probe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import itertools
 import os
 import socket
@@ -35,6 +39,7 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from probes import resolve
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import (
     ERROR_EXCEPTION,
@@ -363,20 +368,6 @@ def release_mux(mux: EchoMux) -> None:
             del muxes[mux.echo.family]
 
 
-async def _resolve(host: str) -> tuple[int, str]:
-    try:
-        # An address needs no resolver round trip (and no executor thread) per echo.
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return (socket.AF_INET6 if literal.version == 6 else socket.AF_INET), str(literal)
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-    family, _t, _p, _c, sockaddr = infos[0]
-    return family, str(sockaddr[0])
-
-
 class IcmpProbe:
     """One target's echoes, through the process's shared ICMP socket for its family."""
 
@@ -387,6 +378,7 @@ class IcmpProbe:
         size = spec.options.get("size", 56)
         self.payload_size = int(size) if isinstance(size, int) and 0 <= size <= 1400 else 56
         self.muxes: dict[int, EchoMux] = {}
+        self.lookup = resolve.Lookup.from_options(spec.options)
 
     def mux_for(self, family: int) -> EchoMux:
         if family not in self.muxes:
@@ -395,13 +387,13 @@ class IcmpProbe:
 
     async def measure(self, timeout: float) -> Sample:
         try:
-            family, address = await _resolve(self.target.host)
-        except socket.gaierror as exc:
-            return error_sample(KIND, self.spec.target, "dns", str(exc), host=self.host)
-        mux = self.mux_for(family)
-        fields: dict[str, JSONValue] = {"address": address, "mode": mux.echo.mode}
+            resolved = await self.lookup(self.target.host)
+        except resolve.LookupFailed as exc:
+            return resolve.failed_sample(KIND, self.spec.target, exc, host=self.host)
+        mux = self.mux_for(resolved.family)
+        fields: dict[str, JSONValue] = {**resolved.fields(), "mode": mux.echo.mode}
         try:
-            rtt_ms = await mux.echo_once(address, timeout, self.payload_size)
+            rtt_ms = await mux.echo_once(resolved.address, timeout, self.payload_size)
         except EchoFailure as exc:
             return error_sample(KIND, self.spec.target, exc.kind, str(exc), host=self.host, fields=fields)
         return Sample(kind=KIND, target=self.spec.target, ts=time.time(), host=self.host,
@@ -432,9 +424,10 @@ async def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sampl
         except OSError as exc:
             yield error_sample(KIND, spec.target, ERROR_EXCEPTION, f"cannot open ICMP socket: {exc}", host=host)
             return
+        # The lookup has its own limit on top of the echo's: a slow resolver is not a lost echo.
         async for sample in scheduled(lambda: probe.measure(spec.timeout * 0.95), kind=KIND,
-                                      target=spec.target, interval=spec.interval, timeout=spec.timeout,
-                                      host=host):
+                                      target=spec.target, interval=spec.interval,
+                                      timeout=spec.timeout + probe.lookup.timeout + 0.2, host=host):
             yield sample
     finally:
         probe.close()

@@ -64,17 +64,21 @@ def chosen_address(dns_samples: Sequence[Sample]) -> tuple[str | None, float | N
     return None, None
 
 
-async def _tcp(target: Target, label: str, address: str, timeout: float, host: str) -> Sample:
+async def _tcp(target: Target, label: str, address: str, timeout: float, host: str,
+               resolve_ms: float | None) -> Sample:
+    """One connect to the address the DNS layer gave (no second lookup: its time is the DNS layer's)."""
     port = target.tcp_port
     assert port is not None
     endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    fields: dict[str, JSONValue] = {"endpoint": endpoint, "address": address}
+    if resolve_ms is not None and not is_ip_literal(target.host):
+        fields["resolve_ms"] = resolve_ms
     try:
         rtt_ms = await connect_once(address, port, timeout)
     except Exception as exc:  # every failure is evidence, classified by the TCP probe's rules
         return error_sample("tcp", label, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
-                            fields={"endpoint": endpoint, "address": address})
-    return Sample("tcp", label, time.time(), host=host,
-                  fields=timing_fields(rtt_ms) | {"endpoint": endpoint, "address": address})
+                            fields=fields)
+    return Sample("tcp", label, time.time(), host=host, fields=timing_fields(rtt_ms) | fields)
 
 
 async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[dns_probe.Resolver] = (),
@@ -103,7 +107,7 @@ async def check(target_text: str, *, timeout: float = 3.0, resolvers: Sequence[d
             return
     assert address is not None
     if "tcp" in layers:
-        tcp_sample = await _tcp(target, label, address, timeout, host)
+        tcp_sample = await _tcp(target, label, address, timeout, host, dns_ms)
         yield tcp_sample
         if not tcp_sample.ok:
             return

@@ -11,6 +11,14 @@ fresh connection for a short grace period after connect (twice the handshake
 time plus 10 ms by default, ``options["reset_grace_ms"]`` to change it, 0 to
 skip); a reset that comes later than that is not distinguishable from a server
 closing an idle connection and is not reported.
+
+A name is looked up first (probes/resolve.py), timed and bounded on its own
+(``options["resolve_timeout"]``, default 3 s; ``resolv_conf`` and
+``hosts_file`` name the files it follows), and the connect goes to the
+address it gave: ``rtt_ms``, ``connect_ms`` and the connect's timeout never
+include name resolution. ``resolve_ms`` is the lookup's time; a lookup that
+fails is error "dns" with ``dns_error`` (nxdomain, servfail, refused,
+no-answer, timeout) and the resolver's own text as the message.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 
+from probes import resolve
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import (
     ERROR_EXCEPTION,
@@ -149,32 +158,40 @@ async def connect_once(host: str, port: int, timeout: float, *,
 
 
 async def measure(target_text: str, timeout: float, host: str = LOCAL_HOST,
-                  reset_grace_ms: float | None = None) -> Sample:
+                  reset_grace_ms: float | None = None, lookup: resolve.Lookup = resolve.DEFAULT_LOOKUP) -> Sample:
+    """Look the name up (on its own clock), then time one connect to the address it gave."""
     target = parse_target(target_text)
     port = target.tcp_port
     if port is None:
         return error_sample(KIND, target_text, ERROR_EXCEPTION, "no port: write HOST:PORT or a URL", host=host)
+    fields: dict[str, JSONValue] = {"endpoint": target.endpoint}
     try:
-        rtt_ms = await connect_once(target.host, port, timeout, reset_grace_ms=reset_grace_ms)
+        resolved = await lookup(target.host)
+    except resolve.LookupFailed as exc:
+        return resolve.failed_sample(KIND, target_text, exc, host=host, fields=fields)
+    fields.update(resolved.fields())
+    try:
+        rtt_ms = await connect_once(resolved.address, port, timeout, reset_grace_ms=reset_grace_ms)
     except asyncio.CancelledError:
         raise
     except ResetAfterConnect as exc:
         # The handshake time is still real evidence: keep it beside the failure.
         return error_sample(KIND, target_text, ERROR_RESET, str(exc), host=host,
-                            fields={"endpoint": target.endpoint, "connect_ms": round(exc.rtt_ms, 3)})
+                            fields=fields | {"connect_ms": round(exc.rtt_ms, 3)})
     except Exception as exc:  # every failure is evidence, classified below
         return error_sample(KIND, target_text, failure_kind(exc), str(exc) or type(exc).__name__, host=host,
-                            fields={"endpoint": target.endpoint})
-    return Sample(kind=KIND, target=target_text, ts=time.time(), host=host,
-                  fields=timing_fields(rtt_ms) | {"endpoint": target.endpoint})
+                            fields=fields)
+    return Sample(kind=KIND, target=target_text, ts=time.time(), host=host, fields=timing_fields(rtt_ms) | fields)
 
 
 def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     parse_target(spec.target)  # fail fast on a bad target, before the first tick
     # The inner timeout is a hair shorter so a slow connect is reported as the
     # connect's own timeout with its endpoint, not as the runtime's generic one.
+    # The lookup has its own limit on top: a slow resolver is not a slow connect.
     grace = spec.options.get("reset_grace_ms")
     reset_grace_ms = float(grace) if isinstance(grace, (int, float)) and not isinstance(grace, bool) else None
-    return scheduled(lambda: measure(spec.target, spec.timeout * 0.95, host, reset_grace_ms),
+    lookup = resolve.Lookup.from_options(spec.options)
+    return scheduled(lambda: measure(spec.target, spec.timeout * 0.95, host, reset_grace_ms, lookup),
                      kind=KIND, target=spec.target,
-                     interval=spec.interval, timeout=spec.timeout, host=host)
+                     interval=spec.interval, timeout=spec.timeout + lookup.timeout + 0.2, host=host)

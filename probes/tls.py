@@ -10,25 +10,31 @@ address, port, sni, connect_ms, handshake_ms, protocol ("TLSv1.3"), cipher,
 alpn, chain (as the server sent it, leaf first: subject, issuer, not_before,
 not_after, is_ca, san), chain_source, verdict, verify_code, verify_message,
 days_until_expiry (leaf; negative once expired), trust ("system" or the CA file),
-problems (on failure: the verdict plus "expired"/"not-yet-valid" read from
-the leaf's dates, since OpenSSL names only its first complaint).
+defects: EVERY defect of the chain as [{"kind", "detail"}], judged by
+probes/tls_defects.py apart from OpenSSL (which names only its first
+complaint), OpenSSL's complaint first: kinds "expired", "not-yet-valid",
+"hostname-mismatch", "untrusted-root", "missing-intermediate", "self-signed",
+"weak-key", "weak-signature"; detail in plain words ("expired 1.0 day ago
+(2026-11-30 12:00 UTC)"). A chain that verified can still list weak-key or
+weak-signature (error stays None). problems: the defects' kinds.
 
 verdict / error: "ok" (error None), "expired", "not-yet-valid",
-"hostname-mismatch", "self-signed", "missing-intermediate", "untrusted-ca",
-"cert-invalid" (any other verification failure), "handshake" (TLS failed
-before a certificate could be judged: protocol or cipher mismatch, reset);
-connect failures keep the TCP probe's kinds with ``phase: "connect"``.
+"hostname-mismatch", "self-signed", "missing-intermediate", "untrusted-root",
+"weak-key", "weak-signature", "cert-invalid" (any other verification
+failure), "handshake" (TLS failed before a certificate could be judged:
+protocol or cipher mismatch, reset); connect failures keep the TCP probe's
+kinds with ``phase: "connect"``. The error is always ``defects[0]``'s kind.
 
 The chain as sent: Python 3.13 has SSLObject.get_unverified_chain(); 3.10-3.12
 have the same call only on the private C object (``_sslobj``), which we use
 when the public one is missing; if neither exists we report the leaf alone
 (``chain_source: "leaf-only"``) rather than guess.
 
-"missing-intermediate" versus "untrusted-ca": OpenSSL says only "unable to get
+"missing-intermediate" versus "untrusted-root": OpenSSL says only "unable to get
 local issuer certificate" for both. When the last certificate the server sent
 is not a CA certificate (the server sent its leaf alone) we call it a missing
 intermediate, since that is the common misconfiguration; when the server sent
-a CA certificate that leads to no trusted root, "untrusted-ca".
+a CA certificate that leads to no trusted root, "untrusted-root".
 
 Options: ca_file, address (connect here instead of resolving the host, like
 curl --resolve), server_name (SNI and the name checked; default the target's
@@ -48,6 +54,7 @@ from typing import Any
 
 from cryptography import x509
 
+from probes import tls_defects
 from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
@@ -62,9 +69,12 @@ _VERIFY_VERDICTS = {
     9: "not-yet-valid",         # CERT_NOT_YET_VALID
     10: "expired",              # CERT_HAS_EXPIRED
     18: "self-signed",          # DEPTH_ZERO_SELF_SIGNED_CERT
-    19: "untrusted-ca",         # SELF_SIGNED_CERT_IN_CHAIN: a private root we do not trust
+    19: "untrusted-root",       # SELF_SIGNED_CERT_IN_CHAIN: a private root we do not trust
     62: "hostname-mismatch",    # HOSTNAME_MISMATCH
     64: "hostname-mismatch",    # IP_ADDRESS_MISMATCH
+    66: "weak-key",             # EE_KEY_TOO_SMALL
+    67: "weak-key",             # CA_KEY_TOO_SMALL
+    68: "weak-signature",       # CA_MD_TOO_WEAK
 }
 _ISSUER_NOT_FOUND = {2, 20, 21}  # UNABLE_TO_GET_ISSUER_CERT(_LOCALLY), UNABLE_TO_VERIFY_LEAF_SIGNATURE
 
@@ -96,6 +106,9 @@ def _new_context(ca_file: str | None, verify: bool, alpn: tuple[str, ...]) -> ss
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        # This context only looks at what a server presents: a 1024-bit key or a SHA-1 chain must
+        # still complete the handshake so that the defect can be named, not end as "handshake failed".
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
@@ -142,19 +155,6 @@ def describe_cert(der: bytes) -> dict[str, JSONValue]:
     }
 
 
-def _problems(verdict: str, chain: list[dict[str, JSONValue]]) -> list[JSONValue]:
-    """The verdict plus what the leaf's dates say: OpenSSL stops at its first complaint,
-    so an expired certificate with the wrong name is reported only as a mismatch."""
-    problems: list[JSONValue] = [verdict]
-    if chain:
-        now = dt.datetime.now(dt.timezone.utc)
-        if dt.datetime.fromisoformat(str(chain[0]["not_after"])) < now and "expired" not in problems:
-            problems.append("expired")
-        if dt.datetime.fromisoformat(str(chain[0]["not_before"])) > now and "not-yet-valid" not in problems:
-            problems.append("not-yet-valid")
-    return problems
-
-
 def classify_verify_error(code: int, chain: list[dict[str, JSONValue]]) -> str:
     if code in _VERIFY_VERDICTS:
         return _VERIFY_VERDICTS[code]
@@ -162,7 +162,7 @@ def classify_verify_error(code: int, chain: list[dict[str, JSONValue]]) -> str:
         last = chain[-1] if chain else None
         if last is not None and not last.get("is_ca") and last.get("subject") != last.get("issuer"):
             return "missing-intermediate"
-        return "untrusted-ca"
+        return "untrusted-root"
     return "cert-invalid"
 
 
@@ -193,7 +193,8 @@ async def _handshake(address: str, port: int, server_name: str, ctx: ssl.SSLCont
     return writer, (connected - start) * 1000.0, (done - connected) * 1000.0
 
 
-def _session_fields(writer: asyncio.StreamWriter) -> dict[str, JSONValue]:
+def _session_fields(writer: asyncio.StreamWriter) -> tuple[dict[str, JSONValue], list[bytes]]:
+    """What the handshake negotiated and the chain as sent (described, and as DER for judging)."""
     ssl_object = writer.get_extra_info("ssl_object")
     cipher = ssl_object.cipher()
     ders, source = sent_chain_der(ssl_object)
@@ -209,7 +210,21 @@ def _session_fields(writer: asyncio.StreamWriter) -> dict[str, JSONValue]:
         not_after = dt.datetime.fromisoformat(str(chain[0]["not_after"]))
         fields["not_after"] = chain[0]["not_after"]
         fields["days_until_expiry"] = round((not_after - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400, 2)
-    return fields
+    return fields, ders
+
+
+async def _defects(ders: list[bytes], name: str, ca_file: str | None, verdict: str | None,
+                   verify_message: str | None) -> dict[str, JSONValue]:
+    """``defects`` (every defect of the chain, OpenSSL's own complaint first) and ``problems`` (their kinds).
+
+    Judged in a thread: the trust store is a file read on first use.
+    """
+    try:
+        found = await asyncio.to_thread(tls_defects.chain_defects, ders, name, ca_file)
+    except ValueError as exc:  # a certificate cryptography cannot parse: OpenSSL's word stands alone
+        found = [{"kind": "cert-invalid", "detail": f"cannot read the chain: {exc}"}]
+    defects = tls_defects.ordered(found, verdict, verify_message)
+    return {"defects": list[JSONValue](defects), "problems": [d["kind"] for d in defects]}
 
 
 async def measure(target_text: str, timeout: float, *, ca_file: str | None = None, address: str | None = None,
@@ -250,11 +265,13 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
                       message=str(exc) or type(exc).__name__, fields={**base, "phase": "connect", "verdict": None})
     else:
         try:
-            fields = {**base, "connect_ms": round(connect_ms, 3), "handshake_ms": round(handshake_ms, 3),
-                      **_session_fields(writer), "verdict": "ok", "verify_code": 0, "verify_message": None,
-                      "problems": []}
+            session, ders = _session_fields(writer)
         finally:
             writer.transport.abort()
+        # Verified, yet the chain may still be weak (a trust store or security level that allows SHA-1).
+        fields = {**base, "connect_ms": round(connect_ms, 3), "handshake_ms": round(handshake_ms, 3), **session,
+                  "verdict": "ok", "verify_code": 0, "verify_message": None,
+                  **await _defects(ders, name, ca_file, None, None)}
         return Sample(KIND, shown, time.time(), fields=fields, host=host)
 
     # Verification failed: look again without verifying, to show what the server sent.
@@ -265,16 +282,18 @@ async def measure(target_text: str, timeout: float, *, ca_file: str | None = Non
     except (OSError, asyncio.TimeoutError, ssl.SSLError, _HandshakeFailed) as exc:
         fields["describe_error"] = str(exc) or type(exc).__name__
         chain: list[dict[str, JSONValue]] = []
+        sent: list[bytes] = []
     else:
         try:
-            fields.update(connect_ms=round(connect_ms, 3), handshake_ms=round(handshake_ms, 3),
-                          **_session_fields(writer))
+            session, sent = _session_fields(writer)
         finally:
             writer.transport.abort()
+        fields.update(connect_ms=round(connect_ms, 3), handshake_ms=round(handshake_ms, 3), **session)
         chain = fields.get("chain") or []  # type: ignore[assignment]
     verdict = classify_verify_error(verify_code, chain)
     fields["verdict"] = verdict
-    fields["problems"] = _problems(verdict, chain)
+    fields.update(await _defects(sent, name, ca_file, verdict, verify_message))
+    # error stays the first complaint (OpenSSL's, first in the list), as before; the list says what else is wrong.
     return Sample(KIND, shown, time.time(), fields=fields, host=host, error=verdict, message=original)
 
 

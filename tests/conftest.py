@@ -58,3 +58,20 @@ def fixed_app() -> WarroomApp:
 @pytest.fixture
 def app() -> WarroomApp:
     return fixed_app()
+
+
+#: The findings views' fixed "now": a replayed clock, so "since" and the windows read the same every run.
+FINDINGS_NOW = 1_800_000_000.0
+
+
+def findings_app() -> WarroomApp:
+    """The fixed samples on a fixed clock, plus a CLOSE_WAIT leak in a process that calls none of the targets."""
+    config = AppConfig(targets=list(DEMO_TARGETS), labels=dict(DEMO_TARGETS), live=False, hostname="incident-host",
+                       replay_end=FINDINGS_NOW)
+    app = create_app(config)
+    fill_fixed_samples(app, FINDINGS_NOW)
+    app.hub.publish(Sample("pools", "", FINDINGS_NOW, {"gauges": [], "groups": [{
+        "label": "worker[977] → 10.9.9.9:6379", "pid": 977, "process": "worker", "direction": "out",
+        "endpoint": "10.9.9.9:6379", "open": 90, "active": 2, "idle": 88, "close_wait": 86,
+        "close_wait_growth": 12, "growth_span_s": 60.0}]}))
+    return app

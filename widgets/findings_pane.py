@@ -1,34 +1,93 @@
-"""Findings: what the findings engine concluded, with the evidence. The pane runs no rule itself."""
+"""Findings: what the findings engine concluded, grouped (the targets, then this host). The pane runs no rule itself.
+
+Each finding shows its severity as a word and a symbol (colour is extra, not
+the message), its layer and title, which target from which host, since when,
+then its evidence (the original error text), the why-chain, what is ruled
+out and the next step. Labels sit in a column of their own, so a long line
+wraps under its text and keeps its indent at any width.
+"""
 
 from __future__ import annotations
 
-from textual.containers import VerticalScroll
+import time
+
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.diagnosis.engine import FindingsEngine
-from console.diagnosis.finding import Finding
+from console.diagnosis.engine import FindingsEngine, FindingState
+from console.diagnosis.finding import Finding, describe, where
 from widgets.visibility import when_shown
 
-SEVERITY_MARK = {"critical": "[b $error]✖ CRITICAL[/]", "warning": "[b $warning]▲ WARNING[/]",
-                 "info": "[b $primary]● INFO[/]"}
+SEVERITY_MARK = {"critical": "✖ CRITICAL", "warning": "▲ WARNING", "info": "● INFO"}
 EMPTY_TEXT = ("no findings yet: rules look at what the probes gathered (targets, connections, pools, "
               "capture) every second; add targets with a or start warroom with HOST:PORT")
+GROUPS = (("Targets", True), ("This host", False))
 
 
-def finding_markup(finding: Finding) -> str:
-    """A finding as a responder reads it: severity, layer, title, evidence, what next."""
-    lines = [f"{SEVERITY_MARK.get(finding.severity, finding.severity)} [b]{escape(finding.layer)}[/] "
-             f"{escape(finding.title)}  [dim]confidence {finding.confidence:.0%}[/]"]
-    lines += [f"    [dim]evidence:[/] {escape(line)}" for line in finding.evidence]
-    if finding.next_step:
-        lines.append(f"    [b]next:[/] {escape(finding.next_step)}")
+def since_text(state: FindingState | None, now: float) -> str:
+    """ "since 12:00:01 (2 min)": when the finding first appeared and how long it has held."""
+    if state is None:
+        return ""
+    held = max(0.0, now - state.first_seen)
+    span = f"{held:.0f} s" if held < 120 else f"{held / 60:.0f} min" if held < 7200 else f"{held / 3600:.0f} h"
+    return f"since {time.strftime('%H:%M:%S', time.localtime(state.first_seen))} ({span})"
+
+
+def finding_text(finding: Finding, state: FindingState | None = None, now: float | None = None) -> str:
+    """A finding as plain text lines (what the pane shows, without colour), for tests and copying."""
+    lines = [f"{SEVERITY_MARK.get(finding.severity, finding.severity)} {finding.layer} {finding.title}",
+             f"    {_where_line(finding, state, now)}"]
+    lines += [f"    {label}: {text}" for label, text in describe(finding)]
     return "\n".join(lines)
 
 
+def _where_line(finding: Finding, state: FindingState | None, now: float | None) -> str:
+    parts = [where(finding)]
+    since = since_text(state, time.time() if now is None else now)
+    if since:
+        parts.append(since)
+    if finding.window_s:
+        parts.append(f"window {finding.window_s:.0f} s")
+    parts.append(f"confidence {finding.confidence:.0%}")
+    return " · ".join(parts)
+
+
+class FindingView(Vertical):
+    """One finding: a title row, then one labelled row per line of where, evidence, why, ruled out, next."""
+
+    DEFAULT_CSS = """
+    FindingView { height: auto; margin: 0 0 1 0; }
+    FindingView > Horizontal { height: auto; }
+    FindingView .mark { width: 11; text-style: bold; }
+    FindingView .label { width: 11; color: $text-muted; text-align: right; padding: 0 1 0 0; }
+    FindingView .text { width: 1fr; height: auto; }
+    FindingView .sev-critical { color: $error; }
+    FindingView .sev-warning { color: $warning; }
+    FindingView .sev-info { color: $primary; }
+    """
+
+    def __init__(self, finding: Finding, state: FindingState | None, now: float) -> None:
+        super().__init__()
+        self.finding = finding
+        self.state = state
+        self.now = now
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        f = self.finding
+        with Horizontal():
+            yield Static(SEVERITY_MARK.get(f.severity, f.severity), classes=f"mark sev-{f.severity}", markup=False)
+            yield Static(f"[b]{escape(f.layer)}[/] {escape(f.title)}", classes="text")
+        rows = [("where", _where_line(f, self.state, self.now)), *describe(f)]
+        for label, text in rows:
+            with Horizontal():
+                yield Static(label, classes="label", markup=False)
+                yield Static(text, classes="text", markup=False)
+
+
 class FindingsPane(VerticalScroll):
-    """Shows the findings engine's current result; redraws only when it changed."""
+    """Shows the findings engine's current result, targets first; redraws only when it changed."""
 
     DEFAULT_CSS = """
     FindingsPane {
@@ -36,6 +95,7 @@ class FindingsPane(VerticalScroll):
         border-title-color: $accent;
         padding: 0 1;
     }
+    FindingsPane .group { text-style: bold; color: $accent; margin: 0 0 0 0; }
     """
 
     paused: reactive[bool] = reactive(False)
@@ -44,12 +104,13 @@ class FindingsPane(VerticalScroll):
         super().__init__(id=id)
         self.engine = engine
         self.findings: list[Finding] = []
+        """What the pane shows, in its order: the targets' findings, then this host's."""
         self._seen_version = -1
-        self._body = Static(EMPTY_TEXT)
+        self._empty = Static(EMPTY_TEXT, classes="empty")
         self.border_title = "Findings"
 
     def compose(self):  # type: ignore[no-untyped-def]
-        yield self._body
+        yield self._empty
 
     def on_mount(self) -> None:
         self.set_interval(1.0, when_shown(self, self.refresh_findings))
@@ -63,6 +124,30 @@ class FindingsPane(VerticalScroll):
         if self.paused or self.engine.version == self._seen_version:
             return
         self._seen_version = self.engine.version
-        self.findings = list(self.engine.current)
+        groups = [(title, [f for f in self.engine.current if f.about_target == targets]) for title, targets in GROUPS]
+        self.findings = [f for _, found in groups for f in found]
         self.border_title = f"Findings ({len(self.findings)})"
-        self._body.update("\n".join(finding_markup(f) for f in self.findings) if self.findings else EMPTY_TEXT)
+        now = self.engine.store.clock()
+        with self.app.batch_update():
+            self.remove_children(".group, FindingView")
+            self._empty.display = not self.findings
+            widgets: list[Static | FindingView] = []
+            for title, found in groups:
+                if found:
+                    widgets.append(Static(f"{title} ({len(found)})", classes="group", markup=False))
+                    widgets += [FindingView(f, self.engine.state_of(f), now) for f in found]
+            if widgets:
+                self.mount_all(widgets)
+
+    def text(self) -> str:
+        """Everything the pane shows, as plain text (group headings included)."""
+        if not self.findings:
+            return EMPTY_TEXT
+        now = self.engine.store.clock()
+        out = []
+        for title, targets in GROUPS:
+            found = [f for f in self.findings if f.about_target == targets]
+            if found:
+                out.append(f"{title} ({len(found)})")
+                out += [finding_text(f, self.engine.state_of(f), now) for f in found]
+        return "\n".join(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -33,9 +34,20 @@ def plan(targets: list[str], interval: float, pools: PoolsConfig | None = None) 
     return specs
 
 
-async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: Recorder | None) -> int:
-    """Print every Sample as one JSON line until ``duration`` passes (or forever)."""
-    hub = Hub(Store(per_series=16))  # nothing reads the store here: keep it tiny
+async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: Recorder | None,
+                      interval: float = 1.0) -> int:
+    """Print every Sample as one JSON line until ``duration`` passes (or forever).
+
+    The findings engine runs beside the store as in the console, so findings appearing and clearing
+    (kind "finding") are in the stream too; the store keeps the rules' window and no more.
+    """
+    from console.diagnosis.engine import FindingsEngine
+    from console.diagnosis.evidence import WINDOW_S
+
+    # The window at the fastest probe's rate, with a margin; older samples are never read here.
+    fastest = min([spec.interval for spec in specs if spec.interval > 0] or [interval])
+    hub = Hub(Store(per_series=int(WINDOW_S / max(fastest, 0.05)) + 16))
+    findings = FindingsEngine(hub.store, publish=hub.publish)
     out = sys.stdout
 
     def emit(sample: Sample) -> None:
@@ -47,12 +59,22 @@ async def stream_json(specs: list[ProbeSpec], duration: float | None, recorder: 
         hub.listeners.append(recorder)
     for spec in specs:
         hub.start_probe(spec)
+
+    async def diagnose_every_second() -> None:
+        while True:
+            await asyncio.sleep(findings.interval)
+            findings.run_once()
+
+    rules = asyncio.get_running_loop().create_task(diagnose_every_second(), name="warroom:findings")
     try:
         if duration is None:
             await asyncio.Event().wait()
         else:
             await asyncio.sleep(duration)
     finally:
+        rules.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rules
         await hub.stop()
     return 0
 
@@ -142,7 +164,7 @@ def run(settings: Settings) -> int:
     try:
         if settings.json:
             try:
-                return asyncio.run(stream_json(specs, settings.duration, recorder))
+                return asyncio.run(stream_json(specs, settings.duration, recorder, settings.interval))
             except BrokenPipeError:
                 return 0  # the reader (head, jq) went away: that is a normal end
         from console.ui.app import app_config, create_app, require_terminal

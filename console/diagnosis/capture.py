@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from console.diagnosis.evidence import target_for_endpoint
 from console.diagnosis.registry import Finding, rule
 from console.engine.store import SeriesKey, Store
 from probes.pcapstream import merge
@@ -42,6 +43,11 @@ def windows(store: Store, seconds: float = WINDOW) -> Iterator[tuple[SeriesKey, 
         yield key, merge(ok), health if isinstance(health, dict) else {}
 
 
+def _target(store: Store, key: SeriesKey, dest: str) -> str:
+    """The typed target at ``dest`` ("ip:port") seen from this capture's host, or "" (this host)."""
+    return target_for_endpoint(store, dest, key[0]) or ""
+
+
 def _where(key: SeriesKey) -> str:
     host, _, iface = key
     return f"{iface or 'capture'} on {host}"
@@ -58,6 +64,7 @@ def capture_syn_unanswered(store: Store) -> Iterable[Finding]:
             all_lost = synack == 0 and row["refused"] == 0
             yield Finding(
                 rule="capture_syn_unanswered",
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=(f"SYNs to {dest} get no answer: dropped by a firewall or on the path" if all_lost else
                        f"{unanswered} of {syn} SYNs to {dest} got no answer: partial drops or a full backlog"),
                 severity="critical" if all_lost else "warning",
@@ -81,6 +88,7 @@ def capture_connections_refused(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_connections_refused",
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"{dest} refuses connections: its side answers SYNs with RST",
                 severity="critical" if row["synack"] == 0 else "warning",
                 layer=LAYER,
@@ -102,6 +110,7 @@ def capture_server_resets(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_server_resets",
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"the server side of {dest} resets connections ({row['rst_server']} RSTs)",
                 severity="warning",
                 layer=LAYER,
@@ -118,14 +127,24 @@ def capture_retransmissions(store: Store) -> Iterable[Finding]:
     """TCP data retransmitted: loss or a peer too slow to acknowledge."""
     for key, summary, _health in windows(store):
         tcp = summary["tcp"]
+        for dest, row in tcp["dest"].items():
+            target = _target(store, key, dest)
+            if target and row["retrans"] + row["syn_retrans"] >= 3:  # joins the target's path finding (JOINS)
+                yield Finding(rule="capture_retransmissions", target=target, host=key[0], window_s=WINDOW,
+                              subject=f"{key[2]} {dest}",
+                              title=f"{target}: {row['retrans']} TCP retransmissions toward {dest}",
+                              severity="warning", layer=LAYER, confidence=0.6,
+                              evidence=(f"{_where(key)}: {row['retrans']} retransmissions, {row['syn_retrans']} SYN "
+                                        f"retransmissions toward {dest}",), series=(key,),
+                              next_step="look for loss on the path (interface errors, a saturated link)")
         if tcp["retrans"] < 10 or tcp["data_segments"] == 0:
             continue
         ratio = tcp["retrans"] / tcp["data_segments"]
         if ratio < 0.02:
             continue
-        worst = sorted(summary["tcp"]["dest"].items(), key=lambda kv: -kv[1]["retrans"])[:3]
+        worst = sorted(tcp["dest"].items(), key=lambda kv: -kv[1]["retrans"])[:3]
         yield Finding(
-            rule="capture_retransmissions",
+            rule="capture_retransmissions", host=key[0], window_s=WINDOW,
             title=f"{ratio:.1%} of TCP data segments are retransmitted",
             severity="critical" if ratio >= 0.1 else "warning",
             layer=LAYER,
@@ -146,6 +165,7 @@ def capture_zero_windows(store: Store) -> Iterable[Finding]:
                 continue
             yield Finding(
                 rule="capture_zero_windows",
+                target=_target(store, key, dest), host=key[0], window_s=WINDOW, subject=f"{key[2]} {dest}",
                 title=f"zero windows on connections to {dest}: a receiver is not reading",
                 severity="warning",
                 layer=LAYER,

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.diagnosis.finding import Finding
+from console.diagnosis.finding import SEVERITIES, Finding
 from console.diagnosis.registry import Rule, diagnose
 from console.engine.store import Store
-from probes.samples import LOCAL_HOST, Sample
+from probes.samples import JSONValue, Sample
 
 #: Seconds between two runs of the rules.
 DEFAULT_INTERVAL_S = 1.0
@@ -35,6 +35,13 @@ class FindingState:
     last_seen: float
     cleared: float | None = None
     """None while the finding holds."""
+    worst: str = "info"
+    """The most severe it has been (a finding can ease from critical to warning and stay the same finding)."""
+
+    def saw(self, finding: Finding) -> None:
+        self.finding = finding
+        if SEVERITIES.index(finding.severity) > SEVERITIES.index(self.worst):
+            self.worst = finding.severity
 
 
 class FindingsEngine:
@@ -48,7 +55,8 @@ class FindingsEngine:
         self.rules = rules
         self.interval = interval
         self.current: list[Finding] = []
-        """The findings that hold now, ranked: most severe and most certain first."""
+        """The findings that hold now, ranked: about the targets first (most severe and most certain first),
+        then those about this host (``target`` "")."""
         self.states: dict[tuple[str, ...], FindingState] = {}
         """Every finding seen, open or cleared, by ``Finding.key``."""
         self.history: list[FindingState] = []
@@ -75,9 +83,10 @@ class FindingsEngine:
             state = self.states.get(key)
             if state is None or state.cleared is not None:
                 state = self.states[key] = FindingState(finding, first_seen=now, last_seen=now)
+                state.saw(finding)
                 self._announce(state, "appeared", now)
             else:
-                state.finding = finding
+                state.saw(finding)
                 state.last_seen = now
         for key, state in list(self.states.items()):
             if key not in seen and state.cleared is None:
@@ -102,12 +111,30 @@ class FindingsEngine:
     def state_of(self, finding: Finding) -> FindingState | None:
         return self.states.get(finding.key)
 
+    @property
+    def about_targets(self) -> list[Finding]:
+        """Current findings about the targets (and host findings that explain one), ranked."""
+        return [f for f in self.current if f.about_target]
+
+    @property
+    def about_this_host(self) -> list[Finding]:
+        """Current findings about the hosts themselves, explaining no target: listed below the targets."""
+        return [f for f in self.current if not f.about_target]
+
+    def record(self, finding: Finding) -> dict[str, JSONValue]:
+        """The finding as JSON-safe data with when it was first and last seen (``warroom diagnose --json``)."""
+        state = self.states.get(finding.key)
+        return {**finding.to_dict(), "first_seen": state.first_seen if state else None,
+                "last_seen": state.last_seen if state else None,
+                "worst_severity": state.worst if state else finding.severity}
+
     def _announce(self, state: FindingState, change: str, now: float) -> None:
         if self.publish is None:
             return
         finding = state.finding
-        target = "/".join(finding.series[0]) if finding.series else ""
-        self.publish(Sample(KIND_FINDING, target, now, {
-            "change": change, "rule": finding.rule, "title": finding.title, "severity": finding.severity,
-            "layer": finding.layer, "confidence": finding.confidence, "first_seen": state.first_seen,
-        }, host=LOCAL_HOST))
+        fields = {key: value for key, value in finding.to_dict().items() if key not in ("target", "host")}
+        # Series (finding.host, "finding", finding.target): a host finding's target is "".
+        self.publish(Sample(KIND_FINDING, finding.target, now, {
+            "change": change, **fields, "first_seen": state.first_seen, "last_seen": state.last_seen,
+            "cleared": state.cleared,
+        }, host=finding.host))

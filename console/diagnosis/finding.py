@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from console.engine.store import SeriesKey
-from probes.samples import LOCAL_HOST
+from probes.samples import LOCAL_HOST, JSONValue
 
 SEVERITIES = ("info", "warning", "critical")
+#: Severities that mean something is wrong (``warroom diagnose`` exits 1 on one of them).
+ALARMS = ("warning", "critical")
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,47 @@ class Finding:
     """Layers the evidence clears ("DNS ok 1.2 ms", "TCP ok 0.2 ms")."""
     window_s: float | None = None
     """The window the rule read, in seconds (None: the latest samples only)."""
+    subject: str = ""
+    """What within the target or host it is about, when one rule can find several (a pool, a process and its
+    peer, a destination): part of the key, so each is a finding of its own whose counts may change."""
+
+    @property
+    def about_target(self) -> bool:
+        """True for a finding about a target the user named (listed first); False: "this host"."""
+        return bool(self.target)
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The finding as JSON-safe data (``warroom diagnose --json``, finding Samples, reports)."""
+        return {"target": self.target, "host": self.host, "severity": self.severity,
+                "confidence": round(self.confidence, 2), "layer": self.layer, "rule": self.rule,
+                "title": self.title, "evidence": list[JSONValue](self.evidence),
+                "chain": list[JSONValue](self.chain), "ruled_out": list[JSONValue](self.ruled_out),
+                "window_s": self.window_s, "next_step": self.next_step}
 
     @property
     def key(self) -> tuple[str, ...]:
         """What makes two runs' findings the same finding: the rule and the series (or title) it is about."""
-        if self.target:
-            return (self.rule, self.host, self.target)
+        if self.target or self.subject:
+            return (self.rule, self.host, self.target, *((self.subject,) if self.subject else ()))
         return (self.rule, *("/".join(k) for k in self.series)) if self.series else (self.rule, self.title)
+
+
+def where(finding: Finding) -> str:
+    """Which target from which host, or which host: the line under a finding's title."""
+    return f"{finding.target} from {finding.host}" if finding.target else f"this host ({finding.host})"
+
+
+def describe(finding: Finding) -> list[tuple[str, str]]:
+    """(label, text) lines under a finding's title, as every view shows them: plain text, never a repr.
+
+    Evidence first (the original error text kept), then the why-chain from
+    symptom to suspected cause, what the evidence rules out, and what to do next.
+    """
+    lines = [("evidence", line) for line in finding.evidence]
+    if finding.chain:
+        lines.append(("why", " <- ".join(finding.chain)))
+    if finding.ruled_out:
+        lines.append(("ruled out", ", ".join(finding.ruled_out)))
+    if finding.next_step:
+        lines.append(("next", finding.next_step))
+    return lines

@@ -44,6 +44,9 @@ def only_some_vantage_points_fail(store: Store) -> Iterable[Finding]:
             confidence=0.8,
             evidence=evidence,
             series=tuple((h, "tcp", target) for h, _ in failing) + tuple((h, "tcp", target) for h in fine),
+            target=target, host=failing[0][0], window_s=WINDOW,
+            chain=(f"connects to {target} fail from {names}", f"the same target answers from {', '.join(fine)}",
+                   f"the cause is on {names}'s way to it, not the service"),
             next_step=(f"the fault is on {names}'s path, not the service: compare its routes (ip route get), "
                        "firewall rules, security group and conntrack table with a host that works"),
         )
@@ -65,7 +68,7 @@ def remote_host_not_probing(store: Store) -> Iterable[Finding]:
                 layer="ssh",
                 confidence=1.0,
                 evidence=(str(last.message or last.fields.get("detail", "")),),
-                series=(key,),
+                series=(key,), host=last.host,
                 next_step="fix what the line says (for host keys: verify the fingerprint, then "
                           "--accept-new-host-keys), then restart warroom",
             )
@@ -77,6 +80,6 @@ def remote_host_not_probing(store: Store) -> Iterable[Finding]:
                 layer="ssh",
                 confidence=0.5,
                 evidence=(str(last.message or ""),),
-                series=(key,),
+                series=(key,), host=last.host,
                 next_step=f"samples from {last.host} stopped; check that the host is up and reachable over SSH",
             )

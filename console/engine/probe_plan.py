@@ -14,12 +14,14 @@ def probe_available(kind: str) -> bool:
     return importlib.util.find_spec(f"probes.{kind}") is not None
 
 
-def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:
+def specs_for_target(text: str, interval: float = 1.0, *, echo_interval: float | None = None) -> list[ProbeSpec]:
     """The layers that apply, bottom up. Raises TargetError for bad text.
 
     DNS for names (not IP literals), TCP for anything with a port, TLS for
     https URLs, HTTP for URLs. DNS and TLS change slowly: they run at a fifth
     of the rate so a name server or TLS terminator is not hammered.
+    ``echo_interval`` sends ICMP echoes at another rate than the rest (a
+    short diagnosis wants enough echoes to count loss in seconds).
     """
     target = parse_target(text)
     specs: list[ProbeSpec] = []
@@ -27,7 +29,8 @@ def specs_for_target(text: str, interval: float = 1.0) -> list[ProbeSpec]:
         specs.append(ProbeSpec("dns", text, interval=interval * 5, timeout=3.0))
     if probe_available("icmp"):
         # ICMP beside TCP: an echo that answers while connects fail points at the port, not the path.
-        specs.append(ProbeSpec("icmp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
+        echo = interval if echo_interval is None else echo_interval
+        specs.append(ProbeSpec("icmp", text, interval=echo, timeout=min(2.0, max(interval, 0.5))))
     if target.tcp_port is not None:
         specs.append(ProbeSpec("tcp", text, interval=interval, timeout=min(2.0, max(interval, 0.5))))
     if target.scheme == "https" and probe_available("tls"):

@@ -50,7 +50,9 @@ CONFIG_ERROR = "config_error"
 TERMINAL_STATES = frozenset({AUTH_FAILED, HOST_KEY_UNKNOWN, HOST_KEY_CHANGED, AGENT_FAILED, CONFIG_ERROR})
 
 #: Pure-Python packages a probe kind needs shipped with the agent.
-SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",), "layers": ("dns",)}
+#: tcp, icmp and http look names up through dnspython themselves (probes/resolve.py).
+SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",), "layers": ("dns",), "tcp": ("dns",), "icmp": ("dns",),
+                                             "http": ("dns",)}
 
 _SS_END = "warroom-ss-end"
 

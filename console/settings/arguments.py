@@ -20,8 +20,9 @@ def console_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="warroom",
         description="Live incident console: why can't the service reach its backend?",
-        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom capture FILE.pcap | "
-               "warroom replay FILE|DIR | warroom diff BEFORE AFTER | warroom incidents | warroom report INCIDENT "
+        epilog="sub-commands: warroom demo | warroom check TARGET... | warroom diagnose TARGET... | "
+               "warroom capture FILE.pcap | warroom replay FILE|DIR | warroom diff BEFORE AFTER | warroom incidents | "
+               "warroom report INCIDENT "
                "(each has --help). With no target, warroom watches this host only and probes no address.",
     )
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -46,6 +47,29 @@ def console_parser() -> argparse.ArgumentParser:
     parser.add_argument("--incident", metavar="NAME",
                         help="start or resume incident NAME: the five-step checklist, timeline and report, kept "
                              "in its folder under the data directory (warroom incidents lists them)")
+    add_ssh_arguments(parser)
+    return parser
+
+
+def diagnose_parser() -> argparse.ArgumentParser:
+    """`warroom diagnose TARGET...`: the same probes and findings engine, headless, then the ranked findings."""
+    parser = Parser(
+        prog="warroom diagnose",
+        description="Probe each TARGET for a while and print the ranked findings: the cause per target and "
+                    "layer, with evidence, the why-chain and what is ruled out.",
+        epilog="TARGET: host:port, [v6]:port or an http(s):// URL; with none, this host only (its sockets, pools, "
+               "limits). Exit 0 no warning or critical finding, 1 there is one, 2 bad input.")
+    parser.add_argument("targets", nargs="*", metavar="TARGET")
+    parser.add_argument("--duration", type=float, default=20.0, metavar="SECONDS",
+                        help="how long to probe before printing (default 20)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per finding, ranked (first_seen/last_seen are wall-clock seconds)")
+    parser.add_argument("--until-found", action="store_true",
+                        help="stop as soon as a warning or critical finding about a target is on top "
+                             "(at most --duration)")
+    parser.add_argument("--history", action="store_true",
+                        help="also list the findings that appeared and cleared during the run")
+    add_probe_arguments(parser)
     add_ssh_arguments(parser)
     return parser
 

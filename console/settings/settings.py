@@ -76,6 +76,8 @@ class Settings:
     secrets: list[str] = field(default_factory=list)
     """Literal strings the config marks secret (``secrets``, and the values of ``secret_env`` variables),
     masked in everything an incident writes."""
+    diagnose: DiagnoseSettings | None = None
+    """`warroom diagnose`'s own options."""
 
     share: bool = False
     """Start the console in share mode (bigger figures, aliases for addresses and names)."""
@@ -167,6 +169,42 @@ def build_serve_settings(args: argparse.Namespace) -> Settings:
                          "(viewers then open http://ADDRESS:PORT/?token=T)")
     _check_theme(getattr(args, "theme", None))
     return Settings(theme=getattr(args, "theme", None), serve=serve)
+
+
+@dataclass(frozen=True)
+class DiagnoseSettings:
+    """How `warroom diagnose` runs: until when, and what it prints besides the current findings."""
+
+    until_found: bool = False
+    """Stop as soon as a warning or critical finding is on top."""
+    history: bool = False
+    """Also print the findings that appeared and cleared during the run."""
+
+
+#: `warroom diagnose` sends ICMP echoes this many times faster than the other probes: loss is counted in echoes,
+#: and a 20 s diagnosis needs tens of them to tell 10% loss from bad luck (ping -i 0.2 is what a person runs).
+DIAGNOSE_ECHO_SPEEDUP = 5.0
+
+
+def build_diagnose_settings(args: argparse.Namespace) -> Settings:
+    """`warroom diagnose`'s Settings: the console's (config file included) plus its own options."""
+    from probes.targets import TargetError, parse_target
+
+    settings = build_settings(args)
+    for text in settings.targets:
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise UsageError(f"bad target: {exc}") from None
+    # The faster echoes count against the probe-rate cap as well.
+    rate = probes_per_second(settings.targets, settings.interval) * (3.4 + DIAGNOSE_ECHO_SPEEDUP - 1) / 3.4
+    if rate > MAX_PROBES_PER_S:
+        fit = int(MAX_PROBES_PER_S * settings.interval / (3.4 + DIAGNOSE_ECHO_SPEEDUP - 1))
+        raise UsageError(f"{len(settings.targets)} targets every {settings.interval:g} s is about {rate:,.0f} probes "
+                         f"a second with diagnose's faster echoes, more than the {MAX_PROBES_PER_S:.0f} warroom "
+                         f"keeps up with: diagnose at most {fit} targets at this interval, or raise --interval")
+    settings.diagnose = DiagnoseSettings(until_found=bool(args.until_found), history=bool(args.history))
+    return settings
 
 
 def _load(path: str | None) -> Config:

@@ -141,7 +141,7 @@ async def test_leaked_client_connections_pile_up_in_close_wait() -> None:
     assert mine["close_wait_growth"] == 6
     findings = [f for f in close_wait_piling(store) if f"127.0.0.1:{port}" in f.title]
     assert len(findings) == 1
-    assert "12 connections stuck in CLOSE-WAIT" in findings[0].title and "growing" in findings[0].title
+    assert "12 connections stuck in CLOSE_WAIT" in findings[0].title and "growing" in findings[0].title
     assert findings[0].severity == "critical"
 
 

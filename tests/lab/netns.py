@@ -111,8 +111,8 @@ def _allocation_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _used_subnets() -> set[ipaddress.IPv4Network]:
-    out = run(["ip", "-4", "-o", "addr", "show"]).stdout
+def _used_subnets(namespace: str | None = None) -> set[ipaddress.IPv4Network]:
+    out = run(["ip", *(["-n", namespace] if namespace else []), "-4", "-o", "addr", "show"]).stdout
     used: set[ipaddress.IPv4Network] = set()
     for match in re.finditer(r"inet (\d+\.\d+\.\d+\.\d+)/(\d+)", out):
         addr = ipaddress.IPv4Address(match.group(1))
@@ -234,6 +234,14 @@ class Namespace:
         self.iptables("-A", "WR_FW", "-p", "tcp", "--dport", str(port), "--tcp-flags", "SYN,ACK,FIN,RST", "ACK",
                       "-j", "REJECT", "--reject-with", "tcp-reset")
 
+    def reset_some(self, port: int, share: float) -> None:
+        """Reset that share of the connections to ``port`` right after their handshake (a NAT or
+        firewall on the way that kills some sessions); the others go through untouched."""
+        self._ensure_chains()
+        self.iptables("-A", "WR_FW", "-p", "tcp", "--dport", str(port), "--tcp-flags", "SYN,ACK,FIN,RST", "ACK",
+                      "-m", "conntrack", "--ctstate", "ESTABLISHED", "-m", "statistic", "--mode", "random",
+                      "--probability", f"{share:.6f}", "-j", "REJECT", "--reject-with", "tcp-reset")
+
     def drop_all(self) -> None:
         """Every packet from the link is dropped: TCP times out, ICMP echo gets no reply."""
         self._ensure_chains()
@@ -246,9 +254,12 @@ class Namespace:
 
     # -- shaping -------------------------------------------------------------------------------
     def shape(self, delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: float = 0.0, *,
-              seed: int | None = None, ready_timeout: float = 10.0) -> None:
+              seed: int | None = None, ready_timeout: float = 10.0, loss_every: int | None = None) -> None:
         """Shape the link into the namespace: each packet is lost with probability ``loss``,
         else held for a uniform random time in [delay - jitter, delay + jitter] ms.
+
+        ``loss_every=N`` loses exactly every Nth packet instead (a loss rate of 1/N without the
+        luck of the draw: a short test sees the loss it was promised).
 
         Uniform jitter is what netem does without a distribution table; its
         standard deviation is jitter / sqrt(3) and its RFC 3550 jitter (mean
@@ -260,7 +271,11 @@ class Namespace:
             raise ValueError("jitter cannot exceed delay (a packet cannot leave before it came)")
         self.clear_shaping()
         self._ensure_chains()
-        if loss > 0:
+        if loss_every:
+            self.iptables("-A", "WR_SHAPE", "-m", "statistic", "--mode", "nth", "--every", str(loss_every),
+                          "--packet", "0", "-j", "DROP")
+            loss = 1.0 / loss_every
+        elif loss > 0:
             self.iptables("-A", "WR_SHAPE", "-m", "statistic", "--mode", "random", "--probability", f"{loss:.6f}",
                           "-j", "DROP")
         if delay_ms > 0:
@@ -341,7 +356,12 @@ class Lab:
     def __init__(self) -> None:
         self.namespaces: list[Namespace] = []
 
-    def namespace(self) -> Namespace:
+    def namespace(self, peer: Namespace | None = None) -> Namespace:
+        """A new namespace linked to the root namespace, or with ``peer`` to that namespace instead.
+
+        With a peer the link's other end (``host_if``, ``host_addr``) lives inside ``peer``: a
+        client namespace reaches its servers directly, and the root namespace sees none of it.
+        """
         missing = missing_tools()
         if missing:
             raise LabError(f"lab tools missing: {', '.join(missing)} (run scripts/install-test-deps.sh)")
@@ -352,18 +372,21 @@ class Lab:
             n = next(_COUNTER)
             name = f"{NAME_PREFIX}{pid}-{n}"
             host_if = f"wr{pid}x{n}"[:15]
-            used = _used_subnets()
+            used = _used_subnets() | (_used_subnets(peer.name) if peer is not None else set())
             subnet = next((s for s in LAB_SUPERNET.subnets(new_prefix=30) if s not in used), None)
             if subnet is None:
                 raise LabError(f"no free /30 left in {LAB_SUPERNET}")
             host_addr, ns_addr = (str(a) for a in subnet.hosts())
             ns = Namespace(name=name, host_if=host_if, host_addr=host_addr, addr=ns_addr)
+            near = peer.argv if peer is not None else (lambda *argv: list(argv))
             try:
                 run(["ip", "netns", "add", name])
                 self.namespaces.append(ns)
                 run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", name])
-                run(["ip", "addr", "add", f"{host_addr}/30", "dev", host_if])
-                run(["ip", "link", "set", host_if, "up"])
+                if peer is not None:
+                    run(["ip", "link", "set", host_if, "netns", peer.name])
+                run(near("ip", "addr", "add", f"{host_addr}/30", "dev", host_if))
+                run(near("ip", "link", "set", host_if, "up"))
                 ns.run("ip", "addr", "add", f"{ns_addr}/30", "dev", "eth0")
                 ns.run("ip", "link", "set", "eth0", "up")
                 ns.run("ip", "link", "set", "lo", "up")

@@ -11,8 +11,10 @@ the server's stop event, never on a bare sleep.
   the body, drip the body forever). Optional TLS.
 - ``TLSCertLab``: certificates made by a throwaway test CA (trustme) for each
   certificate fault: good, expired, not yet valid, wrong name, self-signed,
-  leaf without its intermediate.
+  leaf without its intermediate, expired from an untrusted CA, weak key and
+  SHA-1 signature.
 - ``StallServer``: accepts TCP connections and never says a word.
+- ``GatewayProxy``: a reverse proxy whose upstream timeout turns a slow backend into a 504.
 - ``FakeDNSServer``: UDP and TCP on one port, answers from a dict, and can
   answer NXDOMAIN, SERVFAIL, REFUSED, slowly, or not at all, per name.
 """
@@ -20,9 +22,11 @@ the server's stop event, never on a bare sleep.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import socket
 import socketserver
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +45,7 @@ import dns.rrset
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 #: Where the challenge redirect points: the path a CDN's bot check uses.
@@ -58,6 +62,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     /ok                 200 "ok"
     /slow?ms=N          200 after N ms
     /status/CODE        that status (502, 504, 499 ...) with a short body
+    /app                200, except every Nth request (``challenge_every``): 302 to the challenge
     /challenge          302 to a CDN challenge page (which answers 200)
     /login-redirect     302 to a login page
     /see-other          303 to /ok (an innocent redirect)
@@ -99,6 +104,16 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         elif path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[1])
             self._send(code, f"status {code}\n".encode())
+        elif path == "/app":
+            # A WAF that sends every Nth visitor to its challenge page (0: nobody).
+            every = self.server.challenge_every
+            with self.server.lock:
+                self.server.app_requests += 1
+                count = self.server.app_requests
+            if every and count % every == 0:
+                self._send(302, b"", {"Location": CHALLENGE_PATH + "?__cf_chl_rt_tk=lab"})
+            else:
+                self._send(200, b"app ok\n")
         elif path == "/challenge":
             self._send(302, b"", {"Location": CHALLENGE_PATH})
         elif path == CHALLENGE_PATH:
@@ -146,6 +161,9 @@ class _HTTPServer(ThreadingHTTPServer):
         self.stop_event = threading.Event()
         self.requests: list[str] = []
         self.tls = tls
+        self.challenge_every = 0
+        self.app_requests = 0
+        self.lock = threading.Lock()
         super().__init__(address, _HTTPHandler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -189,7 +207,7 @@ class MisbehavingHTTPServer(_ThreadedServer):
     """HTTP (or HTTPS, given a server SSLContext) with one path per fault; see _HTTPHandler."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
-        self._server = _HTTPServer((host, port), tls)
+        self._server = self._http = _HTTPServer((host, port), tls)
         self._stop = self._server.stop_event
         self.host = host
         self.port = self._server.server_address[1]
@@ -198,7 +216,16 @@ class MisbehavingHTTPServer(_ThreadedServer):
     @property
     def requests(self) -> list[str]:
         """Paths requested so far (to check what the client actually fetched)."""
-        return self._server.requests
+        return self._http.requests
+
+    def challenge(self, every: int, first: int | None = None) -> None:
+        """Send every Nth request to /app to the challenge page (0: none), the first one at request ``first``."""
+        self._http.challenge_every = every
+        self._http.app_requests = every - first if every and first else 0
+
+    def set_tls(self, tls: ssl.SSLContext) -> None:
+        """Serve another certificate from the next connection on (a fixed deployment)."""
+        self._http.tls = tls
 
     def url(self, path: str = "/ok", host: str | None = None) -> str:
         name = host or self.host
@@ -247,6 +274,79 @@ class StallServer(_ThreadedServer):
         for conn in self._held:
             conn.close()
         self._sock.close()
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    server: _GatewayServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Server", "lab-gateway")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        started = time.monotonic()
+        upstream = http.client.HTTPConnection(owner.upstream_host, owner.upstream_port,
+                                              timeout=owner.upstream_timeout)
+        try:
+            upstream.request("GET", owner.upstream_path, headers={"Host": f"{owner.upstream_host}"})
+            response = upstream.getresponse()
+            body = response.read()
+        except TimeoutError:
+            waited = time.monotonic() - started
+            self._send(504, f"upstream timed out after {waited:.1f} s\n".encode())
+            return
+        except OSError as exc:
+            self._send(502, f"upstream failed: {exc}\n".encode())
+            return
+        finally:
+            upstream.close()
+        self._send(response.status, body, {"X-Upstream-Ms": f"{(time.monotonic() - started) * 1000:.0f}"})
+
+
+class _GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], owner: GatewayProxy) -> None:
+        self.owner = owner
+        super().__init__(address, _GatewayHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class GatewayProxy(_ThreadedServer):
+    """A reverse proxy with an upstream timeout, as nginx's proxy_read_timeout: a backend slower than
+    ``upstream_timeout`` becomes a 504 Gateway Timeout after that long.
+
+    Every request goes to ``upstream_path`` on the upstream (change it to heal a slow backend).
+    """
+
+    def __init__(self, host: str, port: int, upstream_host: str, upstream_port: int, upstream_path: str,
+                 upstream_timeout: float = 1.0) -> None:
+        self.upstream_host, self.upstream_port = upstream_host, upstream_port
+        self.upstream_path, self.upstream_timeout = upstream_path, upstream_timeout
+        self._stop = threading.Event()
+        self._server = _GatewayServer((host, port), self)
+        self.host, self.port = host, self._server.server_address[1]
+
+    def start(self) -> GatewayProxy:
+        self._start_thread(self._server)
+        return self
+
+    def stop(self) -> None:
+        self._stop_servers(self._server)
 
 
 # ---------------------------------------------------------------------- TLS
@@ -356,8 +456,45 @@ class TLSCertLab:
         ctx.load_cert_chain(str(cert_path), str(key_path))
         return ctx
 
+    def expired_untrusted(self) -> ssl.SSLContext:
+        """Two faults at once: an expired leaf (with its intermediate) from a CA the client does not trust.
+
+        OpenSSL stops at the unknown issuer and never mentions the dates.
+        """
+        now = dt.datetime.now(dt.timezone.utc)
+        other = trustme.CA(organization_name="warroom untrusted root").create_child_ca()
+        ctx = self._context()
+        other.issue_cert(self.name, "127.0.0.1", not_before=now - dt.timedelta(days=60),
+                         not_after=now - dt.timedelta(days=1)).configure_cert(ctx)
+        return ctx
+
+    def weak(self) -> ssl.SSLContext:
+        """A leaf from the trusted intermediate with a 1024-bit RSA key, signed with SHA-1.
+
+        cryptography refuses to sign with SHA-1, so the openssl command does (scripts/apt.d/faults.txt).
+        The server's own context drops to security level 0 to be allowed to serve it, as an old
+        appliance would; a client at the default level rejects it.
+        """
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        paths = {name: self.directory / f"weak-{name}.pem" for name in ("key", "csr", "cert", "ca", "cakey")}
+        paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+        self.intermediate.cert_pem.write_to_path(str(paths["ca"]))
+        self.intermediate.private_key_pem.write_to_path(str(paths["cakey"]))
+        subprocess.run(["openssl", "req", "-new", "-key", str(paths["key"]), "-subj", f"/CN={self.name}",
+                        "-addext", f"subjectAltName=DNS:{self.name},IP:127.0.0.1", "-out", str(paths["csr"])],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", str(paths["csr"]), "-CA", str(paths["ca"]),
+                        "-CAkey", str(paths["cakey"]), "-CAcreateserial", "-sha1", "-days", "30",
+                        "-copy_extensions", "copy", "-out", str(paths["cert"])], check=True, capture_output=True)
+        paths["cert"].write_bytes(paths["cert"].read_bytes() + self.intermediate.cert_pem.bytes())
+        ctx = self._context()
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.load_cert_chain(str(paths["cert"]), str(paths["key"]))
+        return ctx
+
     FAULTS = ("good", "expired", "not_yet_valid", "wrong_name", "self_signed", "missing_intermediate",
-              "expired_wrong_name")
+              "expired_wrong_name", "expired_untrusted", "weak")
 
     def context(self, fault: str) -> ssl.SSLContext:
         if fault not in self.FAULTS:

@@ -12,8 +12,7 @@ from probes import http, tls
 from tests.lab.servers import DNSBehaviour
 
 LAYER_RULES = {name: RULES[name] for name in (
-    "tls_certificate_rejected", "tls_expiring_soon", "http_challenge_redirect", "http_waf_block",
-    "http_gateway_timeout_or_client_gave_up", "dns_resolvers_disagree", "dns_lookup_failing")}
+    "tls_target", "tls_expiring_soon", "http_challenge_redirect", "http_status", "http_no_response", "dns_target")}
 
 
 def _findings(*samples):  # type: ignore[no-untyped-def]
@@ -51,25 +50,31 @@ async def test_challenge_redirect_finding(http_server) -> None:
     assert "challenge" in finding.title
 
 
+async def twice(url: str, timeout: float = 3):  # type: ignore[no-untyped-def]
+    """Two requests: a status or a timeout is judged on more than one answer."""
+    return [await http.measure(url, timeout), await http.measure(url, timeout)]
+
+
 async def test_waf_403_is_told_apart_from_a_plain_403(http_server) -> None:
     server = http_server()
-    [waf] = _findings(await http.measure(server.url("/waf"), 3))
-    [plain] = _findings(await http.measure(server.url("/status/403"), 3))
+    [waf] = _findings(*await twice(server.url("/waf")))
+    [plain] = _findings(*await twice(server.url("/status/403")))
     assert waf.rule == plain.rule == "http_waf_block"
     assert waf.confidence > plain.confidence
     assert "from a WAF" in waf.title
 
 
-async def test_504_versus_client_timeout(http_server) -> None:
-    """504: the proxy gave up on its backend. A client read timeout: the client gave up (proxies log 499)."""
+async def test_504_versus_no_response_versus_client_gave_up(http_server) -> None:
+    """504: the proxy gave up on its backend. No response at all: the server stalls. 499: the client gave up."""
     server = http_server()
-    [gateway] = _findings(await http.measure(server.url("/status/504"), 3))
-    [client] = _findings(await http.measure(server.url("/stall"), 0.6))
-    [logged_499] = _findings(await http.measure(server.url("/status/499"), 3))
+    [gateway] = _findings(*await twice(server.url("/status/504")))
+    [stalled] = _findings(*await twice(server.url("/stall"), 0.6))
+    [logged_499] = _findings(*await twice(server.url("/status/499")))
     assert "504" in gateway.title and "proxy" in gateway.title
-    assert "client gave up first" in client.title and "499" in client.title
-    assert "client gave up first" in logged_499.title
-    assert gateway.next_step != client.next_step
+    assert "sends no response" in stalled.title and "2 of 2" in stalled.title
+    assert "limits: connect 0.3 s, read 0.48 s" in " ".join(stalled.evidence)  # words, not a dict's repr
+    assert "client gave up first" in logged_499.title and "499" in logged_499.title
+    assert gateway.next_step != stalled.next_step
 
 
 @pytest.mark.parametrize("path", ["/ok", "/see-other", "/slow?ms=100"])
@@ -98,11 +103,11 @@ async def test_dns_failure_severity_depends_on_how_many_resolvers_fail(dns_serve
                                               dns_probe.parse_resolver(alive.address)])
     [finding] = _findings(*both)
     assert finding.rule == "dns_lookup_failing" and finding.severity == "critical"
-    assert "servfail" in finding.title
+    assert "SERVFAIL" in finding.title
     alive.set("api.test", DNSBehaviour(addresses=["127.0.0.10"]))
     mixed = await dns_probe.resolve("api.test", timeout=2, system=False,
                                     resolvers=[dns_probe.parse_resolver(dead.address),
                                                dns_probe.parse_resolver(alive.address)])
-    findings = _findings(*mixed)
-    failing = [f for f in findings if f.rule == "dns_lookup_failing"]
-    assert [f.severity for f in failing] == ["warning"]
+    [mixed_finding] = _findings(*mixed)  # one resolver fails, one answers: one finding, they disagree
+    assert mixed_finding.layer == "dns" and mixed_finding.severity == "warning"
+    assert "disagree" in mixed_finding.title and "SERVFAIL" in mixed_finding.title

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -35,9 +36,10 @@ async def test_verdict_for_each_certificate_fault(tls_server, cert_lab, fault: s
     assert sample.fields["handshake_ms"] > 0 and sample.fields["connect_ms"] > 0
     if fault != "good":
         assert "certificate verify failed" in (sample.message or "")  # the original OpenSSL text, kept
-        assert sample.fields["problems"][0] == EXPECTED[fault]
+        assert [d["kind"] for d in sample.fields["defects"]] == [EXPECTED[fault]]  # one fault, one defect
+        assert sample.fields["problems"] == [EXPECTED[fault]]
     else:
-        assert sample.fields["problems"] == []
+        assert sample.fields["defects"] == [] and sample.fields["problems"] == []
 
 
 async def test_every_problem_is_listed_when_openssl_names_one(tls_server, cert_lab) -> None:
@@ -45,6 +47,39 @@ async def test_every_problem_is_listed_when_openssl_names_one(tls_server, cert_l
     sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
     assert sample.error in ("hostname-mismatch", "expired")
     assert sorted(sample.fields["problems"]) == ["expired", "hostname-mismatch"]
+    assert sample.fields["defects"][0]["kind"] == sample.error  # OpenSSL's complaint first, as error says
+
+
+async def test_an_expired_leaf_from_an_untrusted_ca_is_both(tls_server, cert_lab) -> None:
+    server = tls_server("expired_untrusted")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    assert "unable to get local issuer" in (sample.message or "")  # all OpenSSL says
+    assert sample.error == "untrusted-root"
+    defects = {d["kind"]: d["detail"] for d in sample.fields["defects"]}
+    assert list(defects) == ["untrusted-root", "expired"]
+    assert re.fullmatch(r"expired 1\.0 day ago \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", defects["expired"])
+    assert "warroom untrusted root" in defects["untrusted-root"] and str(cert_lab.ca_file) in defects["untrusted-root"]
+
+
+async def test_a_weak_key_and_a_sha1_signature_are_both_named(tls_server, cert_lab) -> None:
+    server = tls_server("weak")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    assert "key too weak" in (sample.message or "")  # OpenSSL's one complaint
+    assert sample.error == "weak-key"
+    assert sample.fields["chain"], "the describing handshake still completed and saw the chain"
+    defects = {d["kind"]: d["detail"] for d in sample.fields["defects"]}
+    assert list(defects) == ["weak-key", "weak-signature"]  # the path to the root is fine
+    assert defects["weak-key"] == "CN=good.test has a 1024-bit RSA key (at least 2048 needed)"
+    assert defects["weak-signature"] == "CN=good.test is signed with SHA-1"
+
+
+async def test_a_leaf_without_its_intermediate_says_what_to_install(tls_server, cert_lab) -> None:
+    server = tls_server("missing_intermediate")
+    sample = await tls.measure(f"good.test:{server.port}", 3, ca_file=str(cert_lab.ca_file), address="127.0.0.1")
+    [defect] = sample.fields["defects"]
+    assert defect["kind"] == "missing-intermediate"
+    assert defect["detail"].startswith("the server sent only the certificate for good.test; its issuer")
+    assert "install the full chain" in defect["detail"]
 
 
 async def test_chain_as_sent_and_expiry(tls_server, cert_lab) -> None:
@@ -70,7 +105,8 @@ async def test_system_trust_store_does_not_trust_the_test_ca(tls_server) -> None
     server = tls_server("good")
     sample = await tls.measure(f"127.0.0.1:{server.port}", 3)
     assert sample.fields["trust"] == "system"
-    assert sample.error == "untrusted-ca"  # the test root is not in the system store; the chain is complete
+    assert sample.error == "untrusted-root"  # the test root is not in the system store; the chain is complete
+    assert "not in the system trust store" in sample.fields["defects"][0]["detail"]
 
 
 async def test_self_signed_against_system_store(tls_server) -> None:

@@ -26,3 +26,14 @@ def test_help_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
 
 async def _settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause(1.2)  # one refresh of every pane's timer
+
+
+def test_findings_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The Findings tab: targets first, then this host; labels in a column, wrapped lines keep their indent."""
+    from tests.conftest import findings_app
+
+    async def findings(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("3")
+        await _settle(pilot)
+
+    assert snap_compare(findings_app(), terminal_size=(80, 24), run_before=findings)

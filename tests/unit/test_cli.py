@@ -85,8 +85,8 @@ def test_no_arguments_probes_no_address() -> None:
     result = warroom("--json", "--duration", "2.5")
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = {s["kind"] for s in samples}
-    # Only host-wide readings of this machine: no sample names a target address.
-    assert {"system", "conns"} <= kinds <= {"system", "conns", "conns_table", "pools"}
+    # Only host-wide readings of this machine (and findings about it): no sample names a target address.
+    assert {"system", "conns"} <= kinds <= {"system", "conns", "conns_table", "pools", "finding"}
     assert all(s["target"] == "" for s in samples)
 
 
