@@ -272,7 +272,9 @@ async def test_resume_loses_nothing(incident: Incident, monkeypatch: pytest.Monk
         assert session.resumed
         assert session.checklist.progress() == (14, 14)
         assert session.checklist.notes["root_cause"].text.startswith("NOTE")
-        assert session.timeline.events[-1].text.startswith("incident lab-refused resumed")
+        # Findings about this host (another process's sockets on a shared machine) may land after it.
+        own = [e for e in session.timeline.events if not e.kind.startswith("finding")]
+        assert own[-1].text.startswith("incident lab-refused resumed")
         saved = next(i for s in before["steps"] for i in s["items"] if i["id"] == "reproduce")
         assert len(session.checklist.items["reproduce"].runs[-1].samples) == len(saved["runs"][-1]["samples"])
         await pilot.press("1")
