@@ -1,5 +1,13 @@
 """The store: bounded ring buffers of Samples, one per series, and the queries panes need.
 
+Cold starts: the first measurement of a series is left out of its
+percentiles, mean and jitter (``SeriesStats.cold_ms`` says what was left
+out). It pays for the console's own start - imports, the first connection
+pool, cold caches - and not the target's: the demo's healthy backend answers
+in 4 ms but its first request takes 70-190 ms, which alone made p95/p99 read
+161/192 ms for a minute. It still counts as an attempt (count, loss) and is
+still the last value while it is the only one.
+
 Memory is bounded twice: each series keeps at most ``per_series`` samples, and
 at most ``max_series`` series are kept (the one updated longest ago goes
 first). A day-long incident therefore costs the same memory as an hour.
@@ -39,6 +47,8 @@ class SeriesStats:
     jitter: float | None
     last_error: str | None
     last_message: str | None
+    cold_ms: float | None = None
+    """The series' first measurement when it is in the window and was left out of the figures (a cold start)."""
 
 
 class Store:
@@ -53,6 +63,8 @@ class Store:
         self.kind_limits = dict(DEFAULT_KIND_LIMITS if kind_limits is None else kind_limits)
         """Ring depth per kind, overriding ``per_series`` (snapshot kinds keep only a few)."""
         self._series: OrderedDict[SeriesKey, deque[Sample]] = OrderedDict()
+        self._cold: dict[SeriesKey, Sample] = {}
+        """Each series' first Sample: left out of percentiles while it is in the window."""
         self.version = 0
         """Incremented on every add: a widget whose last-seen version matches has nothing to redraw."""
         self.total_added = 0
@@ -62,8 +74,10 @@ class Store:
         ring = self._series.get(key)
         if ring is None:
             ring = self._series[key] = deque(maxlen=self.kind_limits.get(sample.kind, self.per_series))
+            self._cold[key] = sample
             if len(self._series) > self.max_series:
-                self._series.popitem(last=False)
+                evicted, _ = self._series.popitem(last=False)
+                self._cold.pop(evicted, None)
         else:
             self._series.move_to_end(key)
         ring.append(sample)
@@ -114,28 +128,49 @@ class Store:
         out.reverse()
         return out
 
+    def is_cold(self, sample: Sample) -> bool:
+        """True for the first Sample of its series (a cold start: see the module docstring)."""
+        return self._cold.get(sample.series) is sample
+
     def values(self, key: SeriesKey, field: str, seconds: float | None = None,
-               now: float | None = None) -> list[float]:
+               now: float | None = None, *, include_cold: bool = True) -> list[float]:
         """The numeric ``field`` of the successful samples in the window, oldest first."""
         out: list[float] = []
+        cold = None if include_cold else self._cold.get(key)
         for sample in self.window(key, seconds, now):
             value = sample.fields.get(field) if sample.ok else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and sample is not cold:
                 out.append(float(value))
         return out
 
     def stats(self, key: SeriesKey, field: str = "rtt_ms", seconds: float | None = 60.0,
               now: float | None = None) -> SeriesStats:
         window = self.window(key, seconds, now)
-        values = [float(v) for s in window if s.ok and isinstance(v := s.fields.get(field), (int, float))]
+        cold = self._cold.get(key)
+        values: list[float] = []
+        cold_ms: float | None = None
+        last: float | None = None
+        failures = 0
+        last_failure: Sample | None = None
+        for sample in window:
+            if not sample.ok:
+                failures += 1
+                last_failure = sample
+                continue
+            value = sample.fields.get(field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            last = float(value)
+            if sample is cold:
+                cold_ms = last
+            else:
+                values.append(last)
         ordered = sorted(values)
-        failures = [s for s in window if not s.ok]
-        last_failure = failures[-1] if failures else None
         return SeriesStats(
             count=len(window),
-            ok=len(window) - len(failures),
-            loss_pct=100.0 * len(failures) / len(window) if window else None,
-            last=values[-1] if values else None,
+            ok=len(window) - failures,
+            loss_pct=100.0 * failures / len(window) if window else None,
+            last=last,
             mean=sum(values) / len(values) if values else None,
             p50=percentile(ordered, 50),
             p95=percentile(ordered, 95),
@@ -143,6 +178,7 @@ class Store:
             jitter=rfc3550_jitter(values),
             last_error=last_failure.error if last_failure else None,
             last_message=last_failure.message if last_failure else None,
+            cold_ms=cold_ms,
         )
 
     def __iter__(self) -> Iterator[Sample]:
