@@ -6,18 +6,17 @@ memory file and imports from there, so nothing is written to the host's disk.
 After the zip, stdin carries JSON lines from the console:
 
 1. the request: ``{"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "host": NAME,
-   "specs": [ProbeSpec...], "keepalive_timeout": S, "max_lifetime": S|null, "table_diffs": BOOL}``
+   "specs": [ProbeSpec...], "keepalive_timeout": S, "max_lifetime": S|null, "deltas": BOOL}``
 2. then any number of ``{"ping": T}`` (answered with ``{"pong": T}``),
-   ``{"specs": [...]}`` (replace the running probes), ``{"table_full": true}``
-   (send the next socket table whole) or ``{"stop": true}``.
+   ``{"specs": [...]}`` (replace the running probes), ``{"full": true}``
+   (send the next snapshots whole) or ``{"stop": true}``.
 
 Stdout carries a ``{"hello": {...}}`` line first, then Samples, pongs, and a
-``{"fatal": "..."}`` line when the agent cannot run at all. With
-``table_diffs`` the socket table (``conns_table``) comes as
-``{"table": {"seq": N, "sample": SAMPLE}}`` once, then as
-``{"table_diff": {"seq": N, "base": N-1, "kind", "host", "target", "ts",
-"fields", "removed", "changed", "added"}}`` (see probes/table_diff.py): the
-changes since the previous table, not the whole table every second.
+``{"fatal": "..."}`` line when the agent cannot run at all. With ``deltas``
+the snapshot kinds (the socket table ``conns_table`` and the pool groups
+``pools``) come whole once, then as delta lines (probes/snapshot_delta.py, the
+recorder's encoding): the changes since the previous snapshot of the series,
+not the whole table every second.
 
 Lifecycle, because a process left behind on a production host is a bug: the
 agent exits on stdin EOF (the console closed the channel, crashed or the link
@@ -40,9 +39,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from probes import registry, table_diff
+from probes import registry
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, Sample, error_sample
+from probes.snapshot_delta import encode_delta
 
 #: Bumped when the console<->agent protocol (the control lines above) changes.
 AGENT_VERSION = 1
@@ -52,6 +52,9 @@ ERROR_UNAVAILABLE = "unavailable"
 
 #: Seconds without any line from the console before the agent assumes the link is dead.
 DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+
+#: Kinds whose Samples are snapshots sent as changes (under "deltas"): big, and mostly the same each second.
+DELTA_KINDS = frozenset({"conns_table", "pools"})
 
 #: Probes whose modules import little (the standard library, psutil): they start at once. The others
 #: import dnspython, httpx or a database driver, 50-300 ms of a cold host's CPU; they start a moment
@@ -87,12 +90,12 @@ class Agent:
 
     def __init__(self, write: Callable[[bytes], None], *, host: str = "remote",
                  keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
-                 max_lifetime: float | None = None, table_diffs: bool = False) -> None:
+                 max_lifetime: float | None = None, deltas: bool = False) -> None:
         self.write_raw = write
-        self.table_diffs = table_diffs
-        """Send socket tables as changes against the previous one (the console asked for it)."""
-        self._tables: dict[str, tuple[int, list[table_diff.Row]]] = {}
-        """The last table sent per target: (its sequence number, its rows in canonical order)."""
+        self.deltas = deltas
+        """Send snapshot kinds as changes against the previous one of their series (the console asked)."""
+        self._sent: dict[tuple[str, str, str], Sample] = {}
+        """The last snapshot sent per series: what the next delta is against."""
         self.host = host
         self.keepalive_timeout = keepalive_timeout
         self.max_lifetime = max_lifetime
@@ -116,31 +119,14 @@ class Agent:
 
     def emit_sample(self, sample: Sample) -> None:
         self.samples_written += 1
-        rows = sample.fields.get("rows")
-        if self.table_diffs and sample.kind == table_diff.TABLE_KIND and sample.ok and isinstance(rows, list):
-            self.emit_table(sample, rows)
-            return
+        if self.deltas and sample.kind in DELTA_KINDS and sample.ok:
+            previous = self._sent.get(sample.series)
+            self._sent[sample.series] = sample
+            delta = encode_delta(previous, sample) if previous is not None else None
+            if delta is not None:
+                self.emit(delta)
+                return
         self.emit(sample.to_dict())
-
-    def emit_table(self, sample: Sample, rows: list[Any]) -> None:
-        """A socket table as the changes since the last one sent, or whole when there is none to diff against."""
-        ordered = table_diff.canonical(rows)
-        previous = self._tables.get(sample.target)
-        if ordered is None:  # two rows with one key: only a whole table says it exactly
-            self._tables.pop(sample.target, None)
-            self.emit(sample.to_dict())
-            return
-        seq = previous[0] + 1 if previous else 1
-        self._tables[sample.target] = (seq, ordered)
-        if previous is None:
-            whole: dict[str, Any] = dict(sample.to_dict())
-            whole["fields"] = {**sample.fields, "rows": ordered}
-            self.emit({"table": {"seq": seq, "sample": whole}})
-            return
-        others = {k: v for k, v in sample.fields.items() if k != "rows"}
-        self.emit({"table_diff": {"seq": seq, "base": previous[0], "kind": sample.kind, "host": sample.host,
-                                  "target": sample.target, "ts": sample.ts, "fields": others,
-                                  **table_diff.diff(previous[1], ordered)}})
 
     def stop(self, reason: str) -> None:
         if not self.done.is_set():
@@ -211,8 +197,8 @@ class Agent:
             self.emit({"pong": msg["ping"], "samples": self.samples_written})
         if "specs" in msg:
             self.set_specs(msg["specs"])
-        if msg.get("table_full"):
-            self._tables.clear()  # the console lost track: the next table goes whole
+        if msg.get("full"):
+            self._sent.clear()  # the console lost track: the next snapshots go whole
         if msg.get("stop"):
             self.stop("asked to stop")
 
@@ -318,7 +304,7 @@ async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) ->
                   keepalive_timeout=float(keepalive) if isinstance(keepalive, (int, float)) else
                   DEFAULT_KEEPALIVE_TIMEOUT,
                   max_lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None,
-                  table_diffs=request.get("table_diffs") is True)
+                  deltas=request.get("deltas") is True)
     if eof:
         return "stdin closed"
     agent.set_specs(request.get("specs") or [])

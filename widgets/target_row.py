@@ -74,7 +74,7 @@ class RowLines(Widget):
     """The row's lines (state, chart, figures), drawn with the line API from (text, role) runs."""
 
     COMPONENT_CLASSES = {"target-row--ok", "target-row--fail", "target-row--warn", "target-row--dim",
-                         "target-row--name", "target-row--muted", "target-row--bars", "target-row--loss",
+                         "target-row--name", "target-row--muted", "target-row--loss",
                          "target-row--cold"}
     DEFAULT_CSS = """
     RowLines {
@@ -87,7 +87,6 @@ class RowLines(Widget):
     RowLines > .target-row--dim { color: $text-muted; }
     RowLines > .target-row--name { text-style: bold; }
     RowLines > .target-row--muted { color: $text-muted; }
-    RowLines > .target-row--bars { color: $text; }
     RowLines > .target-row--loss { color: $error; text-style: bold; }
     RowLines > .target-row--cold { color: $text-muted; }
     """
@@ -268,7 +267,7 @@ class TargetRow(Widget, can_focus=True):
         assert stats is not None
         numbers = (f" {ms(stats.last)}ms p50 {ms(stats.p50)} p95 {ms(stats.p95)} p99 {ms(stats.p99)}"
                    f" jit {ms(stats.jitter)} loss {pct(stats.loss_pct)}")
-        return [*_runs(sparkline(points, SPARK_WIDTH), "bars"), (numbers, "muted")]
+        return [*_runs(sparkline(points, SPARK_WIDTH), ""), (numbers, "muted")]
 
     def _tall_body(self, state: TargetState, points: Sequence[Point], width: int) -> list[Line]:
         stats = state.stats
@@ -285,7 +284,7 @@ class TargetRow(Widget, can_focus=True):
         cold = set(chart.cold_columns)
         for row, (label, bars) in enumerate(zip(chart.labels, chart.rows, strict=True)):
             line: Line = [(label.rjust(LABEL_WIDTH) + "┤", "muted")]
-            line += _runs(bars, "bars", cold)
+            line += _runs(bars, "", cold)  # bars in the row's own colour: it reads on every theme
             line.append(("  " + (figures[row] if row < len(figures) else ""), "muted"))
             lines.append(line)
         shown = list(points)[-columns:]

@@ -1,12 +1,13 @@
 """The store: bounded ring buffers of Samples, one per series, and the queries panes need.
 
-Cold starts: the first measurement of a series is left out of its
-percentiles, mean and jitter (``SeriesStats.cold_ms`` says what was left
-out). It pays for the console's own start - imports, the first connection
-pool, cold caches - and not the target's: the demo's healthy backend answers
-in 4 ms but its first request takes 70-190 ms, which alone made p95/p99 read
-161/192 ms for a minute. It still counts as an attempt (count, loss) and is
-still the last value while it is the only one.
+Cold starts: a probe stream's first measurement (its Samples carry
+probes.runtime.COLD_FIELD) is left out of a series' percentiles, mean and
+jitter (``SeriesStats.cold_ms`` says what was left out). It pays for the
+console's own start - imports, the first connection pool, cold caches - and
+not the target's: the demo's healthy backend answers in 4 ms but its first
+request takes 70-190 ms, which alone made p95/p99 read 161/192 ms for a
+minute. It still counts as an attempt (count, loss) and is still the last
+value while it is the only one.
 
 Memory is bounded twice: each series keeps at most ``per_series`` samples, and
 at most ``max_series`` series are kept (the one updated longest ago goes
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from console.engine.stats import percentile, rfc3550_jitter
+from probes.runtime import COLD_FIELD
 from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)
@@ -63,8 +65,6 @@ class Store:
         self.kind_limits = dict(DEFAULT_KIND_LIMITS if kind_limits is None else kind_limits)
         """Ring depth per kind, overriding ``per_series`` (snapshot kinds keep only a few)."""
         self._series: OrderedDict[SeriesKey, deque[Sample]] = OrderedDict()
-        self._cold: dict[SeriesKey, Sample] = {}
-        """Each series' first Sample: left out of percentiles while it is in the window."""
         self.version = 0
         """Incremented on every add: a widget whose last-seen version matches has nothing to redraw."""
         self.total_added = 0
@@ -74,10 +74,8 @@ class Store:
         ring = self._series.get(key)
         if ring is None:
             ring = self._series[key] = deque(maxlen=self.kind_limits.get(sample.kind, self.per_series))
-            self._cold[key] = sample
             if len(self._series) > self.max_series:
-                evicted, _ = self._series.popitem(last=False)
-                self._cold.pop(evicted, None)
+                self._series.popitem(last=False)
         else:
             self._series.move_to_end(key)
         ring.append(sample)
@@ -128,25 +126,25 @@ class Store:
         out.reverse()
         return out
 
-    def is_cold(self, sample: Sample) -> bool:
-        """True for the first Sample of its series (a cold start: see the module docstring)."""
-        return self._cold.get(sample.series) is sample
+    @staticmethod
+    def is_cold(sample: Sample) -> bool:
+        """True for a cold start's Sample (see the module docstring)."""
+        return sample.fields.get(COLD_FIELD) is True
 
     def values(self, key: SeriesKey, field: str, seconds: float | None = None,
                now: float | None = None, *, include_cold: bool = True) -> list[float]:
         """The numeric ``field`` of the successful samples in the window, oldest first."""
         out: list[float] = []
-        cold = None if include_cold else self._cold.get(key)
         for sample in self.window(key, seconds, now):
             value = sample.fields.get(field) if sample.ok else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and sample is not cold:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (include_cold or
+                                                                                   not self.is_cold(sample)):
                 out.append(float(value))
         return out
 
     def stats(self, key: SeriesKey, field: str = "rtt_ms", seconds: float | None = 60.0,
               now: float | None = None) -> SeriesStats:
         window = self.window(key, seconds, now)
-        cold = self._cold.get(key)
         values: list[float] = []
         cold_ms: float | None = None
         last: float | None = None
@@ -161,7 +159,7 @@ class Store:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             last = float(value)
-            if sample is cold:
+            if sample.fields.get(COLD_FIELD) is True:
                 cold_ms = last
             else:
                 values.append(last)

@@ -25,16 +25,15 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import asyncssh
 
 from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
 from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg
-from probes import table_diff
-from probes.agent import AGENT_VERSION, ERROR_UNAVAILABLE
+from probes.agent import AGENT_VERSION, DELTA_KINDS, ERROR_UNAVAILABLE
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError
+from probes.snapshot_delta import DeltaError, decode_delta
 from probes.ss_text import SS_COMMAND, parse_ss
 
 KIND_STATUS = "host_status"
@@ -309,8 +308,8 @@ class RemoteHost:
         """The probe kinds the running agent was shipped with (a new kind needs a new agent)."""
         self._respawn = False
         """Set when the specs need modules the running agent lacks: start a new one on the same connection."""
-        self._tables: dict[str, tuple[int, list[table_diff.Row]]] = {}
-        """The last socket table per target, rebuilt from the agent's changes: (sequence, rows)."""
+        self._snapshots: dict[tuple[str, str, str], Sample] = {}
+        """The last socket table / pools Sample per series: what the agent's next delta line changes."""
         self.bytes_received = 0
         """Bytes of agent output read from the channel (after SSH decompression): what the link carried."""
 
@@ -375,11 +374,11 @@ class RemoteHost:
         command = agent_command(len(payload), self.host.python)
         proc = await connection.conn.create_process(command, encoding=None)
         self._shipped = frozenset(kinds)
-        self._tables.clear()
+        self._snapshots.clear()
         try:
             proc.stdin.write(payload + request_line(self.name, self.specs,
                                                    keepalive_timeout=self.settings.agent_keepalive_timeout,
-                                                   table_diffs=True))
+                                                   deltas=True))
             first = await asyncio.wait_for(proc.stdout.readline(), self.settings.connect_timeout)
             if first.strip() == NO_PYTHON_MARK.encode():
                 proc.close()
@@ -444,9 +443,12 @@ class RemoteHost:
         if "error" in msg and "kind" not in msg:
             return Sample(kind="agent", target="", ts=time.time(), host=self.name, error="exception",
                           message=str(msg["error"]))
-        if "table" in msg or "table_diff" in msg:
-            return self._table_sample(msg)
-        return self._host_sample(msg)
+        if "delta" in msg and "fields" not in msg:
+            return self._delta_sample(msg)
+        sample = self._host_sample(msg)
+        if sample.kind in DELTA_KINDS and sample.ok:
+            self._snapshots[sample.series] = sample
+        return sample
 
     def _host_sample(self, msg: dict[str, JSONValue]) -> Sample:
         try:
@@ -459,42 +461,23 @@ class RemoteHost:
                             host=self.name, error=sample.error, message=sample.message)
         return sample
 
-    def _table_sample(self, msg: dict[str, JSONValue]) -> Sample | None:
-        """The whole socket table from a "table" (whole) or "table_diff" (changes) line of the agent."""
-        whole, change = msg.get("table"), msg.get("table_diff")
-        if isinstance(whole, dict):
-            seq, raw = whole.get("seq"), whole.get("sample")
-            sample = self._host_sample(raw if isinstance(raw, dict) else {})
-            first = sample.fields.get("rows")
-            if isinstance(seq, int) and isinstance(first, list):
-                self._tables[sample.target] = (seq, cast("list[table_diff.Row]", first))
-            return sample
-        if not isinstance(change, dict):
-            return None
-        target = str(change.get("target", ""))
-        known = self._tables.get(target)
-        if known is None or known[0] != change.get("base"):
-            # A change against a table we do not hold (cannot happen on an ordered channel, but never guess):
-            # ask for the next table whole.
-            self._tables.pop(target, None)
-            if self._agent_proc is not None:
-                self._agent_proc.stdin.write(b'{"table_full":true}\n')
-            return None
+    def _delta_sample(self, msg: dict[str, JSONValue]) -> Sample | None:
+        """The whole snapshot a delta line of the agent stands for, rebuilt from the one before it."""
+        series = (self.name, str(msg.get("kind", "")), str(msg.get("target", "")))
+        previous = self._snapshots.get(series)
         try:
-            rebuilt = table_diff.apply(known[1], change)
-        except (IndexError, KeyError, TypeError, ValueError) as exc:
-            self._tables.pop(target, None)
+            if previous is None:
+                raise DeltaError("a change to a snapshot this console does not hold")
+            sample = decode_delta(previous, msg)
+        except (DeltaError, KeyError, TypeError) as exc:
+            # Cannot happen on an ordered channel, but never guess: ask for the next snapshots whole.
+            self._snapshots.pop(series, None)
             if self._agent_proc is not None:
-                self._agent_proc.stdin.write(b'{"table_full":true}\n')
+                self._agent_proc.stdin.write(b'{"full":true}\n')
             return Sample(kind="agent", target="", ts=time.time(), host=self.name, error="exception",
-                          message=f"bad socket-table change from the agent: {exc}")
-        seq = change.get("seq")
-        self._tables[target] = (seq if isinstance(seq, int) else known[0] + 1, rebuilt)
-        fields = change.get("fields")
-        return self._host_sample({"kind": change.get("kind", table_diff.TABLE_KIND), "target": target,
-                                  "ts": change.get("ts"), "host": self.name,
-                                  "fields": {**(fields if isinstance(fields, dict) else {}),
-                                             "rows": cast("list[JSONValue]", rebuilt)}})
+                          message=f"bad snapshot change from the agent: {exc}")
+        self._snapshots[series] = sample
+        return sample
 
     async def _ping(self, proc: asyncssh.SSHClientProcess[bytes]) -> None:
         while True:

@@ -168,12 +168,13 @@ def agent_command(payload_size: int, python: str = "python3") -> str:
 
 def request_line(host: str, specs: Sequence[ProbeSpec], *,
                  keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
-                 max_lifetime: float | None = None, table_diffs: bool = False) -> bytes:
+                 max_lifetime: float | None = None, deltas: bool = False) -> bytes:
     """The first JSON line the agent reads: versions (the handshake), host name and probes.
 
-    ``table_diffs`` asks for socket tables as changes (probes/table_diff.py) instead of whole snapshots.
+    ``deltas`` asks for snapshot kinds (socket table, pools) as changes (probes/snapshot_delta.py)
+    instead of whole snapshots.
     """
     request = {"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "host": host,
                "specs": [s.to_dict() for s in specs], "keepalive_timeout": keepalive_timeout,
-               "max_lifetime": max_lifetime, "table_diffs": table_diffs}
+               "max_lifetime": max_lifetime, "deltas": deltas}
     return json.dumps(request, separators=(",", ":")).encode() + b"\n"

@@ -32,8 +32,8 @@ from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
 from console.engine.replay import Recording, ReplayPlayer
 from console.engine.store import Store
-from console.settings.errors import UsageError
 from console.engine.target_state import TargetStates
+from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
