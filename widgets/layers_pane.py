@@ -2,7 +2,7 @@
 
 The chart needs about 30 rows to be read (summaries, a plot of a dozen rows,
 its axes). On a shorter window (80x24) it is hidden and one line says so and
-how to see it: `c` shows the chart in place of the layer rows (and back), or
+how to see it: `v` shows the chart in place of the layer rows (and back), or
 a taller window shows both.
 """
 
@@ -34,7 +34,7 @@ class LayersPane(Vertical):
 
     Needs the probes the app starts per target (probe_plan.specs_for_target).
     Each target's name line carries its state word (the engine's TargetState, as
-    on the Overview); `c` switches between the rows and the chart when both do
+    on the Overview); `v` switches between the rows and the chart when both do
     not fit.
     """
 
@@ -83,7 +83,7 @@ class LayersPane(Vertical):
     }
     """
 
-    BINDINGS = [Binding("c", "toggle_chart", "chart/rows")]
+    BINDINGS = [Binding("v", "toggle_chart", "chart/rows")]
 
     chart_only: reactive[bool] = reactive(False)
     """On a short window: True shows the chart in place of the layer rows."""
@@ -149,9 +149,9 @@ class LayersPane(Vertical):
             return
         hint = self.query_one("#chart-hint", Static)
         if self.chart_only:
-            hint.update("RTT chart in place of the layer rows: press c for the rows")
+            hint.update("RTT chart in place of the layer rows: press v for the rows")
         else:
-            hint.update(f"RTT chart hidden ({self.size.height} rows; it needs {CHART_MIN_HEIGHT}): press c to show it, "
+            hint.update(f"RTT chart hidden ({self.size.height} rows; it needs {CHART_MIN_HEIGHT}): press v to show it, "
                         "or enlarge the window")
 
     # -- the state word on each target's name line --------------------------------------

@@ -233,8 +233,7 @@ class RttChart(Widget, can_focus=True):
         few rows high; fixed ticks keep the order and the units.
         """
         top = nice_ceiling(max(values)) if values else 1.0
-        rows = max(1, plot.size.height - 4)  # title, x ticks, x label, frame
-        steps = 4 if rows >= 8 else 2 if rows >= 4 else 1
+        steps = 4  # the pane shows the chart only where it has the rows for them (LayersPane)
         ticks = [top * i / steps for i in range(steps + 1)]
         plot.plt.ylim(0, top)
         plot.plt.yticks(ticks, [ms(t) if t else "0" for t in ticks])

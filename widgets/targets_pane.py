@@ -172,7 +172,7 @@ class TargetsPane(VerticalScroll):
         width = self.content_size.width - 2  # the row's padding
         for row in self._rows_in_view(list(self.query(TargetRow))):
             state = self.target_states.get(row.target, self.host)
-            columns = width if row.tall else 20
+            columns = max(1, width if row.tall else 20)
             row.show(state, self._points(state, columns), width)
 
     def _points(self, state: TargetState, columns: int) -> list[Point]:
