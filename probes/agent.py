@@ -6,12 +6,17 @@ memory file and imports from there, so nothing is written to the host's disk.
 After the zip, stdin carries JSON lines from the console:
 
 1. the request: ``{"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "host": NAME,
-   "specs": [ProbeSpec...], "keepalive_timeout": S, "max_lifetime": S|null}``
+   "specs": [ProbeSpec...], "keepalive_timeout": S, "max_lifetime": S|null, "deltas": BOOL}``
 2. then any number of ``{"ping": T}`` (answered with ``{"pong": T}``),
-   ``{"specs": [...]}`` (replace the running probes) or ``{"stop": true}``.
+   ``{"specs": [...]}`` (replace the running probes), ``{"full": true}``
+   (send the next snapshots whole) or ``{"stop": true}``.
 
 Stdout carries a ``{"hello": {...}}`` line first, then Samples, pongs, and a
-``{"fatal": "..."}`` line when the agent cannot run at all.
+``{"fatal": "..."}`` line when the agent cannot run at all. With ``deltas``
+the snapshot kinds (the socket table ``conns_table`` and the pool groups
+``pools``) come whole once, then as delta lines (probes/snapshot_delta.py, the
+recorder's encoding): the changes since the previous snapshot of the series,
+not the whole table every second.
 
 Lifecycle, because a process left behind on a production host is a bug: the
 agent exits on stdin EOF (the console closed the channel, crashed or the link
@@ -37,6 +42,7 @@ from typing import Any
 from probes import registry
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, Sample, error_sample
+from probes.snapshot_delta import encode_delta
 
 #: Bumped when the console<->agent protocol (the control lines above) changes.
 AGENT_VERSION = 1
@@ -46,6 +52,15 @@ ERROR_UNAVAILABLE = "unavailable"
 
 #: Seconds without any line from the console before the agent assumes the link is dead.
 DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+
+#: Kinds whose Samples are snapshots sent as changes (under "deltas"): big, and mostly the same each second.
+DELTA_KINDS = frozenset({"conns_table", "pools"})
+
+#: Probes whose modules import little (the standard library, psutil): they start at once. The others
+#: import dnspython, httpx or a database driver, 50-300 ms of a cold host's CPU; they start a moment
+#: later, so the first Samples of a fresh agent do not queue behind those imports.
+QUICK_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})
+SLOW_IMPORT_DELAY_S = 0.05
 
 #: Marker in the agent's argv so an operator (and the tests) can find it with ps.
 PROCESS_MARKER = "warroom-agent"
@@ -75,8 +90,12 @@ class Agent:
 
     def __init__(self, write: Callable[[bytes], None], *, host: str = "remote",
                  keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
-                 max_lifetime: float | None = None) -> None:
+                 max_lifetime: float | None = None, deltas: bool = False) -> None:
         self.write_raw = write
+        self.deltas = deltas
+        """Send snapshot kinds as changes against the previous one of their series (the console asked)."""
+        self._sent: dict[tuple[str, str, str], Sample] = {}
+        """The last snapshot sent per series: what the next delta is against."""
         self.host = host
         self.keepalive_timeout = keepalive_timeout
         self.max_lifetime = max_lifetime
@@ -100,6 +119,13 @@ class Agent:
 
     def emit_sample(self, sample: Sample) -> None:
         self.samples_written += 1
+        if self.deltas and sample.kind in DELTA_KINDS and sample.ok:
+            previous = self._sent.get(sample.series)
+            self._sent[sample.series] = sample
+            delta = encode_delta(previous, sample) if previous is not None else None
+            if delta is not None:
+                self.emit(delta)
+                return
         self.emit(sample.to_dict())
 
     def stop(self, reason: str) -> None:
@@ -130,6 +156,8 @@ class Agent:
 
     async def run_probe(self, spec: ProbeSpec) -> None:
         """One probe's stream; every way it can fail becomes a Sample, never a dead agent."""
+        if spec.kind not in QUICK_KINDS:
+            await asyncio.sleep(SLOW_IMPORT_DELAY_S)
         try:
             stream = registry.stream(spec, self.host)
         except ModuleNotFoundError as exc:
@@ -169,6 +197,8 @@ class Agent:
             self.emit({"pong": msg["ping"], "samples": self.samples_written})
         if "specs" in msg:
             self.set_specs(msg["specs"])
+        if msg.get("full"):
+            self._sent.clear()  # the console lost track: the next snapshots go whole
         if msg.get("stop"):
             self.stop("asked to stop")
 
@@ -273,7 +303,8 @@ async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) ->
     agent = Agent(writer, host=str(request.get("host") or "remote"),
                   keepalive_timeout=float(keepalive) if isinstance(keepalive, (int, float)) else
                   DEFAULT_KEEPALIVE_TIMEOUT,
-                  max_lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None)
+                  max_lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None,
+                  deltas=request.get("deltas") is True)
     if eof:
         return "stdin closed"
     agent.set_specs(request.get("specs") or [])

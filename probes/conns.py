@@ -142,6 +142,81 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
     return scan
 
 
+class OwnerScan:
+    """scan_processes() from one reading to the next, reading fd links only where owners can have changed.
+
+    A full scan readlinks every fd of every process each second (thousands of
+    syscalls, the probe's largest cost after the kernel's own dump). Most
+    sockets keep their owner: a socket's inode is its identity for its whole
+    life. So every reading still lists each process's fds (their count feeds the
+    fd-limit figures), but reads the links only of processes that owned sockets
+    last time or are new; only when a socket of the dump is still unowned after
+    that are the other processes read too. The result is what a full scan
+    would say, except for a socket passed to another process (SCM_RIGHTS, or a
+    parent that kept it after a fork): it stays with its first owner.
+    """
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self._owners: dict[int, int] = {}
+        self._names: dict[int, str] = {}
+        self._pids: set[int] = set()
+        self._unowned: set[int] = set()
+        """Sockets a full pass found no owner for (another pid namespace, the kernel's own): they do not
+        trigger another full pass while they last."""
+
+    def scan(self, inodes: Iterable[int]) -> ProcessScan:
+        wanted = {ino for ino in inodes if ino}
+        result = ProcessScan()
+        fds_of: dict[int, list[str]] = {}
+        for entry in os.listdir(self.proc):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                fds = os.listdir(f"{self.proc}/{entry}/fd")
+            except PermissionError:
+                result.unreadable += 1
+                continue
+            except OSError:  # the process ended while we looked
+                continue
+            result.fds[pid] = len(fds)
+            fds_of[pid] = fds
+        alive = set(fds_of)
+        owners = {ino: pid for ino, pid in self._owners.items() if ino in wanted and pid in alive}
+        owning = set(owners.values())
+        first = [pid for pid in fds_of if pid in owning or pid not in self._pids]
+        self._read_links(first, fds_of, owners)
+        unowned = self._unowned & wanted
+        if wanted - owners.keys() - unowned:  # a new socket nobody we read holds: read everyone else too
+            done = set(first)
+            self._read_links([pid for pid in fds_of if pid not in done], fds_of, owners)
+            unowned = wanted - owners.keys()
+        self._unowned = unowned
+        names = {pid: name for pid, name in self._names.items() if pid in alive and pid in self._pids}
+        for pid in set(owners.values()):
+            if pid not in names:
+                names[pid] = _comm(pid, self.proc)
+        self._owners, self._names, self._pids = owners, names, alive
+        result.owners = owners
+        result.names = names
+        return result
+
+    def _read_links(self, pids: Iterable[int], fds_of: dict[int, list[str]], owners: dict[int, int]) -> None:
+        for pid in pids:
+            fd_dir = f"{self.proc}/{pid}/fd"
+            for fd in fds_of[pid]:
+                try:
+                    link = os.readlink(f"{fd_dir}/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    owners[int(link[8:-1])] = pid
+
+
+_owner_scan = OwnerScan()
+
+
 def parse_ss(text: str, scan: ProcessScan | None = None) -> list[Row]:
     """Rows (see COLUMNS) from `ss -tuanieOH` output, owners filled from ``scan``."""
     return rows_from_matches(_SS_LINE.findall(text), scan)
@@ -396,16 +471,22 @@ def attach_owners(rows: list[Row], scan: ProcessScan) -> None:
 async def collect(method: str = "auto") -> Snapshot:
     """One full reading: sockets with tcp_info and their owning processes.
 
-    The socket dump and the /proc scan run in two threads at once: the dump
-    waits on the kernel, the scan on readlink, so they overlap well.
+    The /proc scan follows the dump, so that it reads fd links only where the
+    dump has sockets whose owner it does not know yet (OwnerScan).
     """
     start = time.perf_counter()
     if method == "psutil":
         rows = await asyncio.to_thread(psutil_rows)
         return Snapshot(rows, None, "psutil", (time.perf_counter() - start) * 1000.0)
-    (rows, source), scan = await asyncio.gather(asyncio.to_thread(read_sockets, method),
-                                                asyncio.to_thread(scan_processes))
-    if source == "psutil":
+
+    def read() -> tuple[list[Row], str, ProcessScan | None]:
+        rows, source = read_sockets(method)
+        if source == "psutil":
+            return rows, source, None
+        return rows, source, _owner_scan.scan(row[C_INO] for row in rows if isinstance(row[C_INO], int))
+
+    rows, source, scan = await asyncio.to_thread(read)
+    if scan is None:
         return Snapshot(rows, None, source, (time.perf_counter() - start) * 1000.0)
     attach_owners(rows, scan)
     return Snapshot(rows, scan, source, (time.perf_counter() - start) * 1000.0)

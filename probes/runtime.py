@@ -25,6 +25,21 @@ from probes.samples import (
 
 MeasureResult = Sample | Iterable[Sample]
 
+#: Set (true) in the fields of the Samples of a stream's first measurement: a cold start. It pays for this
+#: process's own start - imports, the first connection pool, cold caches - and not only the target's (the
+#: demo's healthy backend answers in 4 ms but its first request takes 70-190 ms). The store keeps such a
+#: Sample out of percentiles, mean and jitter. Carried in the Sample, so a recording, a replay and an SSH
+#: agent's stream say the same.
+COLD_FIELD = "cold"
+
+
+def mark_cold(sample: Sample) -> Sample:
+    """``sample`` with COLD_FIELD set (a failed attempt has no time to leave out: it stays as it is)."""
+    if not sample.ok:
+        return sample
+    return Sample(kind=sample.kind, target=sample.target, ts=sample.ts, fields={**sample.fields, COLD_FIELD: True},
+                  host=sample.host, error=sample.error, message=sample.message)
+
 
 @dataclass(frozen=True)
 class ProbeSpec:
@@ -120,11 +135,8 @@ async def scheduled(
         except Exception as exc:
             yield error_sample(kind, target, ERROR_EXCEPTION, f"{type(exc).__name__}: {exc}", host=host)
         else:
-            if isinstance(result, Sample):
-                yield result
-            else:
-                for sample in result:
-                    yield sample
+            for sample in [result] if isinstance(result, Sample) else result:
+                yield mark_cold(sample) if done == 0 else sample
         done += 1
         if count is not None and done >= count:
             return

@@ -114,10 +114,55 @@ def dump(family: int, protocol: int) -> list[list[Any]]:
                 offset += (length + 3) & ~3
 
 
+def sockstat(paths: tuple[str, ...] = ("/proc/net/sockstat", "/proc/net/sockstat6")) -> dict[str, int]:
+    """The kernel's socket counts for this network namespace: {"TCP.tw": n, "TCP6.inuse": n, ...}."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, rest = line.partition(":")
+            words = rest.split()
+            for key, value in zip(words[::2], words[1::2], strict=False):
+                if value.isdigit():
+                    counts[f"{name}.{key}"] = int(value)
+    return counts
+
+
+def _none_v6(before: dict[str, int], after: dict[str, int], name: str, v4_time_wait: int | None = None) -> bool:
+    """True when the counts prove there is no IPv6 socket of ``name`` ("TCP6", "UDP6") to dump.
+
+    ``inuse`` counts the full sockets of a protocol; TIME-WAIT sockets are not among them, but
+    sockstat's ``tw`` counts every TIME-WAIT (IPv4 and IPv6): when it equals the IPv4 dump's
+    TIME-WAIT rows, before and after that dump, no IPv6 one exists. Anything unreadable or
+    changing in between: not proven, dump it.
+    """
+    key = f"{name}.inuse"
+    if before.get(key) != 0 or after.get(key) != 0:
+        return False
+    if v4_time_wait is None:
+        return True
+    return before.get("TCP.tw") == after.get("TCP.tw") == v4_time_wait
+
+
 def dump_all() -> list[list[Any]]:
-    """TCP and UDP sockets over IPv4 and IPv6, as rows (no processes yet). Blocking: run in a thread."""
-    rows: list[list[Any]] = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
-            rows.extend(dump(family, protocol))
+    """TCP and UDP sockets over IPv4 and IPv6, as rows (no processes yet). Blocking: run in a thread.
+
+    Each TCP dump walks the kernel's whole established hash (262,144 buckets on a
+    24 GB host: 1.5-3 ms however few sockets there are). The IPv6 walks are
+    skipped when /proc/net/sockstat{,6} prove there is no IPv6 socket to find
+    (``_none_v6``), which halves the cost on an IPv4-only host.
+    """
+    before = sockstat()
+    tcp4 = dump(socket.AF_INET, socket.IPPROTO_TCP)
+    rows = tcp4 + dump(socket.AF_INET, socket.IPPROTO_UDP)
+    after = sockstat()
+    v4_time_wait = sum(1 for row in tcp4 if row[1] == "TIME-WAIT")
+    if not _none_v6(before, after, "TCP6", v4_time_wait):
+        rows.extend(dump(socket.AF_INET6, socket.IPPROTO_TCP))
+    if not _none_v6(before, after, "UDP6"):
+        rows.extend(dump(socket.AF_INET6, socket.IPPROTO_UDP))
     return rows

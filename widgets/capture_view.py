@@ -29,8 +29,8 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
 from console.engine.store import SeriesKey, Store
-from probes.pcapstream import merge
 from probes.samples import LOCAL_HOST, Sample
+from widgets.format import ms
 from widgets.visibility import when_shown
 
 #: (label, seconds) the w key cycles through; None keeps every sample the store holds.
@@ -46,12 +46,6 @@ def _num(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.1f}{unit}"
     return f"{n:.0f}"
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def _cut(text: str, width: int) -> str:
@@ -102,7 +96,7 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
     lines.append("")
     rcodes = ", ".join(f"{escape(k)} {v}" for k, v in sorted(dns["rcodes"].items())) or "-"
     lat = dns["latency_ms"]
-    lat_text = f"; p50/p95 {_ms(lat['p50'])}/{_ms(lat['p95'])} ms" if lat["count"] else ""
+    lat_text = f"; p50/p95 {ms(lat['p50'])}/{ms(lat['p95'])} ms" if lat["count"] else ""
     unanswered = f"{dns['unanswered']} unanswered"
     if dns["unanswered"]:
         unanswered = f"[$error]{unanswered}[/]"
@@ -112,8 +106,8 @@ def render_summary(s: dict[str, Any], width: int = 78) -> str:
     for qname, qtype, outcome, server, count, avg_ms, _max in dns["names"][:8]:
         style = "$error" if outcome in ("unanswered", "SERVFAIL", "REFUSED") else \
             "$warning" if outcome == "NXDOMAIN" else ""
-        ms = f"{_ms(avg_ms)} ms" if avg_ms is not None else "-"
-        row = (f"  {escape(_cut(qname, 22)):<22} {escape(qtype):<5} {escape(outcome):<10} x{count:<4} {ms:>8} "
+        avg = f"{ms(avg_ms)} ms" if avg_ms is not None else "-"
+        row = (f"  {escape(_cut(qname, 22)):<22} {escape(qtype):<5} {escape(outcome):<10} x{count:<4} {avg:>8} "
                f"{escape(_cut(server, 17))}")
         lines.append(f"[{style}]{row}[/]" if style else row)
     tls = s["tls"]
@@ -281,6 +275,8 @@ class CaptureView(Vertical, can_focus=False):
         # After the interface or filter changed, counts under the old one would mislead: show the current one.
         current = _setup(ok[-1]) if ok else None
         fields = [s.fields for s in ok if _setup(s) == current]
+        from probes.pcapstream import merge  # only once a capture has Samples: not before the first frame
+
         summary = merge(fields) if fields else None
         self._cache = (stamp, summary)
         return summary

@@ -1,27 +1,14 @@
-"""Small text formatters shared by widgets, so every pane writes numbers the same way."""
+"""Small text formatters shared by widgets, so every pane writes numbers the same way.
+
+``ms`` and ``pct`` live in console/engine/units.py so that commands and reports
+(which may not import widgets) write numbers the same way as the panes.
+"""
 
 from __future__ import annotations
 
+from console.engine.units import ms, ms_unit, pct
 
-def ms(value: float | None) -> str:
-    """A duration in ms with a width-stable precision: 0.004, 0.05, 4.2, 312.
-
-    Kernel RTTs on loopback are a few microseconds: they keep three decimals
-    rather than reading as zero.
-    """
-    if value is None:
-        return "-"
-    if value < 0.01:
-        return f"{value:.3f}"
-    if value < 1:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:.0f}"
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}%"
+__all__ = ["ms", "ms_unit", "pct", "short"]
 
 
 def short(text: str, width: int) -> str:

@@ -7,7 +7,9 @@ tls, http): ``ProbeSpec("dns", T)``, ``ProbeSpec("tcp", T)``, ``ProbeSpec("tls",
 (a plain host:port target has no TLS or HTTP). If a probe names its series
 differently, pass ``layer_targets={"dns": "db.internal"}``.
 
-Each cell reads the layer's latest Sample only:
+The states come from console/engine/target_state.py (the one place a target is
+judged, shared with the Overview and the vantage table); each cell reads the
+layer's latest Sample only:
 - failing: the Sample has an error; the reason is its failure kind ("timeout", "refused", "cert-expired" ...).
 - slow: it worked but its time is above the layer's threshold (``slow_ms``).
 - ok: it worked in time; the reason is the time.
@@ -20,106 +22,28 @@ so it reads without colour and over a screen share.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
 from console.engine.store import Store
-from probes.samples import LOCAL_HOST, Sample
-from probes.targets import TargetError, parse_target
+from console.engine.target_state import (
+    DEFAULT_SLOW_MS,
+    LAYERS,
+    LayerState,
+    TargetStates,
+    layer_state,
+    not_applicable,
+    row_states,
+    sample_time_ms,
+)
+from probes.samples import LOCAL_HOST
 from widgets.visibility import when_shown
 
-LAYERS = ("dns", "tcp", "tls", "http")
-#: Above these a working layer is "slow". Generous: a cold DNS cache or a TLS handshake over a long
-#: path is not a fault, an HTTP answer slower than a second usually is noticed by users.
-DEFAULT_SLOW_MS = {"dns": 200.0, "tcp": 200.0, "tls": 500.0, "http": 1000.0}
-#: The field each layer's probe puts its time in (probes.dns time_ms, probes.tcp rtt_ms, probes.tls
-#: handshake_ms, probes.http total_ms); other names are tried after it for probes that differ.
-LAYER_TIME_FIELD = {"dns": "time_ms", "tcp": "rtt_ms", "tls": "handshake_ms", "http": "total_ms"}
-TIME_FIELDS = ("rtt_ms", "time_ms", "total_ms", "handshake_ms", "elapsed_ms", "duration_ms")
+__all__ = ["DEFAULT_SLOW_MS", "LAYERS", "LayerRow", "LayerState", "layer_state", "not_applicable", "row_states",
+           "sample_time_ms"]
 SYMBOLS = {"ok": "✓", "slow": "~", "failing": "✗", "not probed": "·"}
-
-
-@dataclass(frozen=True)
-class LayerState:
-    layer: str
-    state: str
-    """"ok", "slow", "failing" or "not probed"."""
-    reason: str
-    """Short: the time, the failure kind, or how to get data."""
-
-
-def sample_time_ms(sample: Sample, layer: str = "") -> float | None:
-    preferred = LAYER_TIME_FIELD.get(layer)
-    for name in ((preferred,) if preferred else ()) + TIME_FIELDS:
-        value = sample.fields.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def not_applicable(layer: str, target_text: str) -> str | None:
-    """Why ``layer`` does not apply to the target (None if it does), as probes.layers decides."""
-    try:
-        target = parse_target(target_text)
-    except TargetError:
-        return None
-    try:
-        ipaddress.ip_address(target.host)
-        literal = True
-    except ValueError:
-        literal = False
-    if layer == "dns" and literal:
-        return "n/a: IP address"
-    if layer == "tcp" and target.tcp_port is None:
-        return "n/a: no port"
-    if layer == "tls" and target.scheme != "https":
-        return "n/a: not https"
-    if layer == "http" and not target.is_url:
-        return "n/a: not a URL"
-    return None
-
-
-def row_states(samples: dict[str, Sample | None], slow_ms: dict[str, float], target: str) -> dict[str, LayerState]:
-    """Every layer's state for one target, from each layer's latest Sample.
-
-    The layered check stops at the first broken layer, so the layers above it
-    keep their last (older) Samples: those are shown as not reached rather
-    than as a stale "ok".
-    """
-    out: dict[str, LayerState] = {}
-    broken: tuple[str, float] | None = None
-    for layer in LAYERS:
-        sample = samples.get(layer)
-        if sample is None:
-            out[layer] = LayerState(layer, "not probed", not_applicable(layer, target) or "no probe")
-            continue
-        if broken is not None and sample.ts < broken[1]:
-            out[layer] = LayerState(layer, "not probed", f"not reached: {broken[0].upper()} failing")
-            continue
-        out[layer] = state = layer_state(layer, sample, slow_ms.get(layer, DEFAULT_SLOW_MS.get(layer, 1000.0)))
-        if state.state == "failing" and broken is None:
-            broken = (layer, sample.ts)
-    return out
-
-
-def layer_state(layer: str, sample: Sample | None, slow_ms: float) -> LayerState:
-    """The state of one layer from its latest Sample (pure: unit-testable without a screen)."""
-    if sample is None:
-        return LayerState(layer, "not probed", "no probe")
-    if not sample.ok:
-        return LayerState(layer, "failing", sample.error or "failed")
-    elapsed = sample_time_ms(sample, layer)
-    if elapsed is None:
-        return LayerState(layer, "ok", "ok")
-    reason = f"{elapsed:.0f} ms" if elapsed >= 10 else f"{elapsed:.1f} ms"
-    if elapsed > slow_ms:
-        return LayerState(layer, "slow", f"{reason} > {slow_ms:.0f}")
-    return LayerState(layer, "ok", reason)
 
 
 class LayerRow(Widget):
@@ -148,13 +72,18 @@ class LayerRow(Widget):
 
     def __init__(self, store: Store, target: str, *, host: str = LOCAL_HOST,
                  slow_ms: dict[str, float] | None = None, layer_targets: dict[str, str] | None = None,
+                 states: TargetStates | None = None, timer: bool = True,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
+        self.target_states = states if states is not None and not slow_ms else TargetStates(store, slow_ms=slow_ms)
+        """Where the states come from: the app's shared TargetStates, or one of its own when standalone."""
         self.target = target
         self.host = host
         self.slow_ms = {**DEFAULT_SLOW_MS, **(slow_ms or {})}
         self.layer_targets = layer_targets or {}
+        self.timer = timer
+        """Redraw on a timer of its own; False when a pane redraws its rows (one timer, not one per target)."""
         self._seen_version = -1
         self.states: dict[str, LayerState] = {}
         """The states last drawn, by layer (what tests and the app can read)."""
@@ -165,7 +94,8 @@ class LayerRow(Widget):
                 yield Static("", id=f"layer-{layer}", classes="layer")
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, when_shown(self, self._poll))
+        if self.timer:
+            self.set_interval(0.5, when_shown(self, self._poll))
         self._poll()
 
     def refresh_now(self) -> None:
@@ -179,9 +109,11 @@ class LayerRow(Widget):
         self.redraw()
 
     def compute(self) -> dict[str, LayerState]:
-        latest = {layer: self.store.last((self.host, layer, self.layer_targets.get(layer, self.target)))
-                  for layer in LAYERS}
-        return row_states(latest, self.slow_ms, self.target)
+        if self.layer_targets:  # series named differently per layer: not a target the engine knows as one
+            latest = {layer: self.store.last((self.host, layer, self.layer_targets.get(layer, self.target)))
+                      for layer in LAYERS}
+            return row_states(latest, self.slow_ms, self.target)
+        return self.target_states.get(self.target, self.host).layers
 
     def redraw(self) -> None:
         self.states = self.compute()
@@ -189,4 +121,4 @@ class LayerRow(Widget):
             cell = self.query_one(f"#layer-{layer}", Static)
             for name in SYMBOLS:
                 cell.set_class(name == state.state, f"-{name.replace(' ', '-')}")
-            cell.update(f"{SYMBOLS[state.state]} {layer.upper()} {state.state}\n  {state.reason}")
+            cell.update(f"{SYMBOLS[state.state]} {layer.upper()} {state.state}\n  {state.reason}", layout=False)

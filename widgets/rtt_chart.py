@@ -1,10 +1,10 @@
 """RttChart: round-trip times of several targets over the last minutes, on one chart or one chart each.
 
 Needs: probes whose Samples carry ``rtt_ms`` — by default the "tcp" probe, one
-``ProbeSpec("tcp", "HOST:PORT")`` per target (``kind="icmp"`` charts the icmp
-probe's echoes instead). Failed attempts (timeouts, refusals) have no RTT; they
-show as gaps in the line and in the loss % and last failure of each target's
-summary.
+``ProbeSpec("tcp", "HOST:PORT")`` per target, as the app starts for every target
+with a port (``kind="icmp"`` charts the icmp probe's echoes instead). Failed
+attempts (timeouts, refusals) have no RTT; they show as gaps in the line and in
+the loss % and last failure of each target's summary.
 
 Keys: ``m`` switches between one combined chart and one small chart per target;
 ``[`` and ``]`` shorten and lengthen the window (1..60 minutes).
@@ -29,6 +29,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from console.engine.store import SeriesKey, SeriesStats, Store
+from widgets.bars import nice_ceiling
 from widgets.format import ms
 from widgets.visibility import when_shown
 
@@ -143,8 +144,9 @@ class RttChart(Widget, can_focus=True):
         self._poll()
 
     def _empty_text(self) -> str:
-        return (f"No {self.kind} RTT samples yet. Add a target (host:port) so its {self.kind} probe starts, "
-                f"e.g. ProbeSpec(\"{self.kind}\", \"db.internal:5432\"); its RTT appears here within a second.")
+        what = "a target with a port (db.internal:5432 or a URL)" if self.kind == "tcp" else "a target"
+        return (f"No {self.kind} RTT samples yet. Press a to add {what}, or start warroom with one "
+                f"(warroom HOST:PORT); its {self.kind.upper()} RTT appears here within a second.")
 
     def _keys(self) -> list[SeriesKey]:
         return sorted(self.store.keys(kind=self.kind, host=self.host))
@@ -224,14 +226,29 @@ class RttChart(Widget, can_focus=True):
         plt.xlabel("seconds ago")
         plt.xlim(-self.minutes * 60, 0)
 
+    def _y_axis(self, plot: PlotextPlot, values: list[float]) -> None:
+        """A y axis from 0 to a round top, labelled in ms by the shared formatter, smallest at the bottom.
+
+        plotext's own ticks print 0.0280 above 0.0500 when the plot is only a
+        few rows high; fixed ticks keep the order and the units.
+        """
+        top = nice_ceiling(max(values)) if values else 1.0
+        steps = 4  # the pane shows the chart only where it has the rows for them (LayersPane)
+        ticks = [top * i / steps for i in range(steps + 1)]
+        plot.plt.ylim(0, top)
+        plot.plt.yticks(ticks, [ms(t) if t else "0" for t in ticks])
+
     def _draw_combined(self, keys: list[SeriesKey], now: float) -> None:
         plot = self.query_one("#rtt-combined", PlotextPlot)
         self._setup(plot, f"{self.kind} RTT ms, last {self.minutes:g} min")
+        shown: list[float] = []
         for index, key in enumerate(keys):
             xs, ys = self._points(key, now)
             if xs:
                 plot.plt.plot(xs, ys, label=key[2], marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
                               color=self._colour(index))
+                shown += ys
+        self._y_axis(plot, shown)
         plot.refresh()
 
     def _draw_grid(self, keys: list[SeriesKey], now: float) -> None:
@@ -254,4 +271,5 @@ class RttChart(Widget, can_focus=True):
             xs, ys = self._points(key, now)
             if xs:
                 plot.plt.plot(xs, ys, marker="braille", color=self._colour(index))
+            self._y_axis(plot, ys)
             plot.refresh()

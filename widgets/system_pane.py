@@ -1,4 +1,11 @@
-"""The system pane: is this host itself under pressure? CPU, memory, load, fds, top processes."""
+"""The system pane: is this host itself under pressure? CPU, memory, load, fds, top processes.
+
+The fd line leads with the process nearest its own RLIMIT_NOFILE (from the
+conns probe's ``fd_top``, the figure the Conns tab shows): that per-process
+limit, usually 1024 or 65536, is what makes accept() and connect() fail with
+EMFILE. The host-wide count against fs.file-max follows it; that limit is
+in the millions and almost never the one that bites.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from console.engine.store import Store
-from probes.samples import LOCAL_HOST
+from probes.samples import LOCAL_HOST, JSONValue, Sample
 from widgets.format import short
-from widgets.visibility import when_shown
+from widgets.visibility import on_the_second, when_shown
 
 
 def _bar(percent: float, width: int = 10) -> str:
@@ -26,8 +33,24 @@ def _level_word(percent: float) -> str:
     return " [b $error]✖ CRITICAL[/]" if percent >= 90 else " [b $warning]▲ HIGH[/]" if percent >= 75 else ""
 
 
+def fd_line(conns: Sample | None, system: dict[str, JSONValue]) -> str:
+    """The FDs line: the process nearest its own fd limit, then the host-wide count (markup)."""
+    host_wide = f"host {system.get('open_fds')}/{system.get('fd_max')}"
+    top = conns.fields.get("fd_top") if conns is not None and conns.ok else None
+    if not isinstance(top, list) or not top or not isinstance(top[0], dict):
+        return f"FDs  [dim]nearest a limit: waiting for the connections probe[/] · {host_wide}"
+    worst = top[0]
+    name = escape(short(str(worst.get("name") or "?"), 12))
+    fds, limit, pct = worst.get("fds"), worst.get("limit"), worst.get("pct")
+    if isinstance(pct, (int, float)) and not isinstance(pct, bool):
+        nearest = f"[{_level(float(pct))}]{name}({worst.get('pid')}) {fds}/{limit} ({pct:.0f}%)[/] nearest its limit"
+    else:  # no limit readable (another user's process, or unlimited): the biggest holder
+        nearest = f"{name}({worst.get('pid')}) {fds} open, limit unknown"
+    return f"FDs  {nearest} · {host_wide}"
+
+
 class SystemPane(Static):
-    """Reads the latest `system` Sample for its host; needs the system probe running."""
+    """Reads the latest `system` Sample for its host (and `conns` for the fd line); needs those probes running."""
 
     DEFAULT_CSS = """
     SystemPane {
@@ -50,7 +73,7 @@ class SystemPane(Static):
         self.border_title = f"System ({host})"
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, when_shown(self, self.refresh_figures))
+        on_the_second(self, 1.0, when_shown(self, self.refresh_figures))
         self.call_after_refresh(self.refresh_figures)
 
     def refresh_now(self) -> None:
@@ -72,10 +95,10 @@ class SystemPane(Static):
         mem = float(f.get("mem_percent") or 0.0)  # type: ignore[arg-type]
         lines = [
             f"CPU  [{_level(cpu)}]{_bar(cpu)}[/] {cpu:5.1f}%{_level_word(cpu)}   load {f.get('load1')} "
-            f"{f.get('load5')} {f.get('load15')} ({f.get('cpu_count')} cores)",
+            f"{f.get('load5')} {f.get('load15')} ({f.get('cpu_count')} cores, {f.get('procs')} processes)",
             f"MEM  [{_level(mem)}]{_bar(mem)}[/] {mem:5.1f}%{_level_word(mem)}   {f.get('mem_used_mb')}/"
             f"{f.get('mem_total_mb')} MB   swap {f.get('swap_percent')}%",
-            f"FDs  {f.get('open_fds')} open of {f.get('fd_max')}   processes {f.get('procs')}",
+            fd_line(self.store.last((self.host, "conns", "")), f),
         ]
         top = f.get("top")
         if isinstance(top, list) and top:
@@ -84,5 +107,7 @@ class SystemPane(Static):
                 for p in top[:3] if isinstance(p, dict)))
         text = "\n".join(lines)
         if text != self._shown:
+            # Same number of lines: the pane keeps its size, so no layout pass of the whole screen.
+            same_height = text.count("\n") == self._shown.count("\n") and bool(self._shown)
             self._shown = text
-            self.update(text)
+            self.update(text, layout=not same_height)

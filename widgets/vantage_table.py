@@ -1,20 +1,19 @@
 """VantageTable: a row per target, a column per host, so "only prod-2 sees it" is visible at a glance.
 
-Each cell: RTT p50/p99 and loss over the window, the last failure and its
-age, and the state of the other layers probed for that target from that host
-(dns/tls/http ✓/✖). A target that fails from some hosts but not from others
-is marked "only HOST fails" in the first column.
+Each cell is the target's state from that host - the same word the Overview
+and the Layers tab show, from console/engine/target_state.py - with p50/p99
+and loss of its primary series over the window, and the failure behind the
+word and its age. A target that fails from some hosts but not from others is
+marked "only HOST fails" in the first column.
 
 Needs the same probes running locally and on the SSH hosts: for each target
-``ProbeSpec("tcp", target)`` locally (hub.start_probe) and in every
-RemoteHost's specs; dns/tls/http specs for the same target fill the layer
-marks. Construct with the Store; ``kind`` picks the probe whose RTT is shown
-("tcp" by default), ``window`` the seconds summarised.
+its layer probes locally (hub.start_probe) and in every RemoteHost's specs.
+Construct with the Store (and the app's TargetStates, so every pane shares one
+judgement); ``window`` is the seconds summarised.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -23,30 +22,60 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from console.engine.store import Store
+from console.engine.target_state import (
+    FAIL,
+    LOSS,
+    OK,
+    SLOW,
+    TARGET_KINDS,
+    TargetState,
+    TargetStates,
+    compute_state,
+)
 from probes.samples import LOCAL_HOST
 from widgets.format import ms
-from widgets.visibility import when_shown
+from widgets.visibility import on_the_second, when_shown
 
 KIND_STATUS = "host_status"
-LAYERS = ("dns", "tcp", "tls", "http")
 
 
 @dataclass(frozen=True)
 class Cell:
     """One target seen from one host."""
 
-    count: int
-    p50: float | None
-    p99: float | None
-    loss_pct: float | None
-    last_error: str | None
-    last_error_age: float | None
-    last_ok: bool
-    layers: tuple[tuple[str, bool], ...]
+    state: TargetState
+
+    @property
+    def word(self) -> str:
+        return self.state.word
+
+    @property
+    def count(self) -> int:
+        return self.state.stats.count if self.state.stats else 0
+
+    @property
+    def p50(self) -> float | None:
+        return self.state.stats.p50 if self.state.stats else None
+
+    @property
+    def p99(self) -> float | None:
+        return self.state.stats.p99 if self.state.stats else None
+
+    @property
+    def loss_pct(self) -> float | None:
+        return self.state.stats.loss_pct if self.state.stats else None
+
+    @property
+    def last_error(self) -> str | None:
+        return self.state.failure
+
+    @property
+    def last_error_age(self) -> float | None:
+        return self.state.failure_age_s
 
     @property
     def failing(self) -> bool:
-        return bool(self.loss_pct) or not self.last_ok or any(not ok for _, ok in self.layers)
+        return self.state.failing
 
 
 @dataclass(frozen=True)
@@ -57,34 +86,24 @@ class VantageRow:
     """Hosts that see failures while the other hosts with data do not (empty: none, or all)."""
 
 
-def _cell(store: Store, host: str, kind: str, target: str, window: float, now: float) -> Cell | None:
-    key = (host, kind, target)
-    window_samples = store.window(key, window, now)
-    if not window_samples:
-        return None
-    stats = store.stats(key, seconds=window, now=now)
-    failures = [s for s in window_samples if not s.ok]
-    last_fail = failures[-1] if failures else None
-    layers = []
-    for layer in LAYERS:
-        if layer == kind:
-            continue
-        last = store.last((host, layer, target))
-        if last is not None and now - last.ts <= window:
-            layers.append((layer, last.ok))
-    return Cell(count=stats.count, p50=stats.p50, p99=stats.p99, loss_pct=stats.loss_pct,
-                last_error=last_fail.error if last_fail else None,
-                last_error_age=now - last_fail.ts if last_fail else None,
-                last_ok=window_samples[-1].ok, layers=tuple(layers))
+def vantage_rows(store: Store, kind: str | None = None, window: float = 60.0, now: float | None = None,
+                 states: TargetStates | None = None) -> tuple[list[str], list[VantageRow]]:
+    """(host columns, rows): local first, then remote hosts in the order they first reported.
 
-
-def vantage_rows(store: Store, kind: str = "tcp", window: float = 60.0, now: float | None = None
-                 ) -> tuple[list[str], list[VantageRow]]:
-    """(host columns, rows): local first, then remote hosts in the order they first reported."""
-    now = time.time() if now is None else now
+    ``kind`` limits the rows to targets probed with that kind ("tcp"); every target by default.
+    """
+    if states is None or states.window != window:
+        states = TargetStates(store, window=window)
+    if now is not None:  # a fixed "now" (tests): judge at that moment, not the store's clock
+        judged = {(h, t): compute_state(store, h, t, window=window, now=now) for h, t in states.all()}
+    else:
+        judged = states.all()
+    kinds = (kind,) if kind else TARGET_KINDS
     hosts: list[str] = []
     targets: list[str] = []
-    for host, _, target in store.keys(kind=kind):
+    for host, series_kind, target in store.keys(kind=None):
+        if series_kind not in kinds:
+            continue
         if host not in hosts:
             hosts.append(host)
         if target not in targets:
@@ -96,12 +115,11 @@ def vantage_rows(store: Store, kind: str = "tcp", window: float = 60.0, now: flo
     hosts.sort(key=lambda h: (h != LOCAL_HOST, order[h]))
     rows = []
     for target in targets:
-        cells = {h: c for h in hosts if (c := _cell(store, h, kind, target, window, now)) is not None}
+        cells = {h: Cell(state) for h in hosts if (state := judged.get((h, target))) is not None}
         failing = tuple(h for h, c in cells.items() if c.failing)
         only = failing if 0 < len(failing) < len(cells) else ()
         rows.append(VantageRow(target=target, cells=cells, only=only))
     return hosts, rows
-
 
 
 def format_cell(cell: Cell | None, palette: dict[str, str]) -> Text:
@@ -112,13 +130,13 @@ def format_cell(cell: Cell | None, palette: dict[str, str]) -> Text:
     line1 = Text(f"{ms(cell.p50)}/{ms(cell.p99)} ms")
     loss = cell.loss_pct or 0.0
     line1.append(f" {loss:.0f}%", style=f"bold {error}" if loss else "")
-    line2 = Text()
-    if cell.last_error is not None and cell.last_error_age is not None:
-        line2.append(f"✖{cell.last_error} {cell.last_error_age:.0f}s", style=error if not cell.last_ok else warning)
-    else:
-        line2.append("✓ ok", style=success)
-    for layer, ok in cell.layers:
-        line2.append(f" {layer}{'✓' if ok else '✖'}", style="" if ok else error)
+    state = cell.state
+    style = {FAIL: f"bold {error}", LOSS: warning, SLOW: warning, OK: success}.get(state.word, "dim")
+    line2 = Text(f"{state.symbol} {state.word}", style=style)
+    if state.failure is not None:
+        age = f" {state.failure_age_s:.0f}s" if state.failure_age_s is not None else ""
+        line2.append(f" {state.failure_layer or ''} {state.failure}{age}".replace("  ", " "),
+                     style=error if state.word == FAIL else warning)
     return Text("\n").join([line1, line2])
 
 
@@ -146,12 +164,16 @@ class VantageTable(Vertical):
     }
     """
 
-    def __init__(self, store: Store, *, kind: str = "tcp", window: float = 60.0, name: str | None = None,
+    def __init__(self, store: Store, *, kind: str | None = None, window: float = 60.0,
+                 states: TargetStates | None = None, name: str | None = None,
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
         self.kind = kind
         self.window = window
+        self.target_states = states if states is not None and states.window == window else \
+            TargetStates(store, window=window)
+        """The one judgement of every (host, target), shared with the other panes."""
         self._seen_version = -1
         self._columns: list[str] = []
 
@@ -163,7 +185,7 @@ class VantageTable(Vertical):
 
     def on_mount(self) -> None:
         self.refresh_table()
-        self.set_interval(1.0, when_shown(self, self.refresh_table))
+        on_the_second(self, 1.0, when_shown(self, self.refresh_table))
 
     def refresh_now(self) -> None:
         """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""
@@ -173,12 +195,12 @@ class VantageTable(Vertical):
         if self.store.version == self._seen_version:
             return
         self._seen_version = self.store.version
-        hosts, rows = vantage_rows(self.store, self.kind, self.window)
+        hosts, rows = vantage_rows(self.store, self.kind, self.window, states=self.target_states)
         empty = self.query_one(".vantage-empty", Static)
         table = self.query_one(DataTable)
         if not rows:
-            empty.update(f"No {self.kind} samples yet. Give targets (warroom TARGET --host H ...) so every host "
-                         "probes them; each target gets a row, each host a column.")
+            empty.update(f"No {self.kind or 'target'} samples yet. Give targets (warroom TARGET --host H ...) "
+                         "so every host probes them; each target gets a row, each host a column.")
             empty.display = True
             table.display = False
             return

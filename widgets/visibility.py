@@ -7,6 +7,7 @@ calls ``refresh_now`` on a tab's panes the moment the tab is shown.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from textual.widget import Widget
@@ -42,3 +43,15 @@ def refresh_shown(root: Widget) -> None:
         refresh_now = getattr(widget, "refresh_now", None)
         if callable(refresh_now):
             refresh_now()
+
+
+def on_the_second(widget: Widget, interval: float, callback: Callable[[], object]) -> None:
+    """``widget.set_interval(interval, callback)``, with its ticks on whole multiples of ``interval``.
+
+    Panes whose timers start at whatever moment they mounted redraw at
+    different moments of each second, and each moment is a frame of its own:
+    the compositor's fixed cost paid several times a second. Ticking on the
+    same wall-clock grid puts their redraws in one frame.
+    """
+    delay = interval - (time.time() % interval)
+    widget.set_timer(delay, lambda: widget.set_interval(interval, callback))

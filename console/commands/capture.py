@@ -17,6 +17,7 @@ import stat
 import sys
 from typing import Any
 
+from console.engine.units import ms_unit
 from console.settings.errors import UsageError, interrupted_status
 from console.settings.settings import CaptureFileSettings, Settings, build_capture_settings
 from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream, merge
@@ -200,12 +201,11 @@ def render_text(s: dict[str, Any]) -> str:
     if dns["queries"] or dns["responses"]:
         rcodes = ", ".join(f"{k} {v}" for k, v in sorted(dns["rcodes"].items())) or "none"
         lat = dns["latency_ms"]
-        lat_text = f"; latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms" if lat["count"] else ""
+        lat_text = f"; latency p50 {ms_unit(lat['p50'])} p95 {ms_unit(lat['p95'])}" if lat["count"] else ""
         lines.append(f"dns: {dns['queries']} queries, {dns['responses']} responses, {dns['unanswered']} unanswered;"
                      f" rcodes {rcodes}{lat_text}")
         for qname, qtype, outcome, server, count, avg_ms, _max_ms in dns["names"][:15]:
-            ms = f"{avg_ms:.1f} ms" if avg_ms is not None else "-"
-            lines.append(f"  {qname:<32} {qtype:<6} {outcome:<10} {server:<21} x{count:<4} {ms}")
+            lines.append(f"  {qname:<32} {qtype:<6} {outcome:<10} {server:<21} x{count:<4} {ms_unit(avg_ms)}")
     tls = s["tls"]
     if tls["hellos"] or tls["alerts"] or tls["encrypted_alerts"]:
         lines.append("tls client hellos: " + (", ".join(f"{sni or '(no SNI)'} {ver} x{c}"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from console.diagnosis.verdict import Verdict
+from console.engine.units import ms_unit
 from probes.layers import chosen_address
 from probes.samples import Sample
 
@@ -18,7 +19,7 @@ BAR_WIDTH = 40
 
 
 def _ms(value: object) -> str:
-    return f"{value:.1f} ms" if isinstance(value, (int, float)) else "-"
+    return ms_unit(value)
 
 
 def _bar_glyph() -> str:

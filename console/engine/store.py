@@ -1,5 +1,14 @@
 """The store: bounded ring buffers of Samples, one per series, and the queries panes need.
 
+Cold starts: a probe stream's first measurement (its Samples carry
+probes.runtime.COLD_FIELD) is left out of a series' percentiles, mean and
+jitter (``SeriesStats.cold_ms`` says what was left out). It pays for the
+console's own start - imports, the first connection pool, cold caches - and
+not the target's: the demo's healthy backend answers in 4 ms but its first
+request takes 70-190 ms, which alone made p95/p99 read 161/192 ms for a
+minute. It still counts as an attempt (count, loss) and is still the last
+value while it is the only one.
+
 Memory is bounded twice: each series keeps at most ``per_series`` samples, and
 at most ``max_series`` series are kept (the one updated longest ago goes
 first). A day-long incident therefore costs the same memory as an hour.
@@ -13,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from console.engine.stats import percentile, rfc3550_jitter
+from probes.runtime import COLD_FIELD
 from probes.samples import Sample
 
 SeriesKey = tuple[str, str, str]  # (host, kind, target)
@@ -39,6 +49,8 @@ class SeriesStats:
     jitter: float | None
     last_error: str | None
     last_message: str | None
+    cold_ms: float | None = None
+    """The series' first measurement when it is in the window and was left out of the figures (a cold start)."""
 
 
 class Store:
@@ -114,28 +126,49 @@ class Store:
         out.reverse()
         return out
 
+    @staticmethod
+    def is_cold(sample: Sample) -> bool:
+        """True for a cold start's Sample (see the module docstring)."""
+        return sample.fields.get(COLD_FIELD) is True
+
     def values(self, key: SeriesKey, field: str, seconds: float | None = None,
-               now: float | None = None) -> list[float]:
+               now: float | None = None, *, include_cold: bool = True) -> list[float]:
         """The numeric ``field`` of the successful samples in the window, oldest first."""
         out: list[float] = []
         for sample in self.window(key, seconds, now):
             value = sample.fields.get(field) if sample.ok else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (include_cold or
+                                                                                   not self.is_cold(sample)):
                 out.append(float(value))
         return out
 
     def stats(self, key: SeriesKey, field: str = "rtt_ms", seconds: float | None = 60.0,
               now: float | None = None) -> SeriesStats:
         window = self.window(key, seconds, now)
-        values = [float(v) for s in window if s.ok and isinstance(v := s.fields.get(field), (int, float))]
+        values: list[float] = []
+        cold_ms: float | None = None
+        last: float | None = None
+        failures = 0
+        last_failure: Sample | None = None
+        for sample in window:
+            if not sample.ok:
+                failures += 1
+                last_failure = sample
+                continue
+            value = sample.fields.get(field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            last = float(value)
+            if sample.fields.get(COLD_FIELD) is True:
+                cold_ms = last
+            else:
+                values.append(last)
         ordered = sorted(values)
-        failures = [s for s in window if not s.ok]
-        last_failure = failures[-1] if failures else None
         return SeriesStats(
             count=len(window),
-            ok=len(window) - len(failures),
-            loss_pct=100.0 * len(failures) / len(window) if window else None,
-            last=values[-1] if values else None,
+            ok=len(window) - failures,
+            loss_pct=100.0 * failures / len(window) if window else None,
+            last=last,
             mean=sum(values) / len(values) if values else None,
             p50=percentile(ordered, 50),
             p95=percentile(ordered, 95),
@@ -143,6 +176,7 @@ class Store:
             jitter=rfc3550_jitter(values),
             last_error=last_failure.error if last_failure else None,
             last_message=last_failure.message if last_failure else None,
+            cold_ms=cold_ms,
         )
 
     def __iter__(self) -> Iterator[Sample]:

@@ -30,9 +30,10 @@ import asyncssh
 
 from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
 from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg
-from probes.agent import AGENT_VERSION, ERROR_UNAVAILABLE
+from probes.agent import AGENT_VERSION, DELTA_KINDS, ERROR_UNAVAILABLE
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError
+from probes.snapshot_delta import DeltaError, decode_delta
 from probes.ss_text import SS_COMMAND, parse_ss
 
 KIND_STATUS = "host_status"
@@ -250,6 +251,9 @@ async def _connect_one(host: HostConfig, settings: SSHSettings, tunnel: asyncssh
             connect_timeout=settings.connect_timeout,
             keepalive_interval=settings.keepalive_interval,
             keepalive_count_max=3,
+            # The Sample stream is JSON lines, the same keys every second: zlib (after authentication)
+            # shrinks it several times on the wire. A server that refuses it leaves the link uncompressed.
+            compression_algs=("zlib@openssh.com", "none"),
         )
     except asyncssh.HostKeyNotVerifiable as exc:
         problem = checker.problem or RemoteError(HOST_KEY_UNKNOWN, f"host key not verifiable: {exc}")
@@ -300,6 +304,14 @@ class RemoteHost:
         self.connection: Connection | None = None
         self.connects = 0
         self._agent_proc: asyncssh.SSHClientProcess[bytes] | None = None
+        self._shipped: frozenset[str] = frozenset()
+        """The probe kinds the running agent was shipped with (a new kind needs a new agent)."""
+        self._respawn = False
+        """Set when the specs need modules the running agent lacks: start a new one on the same connection."""
+        self._snapshots: dict[tuple[str, str, str], Sample] = {}
+        """The last socket table / pools Sample per series: what the agent's next delta line changes."""
+        self.bytes_received = 0
+        """Bytes of agent output read from the channel (after SSH decompression): what the link carried."""
 
     def _status(self, state: str, detail: str = "", **extra: JSONValue) -> Sample:
         self.state = state
@@ -346,12 +358,27 @@ class RemoteHost:
             delay = min(delay * 2, self.settings.backoff_max)
 
     async def _session(self, connection: Connection) -> AsyncIterator[Sample]:
-        payload = await asyncio.to_thread(build_payload, ship_for(self.specs))  # zipping dnspython takes a while
+        """Agents on one connection: a new one when the specs need probes the running one was not shipped."""
+        while True:
+            self._respawn = False
+            async for sample in self._agent_session(connection):
+                yield sample
+            if not self._respawn:
+                return
+
+    async def _agent_session(self, connection: Connection) -> AsyncIterator[Sample]:
+        kinds = tuple(sorted({spec.kind for spec in self.specs}))
+        ship = ship_for(self.specs)
+        # Only what these probes need travels (console/remote/payload.py); zipping dnspython takes a while.
+        payload = build_payload(ship, kinds) if not ship else await asyncio.to_thread(build_payload, ship, kinds)
         command = agent_command(len(payload), self.host.python)
         proc = await connection.conn.create_process(command, encoding=None)
+        self._shipped = frozenset(kinds)
+        self._snapshots.clear()
         try:
             proc.stdin.write(payload + request_line(self.name, self.specs,
-                                                   keepalive_timeout=self.settings.agent_keepalive_timeout))
+                                                   keepalive_timeout=self.settings.agent_keepalive_timeout,
+                                                   deltas=True))
             first = await asyncio.wait_for(proc.stdout.readline(), self.settings.connect_timeout)
             if first.strip() == NO_PYTHON_MARK.encode():
                 proc.close()
@@ -367,7 +394,10 @@ class RemoteHost:
             try:
                 while True:
                     line = await asyncio.wait_for(proc.stdout.readline(), self.settings.silence_timeout)
+                    self.bytes_received += len(line)
                     if not line:
+                        if self._respawn:
+                            return  # we closed it: its successor has the probes it lacked
                         stderr = await _stderr_text(proc)
                         raise EOFError(f"agent output ended{': ' + stderr if stderr else ''}")
                     decoded = self._decode_line(line)
@@ -413,6 +443,14 @@ class RemoteHost:
         if "error" in msg and "kind" not in msg:
             return Sample(kind="agent", target="", ts=time.time(), host=self.name, error="exception",
                           message=str(msg["error"]))
+        if "delta" in msg and "fields" not in msg:
+            return self._delta_sample(msg)
+        sample = self._host_sample(msg)
+        if sample.kind in DELTA_KINDS and sample.ok:
+            self._snapshots[sample.series] = sample
+        return sample
+
+    def _host_sample(self, msg: dict[str, JSONValue]) -> Sample:
         try:
             sample = Sample.from_dict(msg)
         except SampleDecodeError as exc:
@@ -421,6 +459,24 @@ class RemoteHost:
         if sample.host != self.name:  # the vantage point is who we asked, whatever the agent says
             sample = Sample(kind=sample.kind, target=sample.target, ts=sample.ts, fields=sample.fields,
                             host=self.name, error=sample.error, message=sample.message)
+        return sample
+
+    def _delta_sample(self, msg: dict[str, JSONValue]) -> Sample | None:
+        """The whole snapshot a delta line of the agent stands for, rebuilt from the one before it."""
+        series = (self.name, str(msg.get("kind", "")), str(msg.get("target", "")))
+        previous = self._snapshots.get(series)
+        try:
+            if previous is None:
+                raise DeltaError("a change to a snapshot this console does not hold")
+            sample = decode_delta(previous, msg)
+        except (DeltaError, KeyError, TypeError) as exc:
+            # Cannot happen on an ordered channel, but never guess: ask for the next snapshots whole.
+            self._snapshots.pop(series, None)
+            if self._agent_proc is not None:
+                self._agent_proc.stdin.write(b'{"full":true}\n')
+            return Sample(kind="agent", target="", ts=time.time(), host=self.name, error="exception",
+                          message=f"bad snapshot change from the agent: {exc}")
+        self._snapshots[series] = sample
         return sample
 
     async def _ping(self, proc: asyncssh.SSHClientProcess[bytes]) -> None:
@@ -434,9 +490,16 @@ class RemoteHost:
         (A host in ss-only mode keeps its loop; the new specs apply from the next connection.)
         """
         self.specs = list(specs)
-        if self._agent_proc is not None:
-            line = json.dumps({"specs": [s.to_dict() for s in self.specs]}, separators=(",", ":"))
-            self._agent_proc.stdin.write(line.encode() + b"\n")
+        if self._agent_proc is None:
+            return
+        if {spec.kind for spec in self.specs} - self._shipped:
+            # The running agent was shipped without these probes: end it; _session starts one that has them,
+            # on the same connection (no reconnect, no backoff).
+            self._respawn = True
+            self._agent_proc.stdin.write_eof()
+            return
+        line = json.dumps({"specs": [s.to_dict() for s in self.specs]}, separators=(",", ":"))
+        self._agent_proc.stdin.write(line.encode() + b"\n")
 
     async def capture(self, *, interface: str = "any", bpf: str = "", count: int = 1000, seconds: float = 60,
                       snaplen: int = 262144) -> AsyncIterator[bytes]:

@@ -44,11 +44,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from probes.pools import DeclaredPool
 from probes.redact import redact, url_label
 from probes.runtime import ProbeSpec
+
+if TYPE_CHECKING:  # probes.pools imports probes.conns: not needed before the first frame
+    from probes.pools import DeclaredPool
 
 
 class PoolsConfigError(ValueError):
@@ -196,6 +198,8 @@ def parse(data: Mapping[str, Any] | None) -> PoolsConfig:
     config = PoolsConfig()
     for i, entry in enumerate(_entries(data, "pools")):
         try:
+            from probes.pools import DeclaredPool
+
             config.pools.append(DeclaredPool.from_dict(dict(entry)))
         except ValueError as exc:
             raise PoolsConfigError(f"[[pools]] #{i + 1}: {exc}") from None
@@ -261,6 +265,8 @@ def pool_from_cli(text: str) -> DeclaredPool:
             raise PoolsConfigError(f"--pool {text!r}: {part!r} is not process=NAME or remote=HOST:PORT")
         data[key] = value.strip()
     try:
+        from probes.pools import DeclaredPool
+
         pool = DeclaredPool.from_dict(data)
     except ValueError as exc:
         raise PoolsConfigError(f"--pool {text!r}: {exc}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.filter import LineFilter
@@ -31,6 +32,7 @@ from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder
 from console.engine.replay import Recording, ReplayPlayer
 from console.engine.store import Store
+from console.engine.target_state import TargetStates
 from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
@@ -54,6 +56,7 @@ from widgets.pool_gauges import PoolGauges
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 from widgets.timeline_pane import TimelinePane
+from widgets.too_small import TooSmall
 from widgets.vantage_table import VantageTable
 from widgets.visibility import refresh_shown
 
@@ -158,6 +161,8 @@ class WarroomApp(ReplayControls, App[int]):
         # A replay carries the recorded finding Samples already: the engine must not add its own.
         self.findings = FindingsEngine(self.store, publish=None if replaying else self.hub.publish)
         """The one diagnosis result every pane reads (run at 1 Hz from mount)."""
+        self.target_states = TargetStates(self.store)
+        """The one state per (host, target) the Overview, Layers and Hosts tabs all show."""
         self.demo_lab: object | None = None
         self._signals: list[int] = []
         self.remote: dict[str, RemoteHost] = {}
@@ -188,11 +193,12 @@ class WarroomApp(ReplayControls, App[int]):
             with TabPane("1 Overview", id="overview"):
                 if self.config.incident is not None:
                     yield IncidentStrip(lambda: incident_view.strip_markup(self.incident), id="incident-strip")
-                yield TargetsPane(self.store, id="targets")
+                yield TargetsPane(self.store, states=self.target_states, id="targets")
                 yield SystemPane(self.store, id="system")
             with TabPane("2 Layers", id="layers"):
                 yield LayersPane(self.store, [shown(t) for t in self.config.targets],
-                                 {shown(t): label for t, label in self.config.labels.items()}, id="layers-pane")
+                                 {shown(t): label for t, label in self.config.labels.items()},
+                                 states=self.target_states, id="layers-pane")
             with TabPane("3 Findings", id="findings"):
                 yield FindingsPane(self.findings, id="findings-pane")
             with TabPane("4 Conns", id="conns"):
@@ -207,14 +213,20 @@ class WarroomApp(ReplayControls, App[int]):
                                   hosts=[h.name for h in self.config.remote_hosts], id="capture-view")
             with TabPane("7 Hosts", id="hosts"):
                 yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
-                yield VantageTable(self.store, kind="tcp", id="vantage")
+                yield VantageTable(self.store, states=self.target_states, id="vantage")
                 for host in self.config.remote_hosts:  # each host's own pressure, as the overview shows ours
                     yield SystemPane(self.store, host=host.name)
             with TabPane("8 Checklist", id="checklist"):
                 yield ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane")
                 yield TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")
         yield from self.compose_scrubber()
+        yield TooSmall(id="too-small")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Below the smallest useful size the panes would shrink to empty borders: say so instead.
+        small = self.query_one(TooSmall).fit(event.size.width, event.size.height)
+        self.query_one(TabbedContent).display = not small
 
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
@@ -224,6 +236,8 @@ class WarroomApp(ReplayControls, App[int]):
         self.set_class(self.share.on, "-share")
         # Viewers and the console share one alias file: take in names the others added.
         self.set_interval(1.0, self._follow_aliases)
+        small = self.query_one(TooSmall).fit(self.size.width, self.size.height)
+        self.query_one(TabbedContent).display = not small
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
         self.set_interval(self.findings.interval, self.run_diagnosis)
         self.call_after_refresh(self.run_diagnosis)
@@ -389,6 +403,7 @@ class WarroomApp(ReplayControls, App[int]):
     def action_toggle_share(self) -> None:
         self.share.on = not self.share.on
         self.set_class(self.share.on, "-share")
+        self.query_one(TargetsPane).refit()  # share mode's rows are three lines at least
         self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if self.paused else "")
         self._redraw_everything()
         self.notify("share mode on: addresses and names show as aliases" if self.share.on else "share mode off",

@@ -12,7 +12,7 @@ from widgets.targets_pane import TargetsPane
 
 
 def row_text(row: TargetRow) -> str:
-    return " ".join(str(w.render()) for w in row.query("Label, Static"))
+    return row.text
 
 
 async def test_rows_show_stats_and_failure_kinds(app: WarroomApp) -> None:

@@ -45,6 +45,6 @@ async def test_replayed_incident_shows_as_it_stood_at_the_end(tmp_path: Path) ->
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         row = app.query_one(TargetRow)
-        text = " ".join(str(w.render()) for w in row.query("Label, Static"))
+        text = row.text
         assert "REFUSED" in text and "loss 100%" in text
         assert "REPLAY" in app.sub_title

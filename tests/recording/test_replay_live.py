@@ -20,7 +20,7 @@ from widgets.targets_pane import TargetsPane
 
 
 def rows_text(app: WarroomApp) -> dict[str, str]:
-    return {row.target: " ".join(str(w.render()) for w in row.query("Label, Static")) for row in app.query(TargetRow)}
+    return {row.target: row.text for row in app.query(TargetRow)}
 
 
 def shown_figures(app: WarroomApp) -> tuple[dict[str, str], list[str]]:

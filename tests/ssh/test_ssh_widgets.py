@@ -91,7 +91,7 @@ async def test_widgets_render_at_80x24_and_the_table_is_keyboard_usable() -> Non
         banner = app.query_one(".vantage-empty", Static)
         assert banner.display and "127.0.0.1:5432: only prod-2 fails" in str(banner.render())
         row = table.get_row("127.0.0.1:5432")
-        assert "only prod-2 fails" in str(row[0]) and "✖timeout" in str(row[3]) and "50%" in str(row[3])
+        assert "only prod-2 fails" in str(row[0]) and "✖ FAIL tcp timeout" in str(row[3]) and "50%" in str(row[3])
         table.focus()
         await pilot.press("down")
         assert table.cursor_row == 1
@@ -108,7 +108,7 @@ async def test_empty_widgets_say_how_to_get_data() -> None:
         await pilot.pause()
         assert "--host" in str(app.query_one(HostsView).render())
         empty = app.query_one(".vantage-empty", Static)
-        assert empty.display and "No tcp samples yet" in str(empty.render())
+        assert empty.display and "No target samples yet" in str(empty.render())
         assert not app.query_one(DataTable).display
 
 

@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("console", "widgets", "probes", "themes")
 #: console's rooms, highest first: a room may import only the rooms after it.
 ROOMS = ("commands", "ui", "incident", "remote", "diagnosis", "engine", "settings")
-#: What widgets may read from console: the store and the engine's findings, nothing that runs rules.
-WIDGETS_MAY_IMPORT = ("console.engine.store", "console.engine.stats", "console.diagnosis.finding",
-                      "console.diagnosis.engine")
+#: What widgets may read from console: the store, the engine's findings and target states, the shared number
+#: formats; nothing that runs rules.
+WIDGETS_MAY_IMPORT = ("console.engine.store", "console.engine.stats", "console.engine.units",
+                      "console.engine.target_state", "console.diagnosis.finding", "console.diagnosis.engine")
 
 
 def module_name(path: Path) -> str:

@@ -41,6 +41,7 @@ def test_stats_over_a_window() -> None:
     store = Store()
     now = 1000.0
     key = ("local", "tcp", "db:5432")
+    store.add(Sample("tcp", "db:5432", now - 600, {"rtt_ms": 3.0, "cold": True}))  # never in the percentiles
     store.add(Sample("tcp", "db:5432", now - 500, {"rtt_ms": 999.0}))  # outside a 60 s window
     for i, rtt in enumerate([10.0, 12.0, 11.0, 15.0]):
         store.add(Sample("tcp", "db:5432", now - 10 + i, {"rtt_ms": rtt}))
@@ -56,7 +57,8 @@ def test_stats_over_a_window() -> None:
     assert recent.last_message == "no result within 2 s"
 
     everything = store.stats(key, seconds=None)
-    assert (everything.count, everything.ok) == (6, 5)
+    assert (everything.count, everything.ok) == (7, 6)
+    assert everything.cold_ms == 3.0 and recent.cold_ms is None
     assert everything.p99 is not None and everything.p99 > 900
     assert store.last(key) is not None and store.last(key).error == "timeout"
 
@@ -67,3 +69,39 @@ def test_window_excludes_old_samples() -> None:
         store.add(Sample("tcp", "x:1", ts, {"rtt_ms": ts}))
     assert [s.ts for s in store.window(("local", "tcp", "x:1"), 10, now=100.0)] == [95.0, 99.0]
     assert store.values(("local", "tcp", "x:1"), "rtt_ms", 10, now=100.0) == [95.0, 99.0]
+
+
+def test_a_cold_start_stays_out_of_the_percentiles() -> None:
+    """The demo's healthy backend: 4 ms answers after a 190 ms first request (the console starting up)."""
+    store = Store()
+    key = ("local", "http", "http://127.0.0.1:8001/health")
+    now = 1000.0
+    store.add(Sample("http", key[2], now - 20, {"total_ms": 190.0, "cold": True}))
+    only_cold = store.stats(key, "total_ms", seconds=60, now=now)
+    assert only_cold.last == 190.0 and only_cold.cold_ms == 190.0  # shown as the last value, marked cold
+    assert (only_cold.p50, only_cold.p95, only_cold.p99, only_cold.mean) == (None, None, None, None)
+    for i in range(1, 20):
+        store.add(Sample("http", key[2], now - 20 + i, {"total_ms": 4.0 + (i % 3) * 0.5}))
+    warm = store.stats(key, "total_ms", seconds=60, now=now)
+    assert (warm.count, warm.ok, warm.loss_pct) == (20, 20, 0.0)  # still an attempt that counts
+    assert warm.p95 is not None and warm.p95 <= 5.0 and warm.p99 is not None and warm.p99 <= 5.0
+    assert warm.cold_ms == 190.0
+    assert 190.0 not in store.values(key, "total_ms", seconds=60, now=now, include_cold=False)
+    assert store.is_cold(store.window(key)[0]) and not store.is_cold(store.window(key)[1])
+
+
+async def test_a_probe_streams_first_measurement_is_marked_cold_and_only_that() -> None:
+    """probes.runtime.scheduled marks the first tick's Samples, so a recording or an agent carries the mark."""
+    from probes.runtime import COLD_FIELD, scheduled
+
+    answers = iter([190.0, 4.0, 4.5])
+
+    async def measure() -> Sample:
+        return Sample("http", "u", 0.0, {"total_ms": next(answers)})
+
+    got = [s async for s in scheduled(measure, kind="http", target="u", interval=0.0, timeout=1.0, count=3)]
+    assert [s.fields.get(COLD_FIELD) for s in got] == [True, None, None]
+    store = Store()
+    for i, sample in enumerate(got):
+        store.add(Sample(sample.kind, sample.target, 100.0 + i, sample.fields))
+    assert store.stats(("local", "http", "u"), "total_ms", seconds=None).p99 == pytest.approx(4.495)  # 190 left out

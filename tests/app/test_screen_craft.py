@@ -1,0 +1,211 @@
+"""The panes at 80x24 and 120x40 with Pilot: charts that use the room, one state per target in every pane,
+cold starts out of the percentiles, the fd line, the Layers chart's room, and a window too small."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from textual.widgets import DataTable, Static
+
+from console.engine.target_state import FAIL, LOSS, OK
+from console.remote.host import status_sample
+from console.ui.app import AppConfig, WarroomApp, create_app
+from probes.samples import Sample
+from tests.conftest import DEMO_TARGETS, fixed_app
+from widgets.bars import LOSS_MARK
+from widgets.layers_pane import LayersPane
+from widgets.system_pane import SystemPane
+from widgets.target_row import TargetRow
+from widgets.targets_pane import TargetsPane
+from widgets.vantage_table import VantageTable
+
+API, SLOW, REFUSED, BACKLOG = list(DEMO_TARGETS)
+
+
+def rows(app: WarroomApp) -> dict[str, TargetRow]:
+    return {row.target: row for row in app.query(TargetRow)}
+
+
+async def test_at_80x24_each_target_keeps_its_two_lines() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.2)
+        shown = rows(app)
+        assert {row.size.height for row in shown.values()} == {2}
+        lines = shown[BACKLOG].text.splitlines()
+        assert len(lines) == 2 and "p50" in lines[1] and "loss 67%" in lines[1]
+        assert LOSS_MARK in lines[1]  # the failures are marked in the sparkline, not only counted
+
+
+async def test_at_120x40_the_charts_grow_with_the_pane_with_an_ms_axis_and_loss_where_it_happened() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(1.2)
+        pane = app.query_one(TargetsPane)
+        shown = rows(app)
+        heights = [row.size.height for row in shown.values()]
+        assert min(heights) >= 5, heights  # four targets share ~28 lines: a chart each, not two lines
+        assert sum(heights) >= pane.content_size.height - 4  # the pane is used, not 70% empty
+        slow = shown[SLOW].text.splitlines()
+        assert re.match(r"\s*200┤", slow[1])  # 100-160 ms RTTs: a 200 ms top, labelled in ms
+        assert slow[-1].strip().startswith("0└")  # the axis line, from 0
+        assert "p95" in shown[SLOW].text and "last 110 ms" in shown[SLOW].text
+        backlog = shown[BACKLOG].text.splitlines()
+        axis = backlog[-1][backlog[-1].index("└") + 1:]
+        marks = axis[:axis.index("  ")] if "  " in axis else axis
+        # 30 probes, every one not at i % 3 == 0 failed: the marks sit exactly under those, newest at the right.
+        newest = marks[-30:]
+        assert [c == LOSS_MARK for c in newest] == [i % 3 != 0 for i in range(30)]
+        assert "failed" in backlog[-1]
+        # Growing the window grows the charts; shrinking it to 80x24 brings back two lines.
+        await pilot.resize_terminal(120, 50)
+        await pilot.pause(0.3)
+        assert min(row.size.height for row in rows(app).values()) > min(heights)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert {row.size.height for row in rows(app).values()} == {2}
+
+
+def vantage_words(app: WarroomApp) -> dict[tuple[str, str], str]:
+    table = app.query_one(VantageTable).query_one(DataTable)
+    hosts = [str(c.label) for c in table.columns.values()][1:]
+    out = {}
+    for key in table.rows:
+        cells = table.get_row(key)
+        for host, cell in zip(hosts, cells[1:], strict=True):
+            match = re.search(r"(FAIL|LOSS|SLOW|OK|WAIT)", str(cell))
+            if match:
+                out[(host, str(key.value))] = match.group(1)
+    return out
+
+
+async def test_every_pane_shows_the_same_state_for_each_host_and_target() -> None:
+    """The demo's stall target: TCP connects, HTTP times out. It used to read FAIL here and "✓ ok" there."""
+    stall = "http://127.0.0.1:8004/report"
+    targets = [API, stall, REFUSED]
+    app = create_app(AppConfig(targets=targets, live=False, hostname="h"))
+    now = time.time()
+    app.hub.publish(status_sample("prod-2", "connected", "agent running", mode="agent"))
+    for i in range(10):
+        ts = now - 10 + i
+        for host in ("local", "prod-2"):
+            app.hub.publish(Sample("tcp", API, ts, {"rtt_ms": 0.2}, host=host))
+            app.hub.publish(Sample("http", API, ts, {"status": 200, "total_ms": 4.0}, host=host))
+            app.hub.publish(Sample("tcp", stall, ts, {"rtt_ms": 0.1}, host=host))
+            app.hub.publish(Sample("http", stall, ts, {"phase": "ttfb"}, host=host, error="read-timeout",
+                                   message="ReadTimeout"))
+        app.hub.publish(Sample("tcp", REFUSED, ts, {}, error="refused", message="refused"))
+        # prod-2 reaches it, but one attempt in ten failed: LOSS there, FAIL here.
+        app.hub.publish(Sample("tcp", REFUSED, ts, {"rtt_ms": 30.0}, host="prod-2") if i != 4 else
+                        Sample("tcp", REFUSED, ts, {}, host="prod-2", error="timeout", message="timeout"))
+    expected = {("local", API): OK, ("local", stall): FAIL, ("local", REFUSED): FAIL,
+                ("prod-2", API): OK, ("prod-2", stall): FAIL, ("prod-2", REFUSED): LOSS}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(1.2)
+        overview = {("local", t): row.text.split()[1] for t, row in rows(app).items()}
+        await pilot.press("2")
+        await pilot.pause(1.2)
+        layers = {}
+        for target, name in app.query_one(LayersPane)._name_lines.items():
+            layers[("local", target)] = str(name.render()).split()[1]
+        await pilot.press("7")
+        await pilot.pause(1.2)
+        vantage = vantage_words(app)
+        engine = {key: state.word for key, state in app.target_states.all().items()}
+        stall_line = str(app.query_one(LayersPane)._name_lines[stall].render())
+    assert {k: v for k, v in engine.items() if k in expected} == expected
+    assert overview == {k: v for k, v in expected.items() if k[0] == "local"}
+    assert layers == overview
+    assert vantage == expected
+    assert "HTTP read-timeout" in stall_line
+
+
+async def test_the_first_measurement_stays_out_of_the_percentiles_on_screen() -> None:
+    for size in ((80, 24), (120, 40)):
+        app = create_app(AppConfig(targets=[API], live=False, hostname="h"))
+        now = time.time()
+        app.hub.publish(Sample("http", API, now - 20, {"status": 200, "total_ms": 192.0, "cold": True}))
+        for i in range(1, 20):
+            app.hub.publish(Sample("http", API, now - 20 + i, {"status": 200, "total_ms": 4.0 + (i % 4) * 0.5}))
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(1.2)
+            numbers = rows(app)[API].text
+            p95 = float(re.search(r"p95 ([\d.]+)", numbers).group(1))  # type: ignore[union-attr]
+            p99 = float(re.search(r"p99 ([\d.]+)", numbers).group(1))  # type: ignore[union-attr]
+            assert p95 <= 5.5 and p99 <= 5.5, numbers
+            assert "1st 192 ms: not counted" in numbers  # one target: its row is tall at both sizes
+
+
+async def test_the_fd_line_leads_with_the_process_nearest_its_own_limit() -> None:
+    app = fixed_app()
+    app.hub.publish(Sample("conns", "", time.time(), {"fd_top": [
+        {"pid": 4242, "name": "java", "fds": 900, "limit": 1024, "pct": 87.9},
+        {"pid": 77, "name": "postgres", "fds": 120, "limit": 65536, "pct": 0.2}]}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.2)
+        pane = app.query_one(SystemPane)
+        fd_line = next(line for line in pane._shown.splitlines() if line.startswith("FDs"))
+        assert "java(4242) 900/1024 (88%)" in fd_line and "nearest its limit" in fd_line
+        assert "host 2048/65536" in fd_line
+        assert all(len(re.sub(r"\[[^\]]*\]", "", line)) <= 76 for line in pane._shown.splitlines())  # fits 80
+
+
+async def test_a_window_too_small_says_so_and_the_panes_come_back() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause(0.3)
+        notice = app.query_one("#too-small", Static)
+        assert notice.display and "too small: 40x12" in str(notice.render()) and "60x16" in str(notice.render())
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert not notice.display
+        assert all(row.size.height == 2 for row in rows(app).values())
+
+
+async def test_the_empty_layers_tab_says_how_to_get_data_not_how_the_code_works() -> None:
+    app = create_app(AppConfig(live=False, hostname="h"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        text = " ".join(str(w.render()) for w in app.query_one(LayersPane).query(Static) if w.display)
+        assert "ProbeSpec" not in text
+        assert "press a" in text.lower() or "Press a" in text
+
+
+async def test_the_layers_chart_is_hidden_at_80x24_with_a_way_to_see_it() -> None:
+    from widgets.rtt_chart import RttChart
+
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        pane = app.query_one(LayersPane)
+        hint = pane.query_one("#chart-hint", Static)
+        assert hint.display and "press v" in str(hint.render())
+        assert not pane.query_one("#chart-slot").display
+        await pilot.press("v")
+        await pilot.pause(0.5)
+        chart = pane.query_one(RttChart)
+        assert pane.query_one("#chart-slot").display and chart.size.height >= 15
+        assert not pane.query_one("#layer-rows").display
+    app = fixed_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await pilot.pause(1.0)
+        pane = app.query_one(LayersPane)
+        assert not pane.query_one("#chart-hint", Static).display and pane.query_one("#layer-rows").display
+        plot = pane.query_one("#rtt-combined")
+        labels = [float(m.group(1)) for line in plot.render().plain.splitlines()  # type: ignore[union-attr]
+                  if (m := re.match(r"\s*([\d.]+)┤", line))]
+        assert len(labels) >= 3 and labels == sorted(labels, reverse=True), labels  # largest at the top
+
+
+async def test_kernel_rtts_of_microseconds_do_not_read_as_zero_in_the_layer_rows() -> None:
+    app = create_app(AppConfig(targets=["127.0.0.1:5432"], live=False, hostname="h"))
+    app.hub.publish(Sample("tcp", "127.0.0.1:5432", time.time(), {"rtt_ms": 0.004}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await pilot.pause(1.0)
+        cell = str(app.query_one("#layer-tcp", Static).render())
+        assert "0.004 ms" in cell and "0.0 ms" not in cell

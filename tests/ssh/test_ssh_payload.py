@@ -1,0 +1,134 @@
+"""The agent ships only what its probes need, and sends snapshots as changes the console rebuilds exactly.
+
+Against real sshd (tests/ssh/sshd_harness.py) where the link matters; the
+delta round trip is also checked in-process over real socket tables, where
+every rebuilt snapshot can be compared with the whole one it stands for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import zipfile
+
+import pytest
+
+from console.remote.host import RemoteHost
+from console.remote.payload import build_payload, probe_modules
+from console.settings.hosts import HostConfig
+from probes import conns, pools
+from probes.agent import Agent
+from probes.runtime import ProbeSpec
+from probes.samples import Sample
+from tests.ssh.sshd_harness import Lab, fast_settings
+from tests.ssh.test_ssh_hosts import states, take
+
+pytestmark = pytest.mark.system
+
+
+def names_in(payload: bytes) -> set[str]:
+    return set(zipfile.ZipFile(io.BytesIO(payload)).namelist())
+
+
+def test_payload_holds_the_agent_and_what_the_probes_import_only() -> None:
+    small = names_in(build_payload((), ("tcp", "system")))
+    assert {"probes/__init__.py", "probes/agent.py", "probes/tcp.py", "probes/system.py",
+            "probes/runtime.py", "probes/samples.py", "probes/targets.py", "probes/snapshot_delta.py"} <= small
+    # Nothing the requested probes do not import: no http, dns, capture, conns, nor dnspython.
+    assert not small & {"probes/http.py", "probes/dns.py", "probes/capture.py", "probes/conns.py",
+                        "probes/pcapstream.py"}
+    assert not [n for n in small if n.startswith("dns/")]
+    # Lazy imports count: conns imports sockdiag at the top, the psutil fallback inside a function.
+    assert "sockdiag" in probe_modules(["conns"])
+    every = build_payload(("dns",))
+    assert len(build_payload((), ("tcp", "system"))) < len(every) / 10
+
+
+def test_snapshots_rebuilt_from_the_agents_changes_equal_the_whole_ones() -> None:
+    """Real socket tables and pool groups, taken a moment apart, through Agent(deltas) and the console's decoder."""
+    lines: list[bytes] = []
+    agent = Agent(lines.append, host="h", deltas=True)
+    console = RemoteHost(HostConfig("h"), [])
+
+    async def readings() -> list[Sample]:
+        out: list[Sample] = []
+        listeners = []
+        watch = pools.PoolWatch()
+        for i in range(6):
+            out += await conns.measure("h")
+            out.append(await pools.measure(watch, "h"))
+            listener = socket.socket()  # the table changes between readings
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listeners.append(listener)
+            if i == 3:
+                listeners.pop(0).close()
+            await asyncio.sleep(0.3)
+        for listener in listeners:
+            listener.close()
+        return out
+
+    whole = asyncio.run(readings())
+    tables = [s for s in whole if s.kind == "conns_table"]
+    assert len(tables) == 6
+    rebuilt = []
+    for sample in whole:
+        lines.clear()
+        agent.emit_sample(sample)
+        (line,) = lines
+        decoded = console._decode_line(line)
+        assert decoded is not None and decoded.kind != "agent", decoded
+        rebuilt.append((sample, decoded, b'"delta"' in line))
+    for sample, decoded, _ in rebuilt:
+        assert decoded.to_dict() == sample.to_dict()  # same values, types and order
+    for kind in ("conns_table", "pools"):
+        sent_as_changes = [was_delta for sample, _, was_delta in rebuilt if sample.kind == kind]
+        assert sent_as_changes == [False] + [True] * 5, kind  # whole once, then changes
+
+
+async def test_changes_travel_over_ssh_and_cost_less_than_the_tables(lab: Lab) -> None:
+    remote = RemoteHost(HostConfig("prod-1"), [ProbeSpec("conns", interval=0.3)], fast_settings(lab))
+    seen = await take(remote.stream(), lambda s: sum(x.kind == "conns_table" for x in s) >= 6)
+    tables = [s for s in seen if s.kind == "conns_table"]
+    assert all(s.host == "prod-1" and s.ok for s in tables)
+    sshd = lab.hosts["prod-1"]
+    for table in tables:  # every rebuilt table is a table: its own SSH session's socket is in it
+        rows = table.fields["rows"]
+        assert isinstance(rows, list) and any(f":{sshd.port}" in str(row[2]) for row in rows)
+    whole = sum(len(s.to_json()) + 1 for s in seen if s.kind != "host_status")
+    assert remote.bytes_received < whole * 0.7, (remote.bytes_received, whole)
+
+
+async def test_a_new_kind_restarts_the_agent_on_the_same_connection(lab: Lab) -> None:
+    remote = RemoteHost(HostConfig("prod-1"), [ProbeSpec("tcp", "127.0.0.1:9", interval=0.2)], fast_settings(lab))
+    stream = remote.stream()
+    seen: list[Sample] = []
+    changed = False
+    try:
+        async with asyncio.timeout(20):
+            async for sample in stream:
+                seen.append(sample)
+                if sample.kind == "tcp" and not changed:
+                    # The agent was shipped with tcp only: system needs probes/system.py, which it lacks.
+                    remote.set_specs([ProbeSpec("tcp", "127.0.0.1:9", interval=0.2),
+                                      ProbeSpec("system", interval=0.2)])
+                    changed = True
+                if sample.kind == "system":
+                    break
+    finally:
+        await stream.aclose()
+    assert remote.connects == 1  # the same SSH connection: no reconnect, no backoff
+    assert states(seen) == ["connecting", "connected", "connected"]  # a second agent said hello
+    system = next(s for s in seen if s.kind == "system")
+    assert system.ok or system.error == "unavailable", system  # it ran: not "no probe called system"
+    assert "no probe called" not in (system.message or "")
+
+
+def test_request_asks_for_deltas() -> None:
+    from console.remote.payload import request_line
+
+    assert json.loads(request_line("h", [], deltas=True))["deltas"] is True
+
+
