@@ -105,6 +105,20 @@ async def watched(spec: ProbeSpec, host: str, kind: str,
             await close()
 
 
+async def _within(coro: Awaitable[MeasureResult], timeout: float) -> MeasureResult:
+    """``coro`` bounded by ``timeout``; asyncio.timeout where it exists.
+
+    Python 3.11's wait_for can swallow a cancellation that arrives as the measurement finishes
+    (CPython gh-86296), leaving a probe task that will not die: seen as a hung teardown with fast
+    probes. asyncio.timeout (3.11+) does not; older interpreters (an SSH host's) keep wait_for.
+    """
+    timeout_cm = getattr(asyncio, "timeout", None)
+    if timeout_cm is None:
+        return await asyncio.wait_for(coro, timeout)
+    async with timeout_cm(timeout):
+        return await coro
+
+
 async def scheduled(
     measure: Callable[[], Awaitable[MeasureResult]],
     *,
@@ -127,7 +141,7 @@ async def scheduled(
     done = 0
     while count is None or done < count:
         try:
-            result = await asyncio.wait_for(measure(), timeout)
+            result = await _within(measure(), timeout)
         except asyncio.TimeoutError:
             yield error_sample(kind, target, ERROR_TIMEOUT, f"no result within {timeout:g} s", host=host)
         except asyncio.CancelledError:
