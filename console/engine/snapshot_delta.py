@@ -1,35 +1,12 @@
 """Snapshot kinds in a recording: each written as the changes since the last one of its series.
 
-A ``conns_table`` Sample is the whole socket table (about 1 MB of JSON at 10,000
-sockets) and a ``pools`` Sample every connection group; from one second to the
-next most of it is the same. The recorder writes the first snapshot of a series
-(and one every ``KEYFRAME_S`` seconds, and the first in each segment) as the plain Sample
-line, and the others as a *delta line*::
-
-    {"kind": K, "host": H, "target": T, "ts": TS,
-     "delta": {"set": {FIELD: VALUE, ...},      # fields that changed or are new
-               "del": [FIELD, ...],             # fields that went away
-               "keys": [FIELD, ...],            # the field order, only when it is not the old order + new ones
-               "rows": {FIELD: [ELEMENT, ...]}}} # list fields, row by row
-
-where each ELEMENT of a list field says how to build that row from the previous
-snapshot's list of the same field:
-
-- an integer ``i``: row ``i`` of the previous list, unchanged;
-- ``{"i": i, "p": {COLUMN: VALUE}}``: row ``i`` with these cells changed (a list
-  row's COLUMN is its index as a string, a dict row's is the key);
-- ``{"r": ROW}``: the row in full.
-
-Rows are matched to the previous snapshot by identity, not position: a socket
-by (proto, local, remote, inode) when the Sample names its ``columns``, a pool
-group by its ``label`` or ``name``, anything else by its whole value. Decoding
-applies the delta to the previous snapshot of the same series and gives back
-exactly the Sample that was recorded (same values, same types, same key order),
-so replay rebuilds the snapshot the console had. The socket table is also
-recorded at a lower rate (``RECORD_EVERY_S``): replay shows the table as it
-was at most 5 s before the position. A delta line that arrives
-without its base (its segment was dropped, a line before it was damaged) cannot
-be decoded and is counted as a bad line.
+The encoding (delta lines, row matching by identity, exact decoding) is documented and
+implemented in probes/snapshot_delta.py, where the SSH agent uses it too. This module holds
+the recording's policy: which kinds are written as deltas, how often a full snapshot (a key
+frame) is written, and how often the socket table is recorded at all (replay shows the table
+as it was at most ``RECORD_EVERY_S`` before the position). A delta line that arrives without
+its base (its segment was dropped, a line before it was damaged) cannot be decoded and is
+counted as a bad line.
 """
 
 from __future__ import annotations
