@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probes.pcapstream import DEFAULT_DNS_PORTS, CaptureSummary, PcapStream
-from probes.runtime import ProbeSpec
+from probes.runtime import ProbeSpec, within
 from probes.samples import LOCAL_HOST, JSONValue, Sample, error_sample
 
 KIND = "capture"
@@ -399,7 +399,7 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGUSR1)  # tcpdump prints its counters on stderr
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(state.stats_event.wait(), 0.2)
+                    await within(state.stats_event.wait(), 0.2)
             fields = summary.snapshot()
             fields["health"] = health(opts, summary, parser, state, dissector_problem)
             yield Sample(kind=KIND, target=target, ts=time.time(), host=host, fields=fields)
@@ -407,9 +407,9 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
                 break
         # The pipe closed: tcpdump exited (bad filter, interface gone, killed) or the stream is corrupt.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), 2.0)
+            await within(proc.wait(), 2.0)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(err_task, 1.0)
+            await within(err_task, 1.0)
         text = "; ".join(state.errors) or parser.error or f"tcpdump exited with status {proc.returncode}"
         kind = ERROR_PERMISSION if "permission" in text.lower() or "not permitted" in text.lower() else ERROR_TCPDUMP
         if kind == ERROR_PERMISSION:
@@ -426,7 +426,7 @@ async def stream_capture(opts: CaptureOptions, target: str, host: str = LOCAL_HO
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), 2.0)
+                await within(proc.wait(), 2.0)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()

@@ -48,7 +48,7 @@ import dns.resolver
 
 from probes.redact import redact_url
 from probes.resolve import HOSTS_FILE, RESOLV_CONF, hosts_lookup
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
 from probes.targets import parse_target
 from probes.tcp import failure_kind
@@ -128,7 +128,7 @@ async def _ask(name: dns.name.Name, qtype: str, resolver: Resolver, timeout: flo
     query = dns.message.make_query(name, qtype)
     # The outer wait_for is belt and braces: dnspython's own timeout covers the
     # UDP wait, but a TCP fallback after truncation must be bounded too.
-    response, _tcp = await asyncio.wait_for(
+    response, _tcp = await within(
         dns.asyncquery.udp_with_fallback(query, resolver.ip, timeout=timeout, port=resolver.port), timeout)
     return response
 

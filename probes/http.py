@@ -58,7 +58,7 @@ import httpx
 
 from probes import resolve
 from probes.redact import redact_url, scrub, url_secrets
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import ERROR_EXCEPTION, LOCAL_HOST, JSONValue, Sample
 from probes.targets import Target, parse_target
 from probes.tcp import failure_kind
@@ -305,7 +305,7 @@ async def _measure(client: httpx.AsyncClient, target_text: str, target: Target, 
 
     try:
         remaining = max(0.01, deadline_at - time.perf_counter())
-        response, size, body_done, head = await asyncio.wait_for(exchange(), remaining)
+        response, size, body_done, head = await within(exchange(), remaining)
     except (asyncio.TimeoutError, TimeoutError):
         fields.update(_phase_fields(first), elapsed_ms=round((time.perf_counter() - started) * 1000.0, 3))
         return failed("total-timeout", f"no complete response within the total limit of {limits['total']:g} s",

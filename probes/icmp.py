@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from probes import resolve
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import (
     ERROR_EXCEPTION,
     ERROR_TIMEOUT,
@@ -281,7 +281,7 @@ class EchoMux:
                     raise EchoFailure(ERROR_UNREACHABLE, str(exc)) from exc
                 raise
             try:
-                return await asyncio.wait_for(future, timeout)
+                return await within(future, timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 raise EchoFailure(ERROR_TIMEOUT,
                                   f"no echo reply from {address} within {timeout * 1000:.0f} ms") from None

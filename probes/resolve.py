@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from probes.runtime import within
 from probes.samples import JSONValue, Sample, error_sample
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ async def _dns_lookup(name: str, timeout: float, resolv_conf: str) -> tuple[str,
     asked = _nameservers(resolver)
     try:
         # dnspython's lifetime bounds each question; this bounds the pair of them.
-        results = await asyncio.wait_for(asyncio.gather(_query(resolver, name, "A", timeout),
+        results = await within(asyncio.gather(_query(resolver, name, "A", timeout),
                                                         _query(resolver, name, "AAAA", timeout),
                                                         return_exceptions=True), timeout + 0.1)
     except (TimeoutError, asyncio.TimeoutError):
@@ -204,7 +205,7 @@ async def _libc_lookup(name: str, timeout: float) -> tuple[str, int]:
     """getaddrinfo() in a thread, bounded (the thread itself cannot be stopped: only where dnspython is missing)."""
     loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout)
+        infos = await within(loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout)
     except (TimeoutError, asyncio.TimeoutError):
         raise _Failure("timeout", f"no address for {name} within {timeout:g} s (getaddrinfo)") from None
     except socket.gaierror as exc:
@@ -240,7 +241,7 @@ async def lookup(host: str, timeout: float = DEFAULT_TIMEOUT, *, hosts_file: str
             return Resolved(address, socket.AF_INET6 if ":" in address else socket.AF_INET, took(), "hosts")
     try:
         # The inner limits name the resolver; this one also covers reading resolv.conf.
-        address, family = await asyncio.wait_for(_dns_lookup(host, timeout, resolv_conf), timeout + 0.5)
+        address, family = await within(_dns_lookup(host, timeout, resolv_conf), timeout + 0.5)
     except _Failure as failure:
         raise LookupFailed(failure.kind, str(failure), took()) from None
     except (TimeoutError, asyncio.TimeoutError):

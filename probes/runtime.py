@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from probes.samples import (
     ERROR_EXCEPTION,
@@ -24,6 +24,7 @@ from probes.samples import (
 )
 
 MeasureResult = Sample | Iterable[Sample]
+T = TypeVar("T")
 
 #: Set (true) in the fields of the Samples of a stream's first measurement: a cold start. It pays for this
 #: process's own start - imports, the first connection pool, cold caches - and not only the target's (the
@@ -105,18 +106,19 @@ async def watched(spec: ProbeSpec, host: str, kind: str,
             await close()
 
 
-async def _within(coro: Awaitable[MeasureResult], timeout: float) -> MeasureResult:
-    """``coro`` bounded by ``timeout``; asyncio.timeout where it exists.
+async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``await awaitable`` bounded by ``timeout`` seconds (None: unbounded); raises TimeoutError.
 
-    Python 3.11's wait_for can swallow a cancellation that arrives as the measurement finishes
-    (CPython gh-86296), leaving a probe task that will not die: seen as a hung teardown with fast
-    probes. asyncio.timeout (3.11+) does not; older interpreters (an SSH host's) keep wait_for.
+    Use this, not asyncio.wait_for: Python 3.11's wait_for can swallow a cancellation that
+    arrives as the awaited thing finishes (CPython gh-86296), leaving a task that will not
+    die - a probe's teardown hung 300 s, an SSH reader kept reading after `diagnose` ended.
+    asyncio.timeout (3.11+) does not; older interpreters (an SSH host's) keep wait_for.
     """
     timeout_cm = getattr(asyncio, "timeout", None)
     if timeout_cm is None:
-        return await asyncio.wait_for(coro, timeout)
+        return await asyncio.wait_for(awaitable, timeout)
     async with timeout_cm(timeout):
-        return await coro
+        return await awaitable
 
 
 async def scheduled(
@@ -141,7 +143,7 @@ async def scheduled(
     done = 0
     while count is None or done < count:
         try:
-            result = await _within(measure(), timeout)
+            result = await within(measure(), timeout)
         except asyncio.TimeoutError:
             yield error_sample(kind, target, ERROR_TIMEOUT, f"no result within {timeout:g} s", host=host)
         except asyncio.CancelledError:

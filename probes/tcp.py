@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator
 
 from probes import resolve
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import (
     ERROR_EXCEPTION,
     ERROR_REFUSED,
@@ -137,7 +137,7 @@ async def connect_once(host: str, port: int, timeout: float, *,
     raises :class:`ResetAfterConnect`. The default 0 keeps the old behaviour.
     """
     start = time.perf_counter()
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    reader, writer = await within(asyncio.open_connection(host, port), timeout)
     rtt_ms = ConnectTiming((time.perf_counter() - start) * 1000.0, kernel_rtt_ms(writer.get_extra_info("socket")))
     try:
         grace_ms = 2 * rtt_ms + _GRACE_MARGIN_MS if reset_grace_ms is None else reset_grace_ms
@@ -146,7 +146,7 @@ async def connect_once(host: str, port: int, timeout: float, *,
         if grace > 0:
             try:
                 # Data (a banner) or EOF both mean the connection was alive; only RST is a failure.
-                await asyncio.wait_for(reader.read(1), grace)
+                await within(reader.read(1), grace)
             except (TimeoutError, asyncio.TimeoutError):
                 pass
             except ConnectionResetError as exc:

@@ -56,7 +56,7 @@ from cryptography import x509
 
 from probes import tls_defects
 from probes.redact import redact_url
-from probes.runtime import ProbeSpec, scheduled
+from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
 from probes.targets import Target, parse_target
 from probes.tcp import failure_kind
@@ -178,11 +178,11 @@ async def _handshake(address: str, port: int, server_name: str, ctx: ssl.SSLCont
                      timeout: float) -> tuple[asyncio.StreamWriter, float, float]:
     """TCP connect then TLS handshake; returns the writer, connect ms and handshake ms."""
     start = time.perf_counter()
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+    _reader, writer = await within(asyncio.open_connection(address, port), timeout)
     connected = time.perf_counter()
     try:
         remaining = max(0.05, timeout - (connected - start))
-        await asyncio.wait_for(writer.start_tls(ctx, server_hostname=server_name,
+        await within(writer.start_tls(ctx, server_hostname=server_name,
                                                 ssl_handshake_timeout=remaining), remaining)
     except BaseException as exc:
         writer.transport.abort()

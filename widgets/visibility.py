@@ -54,4 +54,11 @@ def on_the_second(widget: Widget, interval: float, callback: Callable[[], object
     same wall-clock grid puts their redraws in one frame.
     """
     delay = interval - (time.time() % interval)
-    widget.set_timer(delay, lambda: widget.set_interval(interval, callback))
+
+    def start() -> None:
+        # The first tick is on the grid too: set_interval alone would wait a whole
+        # interval more, so a pane mounted just after a tick would redraw ~2 s late.
+        callback()
+        widget.set_interval(interval, callback)
+
+    widget.set_timer(delay, start)

@@ -19,6 +19,8 @@ import random
 import socket
 from dataclasses import dataclass, field
 
+from probes.runtime import within
+
 SLOW_MEAN_S = 0.120
 SLOW_JITTER_S = 0.040
 STALL_HOLD_S = 30.0
@@ -66,7 +68,7 @@ class DemoLab:
     async def _http_server(self, host: str, delay: object) -> asyncio.Server:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                await within(reader.readuntil(b"\r\n\r\n"), 5)
                 await asyncio.sleep(delay())  # type: ignore[operator]
                 body = b'{"status":"ok"}\n'
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -93,7 +95,7 @@ class DemoLab:
         try:
             # CancelledError too: see the note in _http_server's handler.
             with contextlib.suppress(asyncio.TimeoutError, OSError, asyncio.CancelledError):
-                await asyncio.wait_for(reader.read(), STALL_HOLD_S)  # until the client gives up
+                await within(reader.read(), STALL_HOLD_S)  # until the client gives up
         finally:
             self._stalled.discard(writer)
             writer.close()
@@ -105,7 +107,7 @@ class DemoLab:
             writer.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1)
+                await within(server.wait_closed(), 1)
         for sock in self._sockets:
             sock.close()
 

@@ -38,7 +38,7 @@ from console.incident.timeline import Timeline, event_for
 from console.incident.validate import JUDGED_KINDS, MAX_BEFORE_S, validate
 from probes import registry
 from probes.redact import redact_url
-from probes.runtime import ProbeSpec
+from probes.runtime import ProbeSpec, within
 from probes.samples import LOCAL_HOST, Sample
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ class IncidentSession:
             + REMOTE_ALLOWANCE_S
         note = ""
         try:
-            await asyncio.wait_for(collector.done.wait(), budget)
+            await within(collector.done.wait(), budget)
         except asyncio.TimeoutError:
             note = f"{remote.name}: {sum(1 for s in collector.samples if s.kind == 'layers')} of {count} rounds " \
                    f"within {budget:.0f} s"

@@ -31,7 +31,7 @@ import asyncssh
 from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
 from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg
 from probes.agent import AGENT_VERSION, DELTA_KINDS, ERROR_UNAVAILABLE
-from probes.runtime import ProbeSpec
+from probes.runtime import ProbeSpec, within
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError
 from probes.snapshot_delta import DeltaError, decode_delta
 from probes.ss_text import SS_COMMAND, parse_ss
@@ -158,7 +158,7 @@ class Connection:
     async def wait_closed(self) -> None:
         for c in [self.conn, *self.jumps]:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(c.wait_closed(), 2.0)
+                await within(c.wait_closed(), 2.0)
 
 
 def _config_paths(settings: SSHSettings) -> list[str] | tuple[()]:
@@ -379,7 +379,7 @@ class RemoteHost:
             proc.stdin.write(payload + request_line(self.name, self.specs,
                                                    keepalive_timeout=self.settings.agent_keepalive_timeout,
                                                    deltas=True))
-            first = await asyncio.wait_for(proc.stdout.readline(), self.settings.connect_timeout)
+            first = await within(proc.stdout.readline(), self.settings.connect_timeout)
             if first.strip() == NO_PYTHON_MARK.encode():
                 proc.close()
                 async for sample in self._ss_session(connection):
@@ -393,7 +393,7 @@ class RemoteHost:
             self._agent_proc = proc
             try:
                 while True:
-                    line = await asyncio.wait_for(proc.stdout.readline(), self.settings.silence_timeout)
+                    line = await within(proc.stdout.readline(), self.settings.silence_timeout)
                     self.bytes_received += len(line)
                     if not line:
                         if self._respawn:
@@ -534,7 +534,7 @@ class RemoteHost:
                 proc.stdin.write("\n")
                 lines: list[str] = []
                 while True:
-                    line = await asyncio.wait_for(proc.stdout.readline(), self.settings.silence_timeout)
+                    line = await within(proc.stdout.readline(), self.settings.silence_timeout)
                     if not line:
                         raise EOFError("the ss loop on the host ended")
                     if line.startswith(_SS_END):
@@ -557,7 +557,7 @@ class RemoteHost:
 async def _stderr_text(proc: asyncssh.SSHClientProcess[bytes]) -> str:
     """Whatever the remote wrote to stderr so far (for error messages), without waiting long."""
     try:
-        data = await asyncio.wait_for(proc.stderr.read(4096), 0.2)
+        data = await within(proc.stderr.read(4096), 0.2)
     except (asyncio.TimeoutError, asyncssh.Error, OSError):
         return ""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from console.remote.host import KIND_STATUS, TERMINAL_STATES, RemoteHost
 from console.settings.hosts import HostConfig, SSHSettings
-from probes.runtime import ProbeSpec
+from probes.runtime import ProbeSpec, within
 from probes.samples import Sample
 
 
@@ -42,7 +42,7 @@ async def stream_remote(hosts: Sequence[HostConfig], specs: Sequence[ProbeSpec],
             if timeout is not None and timeout <= 0:
                 return
             try:
-                sample = await asyncio.wait_for(queue.get(), timeout)
+                sample = await within(queue.get(), timeout)
             except asyncio.TimeoutError:
                 return
             yield sample

@@ -139,3 +139,21 @@ def test_every_room_says_what_lives_there_and_what_it_may_import() -> None:
     for room in ROOMS:
         doc = ast.get_docstring(ast.parse((ROOT / "console" / room / "__init__.py").read_text()))
         assert doc and "May import" in doc, room
+
+
+def test_timeouts_go_through_probes_runtime_within() -> None:
+    """asyncio.wait_for on 3.11 can swallow a cancellation (CPython gh-86296): a task that will not stop.
+
+    It hung a probe's teardown for 300 s and an SSH reader after `diagnose` ended; every bounded
+    await goes through probes.runtime.within, which uses asyncio.timeout where it exists.
+    """
+    offenders = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in ("console", "probes", "widgets") or rel == Path("probes/runtime.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "wait_for" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "asyncio":
+                offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == []
