@@ -386,8 +386,16 @@ class WarroomApp(ReplayControls, App[int]):
                 redactor.learn_target(rest)
 
     def _learn_sample(self, sample: Sample) -> None:
-        if self.share.redactor.learn_sample(sample) and self.share.on:
+        # Learning walks every Sample's fields: a quarter of the UI loop's time at five targets.
+        # With share mode off nothing is redacted, so nothing is learned; switching it on first
+        # learns from what the store holds (everything the panes can draw comes from there).
+        if self.share.on and self.share.redactor.learn_sample(sample):
             self.call_later(self._redraw_everything)
+
+    def _learn_from_store(self) -> None:
+        learn = self.share.redactor.learn_sample
+        for sample in self.store:
+            learn(sample)
 
     def _follow_aliases(self) -> None:
         if self.share.redactor.follow_file() and self.share.on:
@@ -402,6 +410,8 @@ class WarroomApp(ReplayControls, App[int]):
 
     def action_toggle_share(self) -> None:
         self.share.on = not self.share.on
+        if self.share.on:
+            self._learn_from_store()
         self.set_class(self.share.on, "-share")
         self.query_one(TargetsPane).refit()  # share mode's rows are three lines at least
         self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if self.paused else "")
