@@ -52,9 +52,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cryptography import x509
-
-from probes import tls_defects
 from probes.redact import redact_url
 from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
@@ -134,6 +131,10 @@ def sent_chain_der(ssl_object: Any) -> tuple[list[bytes], str]:
 
 
 def describe_cert(der: bytes) -> dict[str, JSONValue]:
+    # cryptography is imported on the first certificate, not with the module: it is ~9 MB of RSS
+    # that a console with no https target (the http probe imports this module) never needs.
+    from cryptography import x509
+
     cert = x509.load_der_x509_certificate(der)
     try:
         is_ca = bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -219,6 +220,8 @@ async def _defects(ders: list[bytes], name: str, ca_file: str | None, verdict: s
 
     Judged in a thread: the trust store is a file read on first use.
     """
+    from probes import tls_defects  # cryptography: see describe_cert
+
     try:
         found = await asyncio.to_thread(tls_defects.chain_defects, ders, name, ca_file)
     except ValueError as exc:  # a certificate cryptography cannot parse: OpenSSL's word stands alone

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from console import __version__
 from console.diagnosis.engine import FindingsEngine
-from console.diagnosis.verdict import judge
 from console.engine.hub import Hub
 from console.incident import alerts, reproduce
 from console.incident.checklist import Checklist, Run
@@ -398,6 +397,10 @@ class IncidentSession:
         if not self.targets:
             run.error = "no target to check: add one with a"
             return []
+        # Here, not at the top: the verdict pulls in every layer probe (httpx, dnspython: ~0.2 s),
+        # which the console's first frame should not wait for.
+        from console.diagnosis.verdict import judge
+
         samples, notes = await self._layers_everywhere(self.targets, 1)
         verdicts: list[dict[str, Any]] = []
         for host in [LOCAL_HOST, *self.remote]:
