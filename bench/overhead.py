@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _installed import compile_tree, peer
 from _tmux import TmuxSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--targets", default="5,20,50", help="target counts for the UI-cost run ('' skips it)")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of the RSS soak (600 for 10 minutes)")
     args = parser.parse_args()
+    compile_tree()  # as pip install does (bench/_installed.py)
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_loopback_http.py")], stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -133,7 +134,7 @@ def main() -> int:
         print(f"machine: {psutil.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; window {args.seconds:g} s after "
               f"{args.warmup:g} s; 120x40", flush=True)
         print("1. side by side (CPU % of one core):")
-        glances = shutil.which("glances")
+        glances = peer("glances")
         theirs = in_tmux(f"exec {glances} -t 1", "CPU", args.seconds, args.warmup) if glances else None
         if theirs is None:
             print("  glances not installed: pip install 'warroom[bench]' to compare")

@@ -10,13 +10,13 @@ read back with `tmux capture-pane`. The polling adds up to ~5 ms to both.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _installed import compile_tree, peer
 from _tmux import TmuxSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +39,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
+    compile_tree()  # as pip install does (bench/_installed.py)
     warroom = f"cd {ROOT} && exec {sys.executable} -m console demo"
     ours = measure(warroom, "Targets", args.runs)
     print(f"warroom demo  first frame: median {statistics.median(ours):.3f} s "
           f"(min {min(ours):.3f}, max {max(ours):.3f}, n={len(ours)})  target <= {TARGET_S} s: "
           f"{statistics.median(ours) / TARGET_S:.2f}x")
-    glances = shutil.which("glances")
+    glances = peer("glances")
     if glances is None:
         print("glances not installed: pip install 'warroom[bench]' to compare")
         return 0

@@ -124,6 +124,8 @@ class LayersPane(Vertical):
 
     @property
     def targets(self) -> list[str]:
+        if not self.is_mounted:
+            return list(self.initial)
         return [row.target for row in self.query(LayerRow)]
 
     # -- room for the chart ---------------------------------------------------------
@@ -190,12 +192,18 @@ class LayersPane(Vertical):
             return
         if label:
             self.labels[target] = label
+        if not self.is_mounted:  # the Layers tab mounts after the console's first frame
+            self.initial.append(target)
+            return
         rows = self.query_one("#layer-rows", VerticalScroll)
         rows.query(".empty").remove()
         rows.mount(*self._rows(target))
         self._seen_version = -1
 
     def remove_target(self, target: str) -> None:
+        if not self.is_mounted:
+            self.initial = [t for t in self.initial if t != target]
+            return
         rows = self.query_one("#layer-rows", VerticalScroll)
         children = list(rows.children)
         for index, child in enumerate(children):

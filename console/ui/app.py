@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ from widgets.vantage_table import VantageTable
 from widgets.visibility import refresh_shown
 
 THEMES_DIR = Path(themes.__file__).resolve().parent
+#: Every tab but the Overview, in order: (id, title).
+OTHER_TABS = (("layers", "2 Layers"), ("findings", "3 Findings"), ("conns", "4 Conns"), ("pools", "5 Pools"),
+              ("capture", "6 Capture"), ("hosts", "7 Hosts"), ("checklist", "8 Checklist"))
 
 
 @dataclass
@@ -163,6 +167,14 @@ class WarroomApp(ReplayControls, App[int]):
         """The one diagnosis result every pane reads (run at 1 Hz from mount)."""
         self.target_states = TargetStates(self.store)
         """The one state per (host, target) the Overview, Layers and Hosts tabs all show."""
+        self.layers_pane = LayersPane(self.store, [shown(t) for t in config.targets],
+                                      {shown(t): label for t, label in config.labels.items()},
+                                      states=self.target_states, id="layers-pane")
+        """The Layers tab's pane: targets can be added to it before its tab is mounted."""
+        self.capture_refused_actions: frozenset[str] = frozenset()
+        """Capture pane keys this app does not offer (a viewer refuses those that act on this host)."""
+        self.other_tabs_mounted = False
+        self._tab_asked: str | None = None
         self.demo_lab: object | None = None
         self._signals: list[int] = []
         self.remote: dict[str, RemoteHost] = {}
@@ -195,33 +207,50 @@ class WarroomApp(ReplayControls, App[int]):
                     yield IncidentStrip(lambda: incident_view.strip_markup(self.incident), id="incident-strip")
                 yield TargetsPane(self.store, states=self.target_states, id="targets")
                 yield SystemPane(self.store, id="system")
-            with TabPane("2 Layers", id="layers"):
-                yield LayersPane(self.store, [shown(t) for t in self.config.targets],
-                                 {shown(t): label for t, label in self.config.labels.items()},
-                                 states=self.target_states, id="layers-pane")
-            with TabPane("3 Findings", id="findings"):
-                yield FindingsPane(self.findings, id="findings-pane")
-            with TabPane("4 Conns", id="conns"):
-                yield ConnTable(self.store, id="conn-table")
-            with TabPane("5 Pools", id="pools"):
-                yield PoolGauges(self.store, warning=self.config.pools.thresholds.warning,
-                                 critical=self.config.pools.thresholds.critical, id="pool-gauges")
-            with TabPane("6 Capture", id="capture"):
-                interface = str(self.config.capture.options.get("interface", "any")) if self.config.capture else "any"
-                bpf = str(self.config.capture.options.get("filter", "")) if self.config.capture else ""
-                yield CaptureView(self.store, interface=interface, bpf=bpf,
-                                  hosts=[h.name for h in self.config.remote_hosts], id="capture-view")
-            with TabPane("7 Hosts", id="hosts"):
-                yield HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view")
-                yield VantageTable(self.store, states=self.target_states, id="vantage")
-                for host in self.config.remote_hosts:  # each host's own pressure, as the overview shows ours
-                    yield SystemPane(self.store, host=host.name)
-            with TabPane("8 Checklist", id="checklist"):
-                yield ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane")
-                yield TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")
+            for tab_id, title in OTHER_TABS:
+                yield TabPane(title, id=tab_id)  # filled after the first frame (mount_other_tabs)
         yield from self.compose_scrubber()
         yield TooSmall(id="too-small")
         yield Footer()
+
+    def other_tab_panes(self, tab_id: str) -> list[Widget]:
+        """What tab ``tab_id`` holds (every tab but the Overview)."""
+        if tab_id == "layers":
+            return [self.layers_pane]
+        if tab_id == "findings":
+            return [FindingsPane(self.findings, id="findings-pane")]
+        if tab_id == "conns":
+            return [ConnTable(self.store, id="conn-table")]
+        if tab_id == "pools":
+            return [PoolGauges(self.store, warning=self.config.pools.thresholds.warning,
+                               critical=self.config.pools.thresholds.critical, id="pool-gauges")]
+        if tab_id == "capture":
+            interface = str(self.config.capture.options.get("interface", "any")) if self.config.capture else "any"
+            bpf = str(self.config.capture.options.get("filter", "")) if self.config.capture else ""
+            view = CaptureView(self.store, interface=interface, bpf=bpf,
+                               hosts=[h.name for h in self.config.remote_hosts], id="capture-view")
+            view.refused_actions = self.capture_refused_actions
+            return [view]
+        if tab_id == "hosts":
+            return [HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view"),
+                    VantageTable(self.store, states=self.target_states, id="vantage"),
+                    # each host's own pressure, as the overview shows ours
+                    *(SystemPane(self.store, host=host.name) for host in self.config.remote_hosts)]
+        if tab_id == "checklist":
+            return [ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane"),
+                    TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")]
+        raise ValueError(tab_id)
+
+    async def mount_other_tabs(self) -> None:
+        """Tabs 2-8 are mounted after the first frame: mounting and styling their ~100 widgets first
+        held the first frame back by a third. Runs before the probes start (see after_first_frame)."""
+        for tab_id, _ in OTHER_TABS:
+            await self.query_one(f"#{tab_id}", TabPane).mount_all(self.other_tab_panes(tab_id))
+        self.other_tabs_mounted = True
+        if self._tab_asked is not None:
+            # A frame later: focus moving out of the Overview while its rows were still settling
+            # bounced TabbedContent (which follows focus) back to it.
+            self.call_after_refresh(self.action_show_tab, self._tab_asked)
 
     def on_resize(self, event: events.Resize) -> None:
         # Below the smallest useful size the panes would shrink to empty borders: say so instead.
@@ -244,12 +273,16 @@ class WarroomApp(ReplayControls, App[int]):
         pane = self.query_one(TargetsPane)
         for target in self.config.targets:
             pane.add_target(shown(target), self.config.labels.get(target))
+        self.start_replay(self.config.replay_at)  # the first frame shows where the replay starts
+        # After the first frame: the first paint should not wait for the other tabs or the probes' imports.
+        self.call_after_refresh(self.after_first_frame)
+
+    async def after_first_frame(self) -> None:
+        await self.mount_other_tabs()
         if self.config.live:
-            # After the first frame: the first paint should not wait for probe imports.
-            self.call_after_refresh(self.start_live)
-        self.start_replay(self.config.replay_at)
+            await self.start_live()
         if self.config.live_feed:
-            self.call_after_refresh(self.start_feed)
+            await self.start_feed()
 
     async def start_feed(self) -> None:
         feed = LiveFeed(self.store, self.feed_state)
@@ -285,7 +318,7 @@ class WarroomApp(ReplayControls, App[int]):
             for demo_target in lab.targets:
                 self.config.labels[demo_target.target] = f"{demo_target.name}: {demo_target.story}"
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
-                self.query_one(LayersPane).add_target(demo_target.target, self.config.labels[demo_target.target])
+                self.layers_pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
             if self.feed is not None:
                 self.feed.announce()
@@ -516,7 +549,7 @@ class WarroomApp(ReplayControls, App[int]):
         self.config.targets.append(target)
         self.share.redactor.learn_target(target)
         self.query_one(TargetsPane).add_target(shown(target))
-        self.query_one(LayersPane).add_target(shown(target))
+        self.layers_pane.add_target(shown(target))
         if self.config.live:
             self.start_target_probes(target)
         if self.feed is not None:
@@ -535,12 +568,15 @@ class WarroomApp(ReplayControls, App[int]):
             self.config.targets.remove(target)
         self._update_remote_specs()
         pane.remove_target(label)
-        self.query_one(LayersPane).remove_target(label)
+        self.layers_pane.remove_target(label)
         if self.feed is not None:
             self.feed.announce()
         self.notify(f"stopped probing {label}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:
+        if not self.other_tabs_mounted:  # a key in the first frame's ~0.1 s: shown once the tabs are in
+            self._tab_asked = tab
+            return
         self.query_one(TabbedContent).active = tab
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

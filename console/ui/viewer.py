@@ -22,9 +22,7 @@ from console.diagnosis.engine import KIND_FINDING
 from console.engine.live_feed import FeedError, FeedState, follow, running_feeds
 from console.ui.app import AppConfig, WarroomApp
 from console.ui.share import ShareMode
-from widgets.capture_view import CaptureView
 from widgets.hosts_view import HostsView
-from widgets.layers_pane import LayersPane
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 
@@ -62,10 +60,13 @@ class ViewerApp(WarroomApp):
         return [row for row in super().help_rows() if row[0] not in refused]
 
     def on_mount(self) -> None:
-        super().on_mount()
-        for view in self.query(CaptureView):
-            view.refused_actions = CAPTURE_REFUSED
-        self.follow_console()
+        # Textual calls every class's on_mount, this one first: WarroomApp.on_mount runs next by
+        # itself (calling it here too ran it twice: two diagnosis timers, two alias followers).
+        self.capture_refused_actions = CAPTURE_REFUSED  # before the Capture tab is mounted
+
+    async def after_first_frame(self) -> None:
+        await super().after_first_frame()
+        self.follow_console()  # once every tab is mounted: the feed adds targets and hosts to them
 
     def _base_subtitle(self) -> str:
         state = self.console_state
@@ -117,7 +118,7 @@ class ViewerApp(WarroomApp):
         for target in [t for t in self.config.targets if t not in state.targets]:
             self.config.targets.remove(target)
             self.query_one(TargetsPane).remove_target(target)
-            self.query_one(LayersPane).remove_target(target)
+            self.layers_pane.remove_target(target)
         self._follow_hosts(state.remote_hosts)
         self.sub_title = self._base_subtitle()
         self._redraw_everything()
@@ -128,7 +129,7 @@ class ViewerApp(WarroomApp):
         self.config.targets.append(target)
         self.share.redactor.learn_target(target)
         self.query_one(TargetsPane).add_target(target, self.config.labels.get(target))
-        self.query_one(LayersPane).add_target(target, self.config.labels.get(target))
+        self.layers_pane.add_target(target, self.config.labels.get(target))
 
     def _follow_hosts(self, hosts: list[str]) -> None:
         """The Hosts tab gets a status line and a system pane per SSH host of the console."""
