@@ -375,7 +375,7 @@ class WarroomApp(ReplayControls, App[int]):
     def _base_subtitle(self) -> str:
         share = "  SHARE MODE (names hidden)" if self.share.on else ""
         if self.config.replay is not None:
-            return f"REPLAY of {self.config.replay.path}{share}"
+            return f"REPLAY of {self.config.replay.path}" + (" (a demo run)" if self.config.demo else "") + share
         if self.config.replay_end is not None:
             import time
 
