@@ -47,7 +47,7 @@ class UserEnv:
     def env(self) -> dict[str, str]:
         for path in (self.home, self.data, self.config_home):
             path.mkdir(parents=True, exist_ok=True)
-        drop = ("COLORTERM", "NO_COLOR", "TMUX", "XDG_RUNTIME_DIR")
+        drop = ("COLORTERM", "NO_COLOR", "TMUX", "XDG_RUNTIME_DIR", "COLUMNS", "LINES")
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update(HOME=str(self.home), XDG_DATA_HOME=str(self.data), XDG_CONFIG_HOME=str(self.config_home),
                    PYTHONPATH=str(ROOT))
@@ -62,7 +62,7 @@ class UserEnv:
         env = self.env()
         names = ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "PYTHONPATH")
         assigns = " ".join(f"{n}={shlex.quote(env[n])}" for n in names)
-        return (f"cd {shlex.quote(str(ROOT))} && env {assigns} TERM=xterm-256color "
+        return (f"cd {shlex.quote(str(ROOT))} && env -u COLUMNS -u LINES {assigns} TERM=xterm-256color "
                 f"{shlex.quote(sys.executable)} -m console.cli {' '.join(shlex.quote(a) for a in args)}")
 
     def run_folders(self) -> list[Path]:
