@@ -382,7 +382,12 @@ class WarroomApp(ReplayControls, App[int]):
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
             return f"REPLAY of a recording ending {stamp}{share}"
         return (self.config.hostname + ("  demo" if self.config.demo else "")
-                + ("  ● REC" if self.config.record is not None else "") + share)
+                + ("  ● REC" if self.config.record is not None or self._incident_records() else "")
+                + ("  NOT RECORDING (--no-record)" if self.config.incident is not None and
+                   not self.config.record_incident else "") + share)
+
+    def _incident_records(self) -> bool:
+        return self.config.incident is not None and self.config.record_incident
 
     # -- share mode -------------------------------------------------------------
 
