@@ -136,6 +136,18 @@ def open_incident(settings: Settings) -> IncidentFolder | None:
     return folder
 
 
+def prune_recordings(settings: Settings) -> list[str]:
+    """Retention at start (console/engine/retention.py): the line saying what went, on stderr; returned too,
+    for the console to show once its screen is up."""
+    from console.engine.retention import prune_at_start
+
+    line = prune_at_start(settings.retention)
+    if line is None:
+        return []
+    say(line)
+    return [line]
+
+
 def run(settings: Settings) -> int:
     """Run the console (or the JSON stream) as ``settings`` say."""
     if settings.duration is not None and not settings.json:
@@ -148,6 +160,7 @@ def run(settings: Settings) -> int:
     specs = plan(settings.targets, settings.interval, settings.pools)
     if settings.capture is not None:
         specs.append(settings.capture)
+    notices = prune_recordings(settings)
     try:
         # The recorder's notices (disk full ...) go to stderr in a headless run; the console shows them itself.
         # An incident records into its own folder (console/incident/recording.py): no second, per-run recording.
@@ -169,7 +182,7 @@ def run(settings: Settings) -> int:
                 return 0  # the reader (head, jq) went away: that is a normal end
         from console.ui.app import app_config, create_app, require_terminal
 
-        return int(create_app(app_config(settings, record=recorder, incident=incident)).run() or 0)
+        return int(create_app(app_config(settings, record=recorder, incident=incident, notices=notices)).run() or 0)
     finally:
         if recorder is not None:
             recorder.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from console.commands.console import prune_recordings
 from console.engine.recorder import RecordingError, open_recorder
-from console.settings.arguments import Parser
+from console.settings.arguments import Parser, add_retention_arguments
 from console.settings.errors import UsageError
-from console.settings.settings import build_settings
+from console.settings.settings import build_retention_settings, build_settings
 
 
 def main(argv: list[str]) -> int:
@@ -15,17 +16,23 @@ def main(argv: list[str]) -> int:
                         help="warroom-dark, warroom-light, warroom-contrast or warroom-colorblind")
     parser.add_argument("--share", action="store_true", help="start in share mode (key S)")
     parser.add_argument("--no-record", action="store_true", help="do not record this run (every run records)")
-    settings = build_settings(parser.parse_args(argv), use_config=False)
+    add_retention_arguments(parser)
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config: the demo reads only record_keep_days and record_keep_mb from it")
+    args = parser.parse_args(argv)
+    settings = build_settings(args, use_config=False)
+    settings.retention = build_retention_settings(args)
     settings.demo = True
     from console.ui.app import app_config, create_app, require_terminal
 
     require_terminal("warroom check or warroom --json")
+    notices = prune_recordings(settings)
     try:
         recorder = open_recorder(settings)
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return int(create_app(app_config(settings, record=recorder)).run() or 0)
+        return int(create_app(app_config(settings, record=recorder, notices=notices)).run() or 0)
     finally:
         if recorder is not None:
             recorder.close()

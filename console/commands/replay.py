@@ -17,12 +17,16 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.engine.recorder import RecordingError
-from console.engine.replay import Recording, parse_seek_time, settle
+from console.engine.replay import Recording, parse_seek_time, settle, watched
 from console.settings.arguments import Parser
 from console.settings.errors import EXIT_OK, UsageError
 from console.settings.settings import Settings, build_settings
+
+if TYPE_CHECKING:
+    from console.ui.app import AppConfig
 
 #: How often --follow --json looks for new lines.
 FOLLOW_POLL_S = 0.5
@@ -85,19 +89,33 @@ def run(settings: Settings, *, at: str | None = None, speed: float = 1.0, paused
             raise UsageError(f"--at: {exc}") from None
     if settings.json:
         return print_json(recording, follow=follow, since=start)
-    from console.ui.app import AppConfig, create_app, require_terminal  # only the screen needs Textual
+    from console.ui.app import create_app, require_terminal  # only the screen needs Textual
 
     require_terminal("warroom replay FILE --json")
-    targets = sorted({s.target for s in recording.samples if s.kind in ("tcp", "http") and s.target})
-    app = create_app(AppConfig(targets=targets, live=False, replay=recording,
-                               replay_at=recording.end if start is None and follow else start,
-                               replay_speed=speed, replay_follow=follow))
+    app = create_app(replay_config(recording, at=recording.end if start is None and follow else start,
+                                   speed=speed, follow=follow))
     if paused and app.replay is not None:
         app.replay.paused = True
     status = int(app.run() or 0)
     recording.close()
     report_problems(recording)  # after the screen: Textual draws over stderr while it runs
     return status
+
+
+def replay_config(recording: Recording, *, at: float | None = None, speed: float = 1.0,
+                  follow: bool = False) -> AppConfig:
+    """The replay's console as the recorded one was: its targets, labels, SSH hosts and demo flag (from the
+    recording's headers, and what its Samples show), on the recording's clock, probing nothing."""
+    from console.settings.hosts import HostConfig
+    from console.ui.app import AppConfig
+
+    state = watched(recording)
+    config = AppConfig(targets=state.targets, labels=state.labels, live=False, demo=state.demo,
+                       remote_hosts=[HostConfig(name) for name in state.remote_hosts], replay=recording,
+                       replay_at=at, replay_speed=speed, replay_follow=follow)
+    if state.hostname:
+        config.hostname = state.hostname
+    return config
 
 
 def print_json(recording: Recording, *, follow: bool, since: float | None) -> int:

@@ -25,6 +25,17 @@ are FILE.2, FILE.3 ... Segments are never renamed (a reader that follows the
 recording keeps its place). When the recording would pass its cap (default
 200 MB), the oldest segments are deleted.
 
+A folder being recorded holds ``recording.lock`` (the recorder's pid, under an
+exclusive ``flock`` for as long as it writes), so retention
+(console/engine/retention.py) never removes a recording another console is
+writing. Each header also carries ``"console"``: what the console watched
+(targets as shown, redacted; the demo's labels; this host's and the SSH hosts'
+names; the demo flag; never a secret), so a replay shows the same rows, labels
+and Hosts tab. When that changes mid-run (a target added, the demo's servers
+up), the recorder writes a header line again with the new state and starts the
+next snapshots in full, so a reader of any age decodes on as after a segment's
+first header.
+
 Recording never runs on the caller's thread beyond a list append: a writer
 thread encodes, compresses and writes. When the disk fills, the file goes away
 or a write fails for any reason, the recorder says so once (``error``,
@@ -35,6 +46,8 @@ last good line.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -51,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from console import __version__
 from console.engine.paths import incidents_dir
 from console.engine.snapshot_delta import DELTA_KINDS, KEYFRAME_S, RECORD_EVERY_S, encode_delta
+from probes.redact import redact_url, scrub
 from probes.samples import SCHEMA_VERSION, Sample
 
 if TYPE_CHECKING:
@@ -81,6 +95,11 @@ HEADER_VALUE = "warroom"
 #: Segment files in a recording folder.
 SEGMENT_PREFIX = "recording-"
 SEGMENT_RE = re.compile(r"^recording-(\d{6,})\.jsonl(\.zst|\.gz)?$")
+
+#: Held (flock) by the recorder writing a folder; it says the writer's pid.
+LOCK_NAME = "recording.lock"
+#: The header's key for what the console watched (see console_state).
+CONSOLE_KEY = "console"
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -158,9 +177,66 @@ def _ends_with_newline(path: Path) -> bool:
         return fh.read(1) == b"\n"
 
 
-def header(segment: int, started: float) -> dict[str, Any]:
-    return {HEADER_KEY: HEADER_VALUE, "schema": SCHEMA_VERSION, "segment": segment, "started": started,
-            "warroom": __version__}
+def header(segment: int, started: float, console: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {HEADER_KEY: HEADER_VALUE, "schema": SCHEMA_VERSION, "segment": segment,
+                           "started": started, "warroom": __version__}
+    if console is not None:
+        out[CONSOLE_KEY] = console
+    return out
+
+
+def console_state(*, targets: list[str], labels: dict[str, str] | None = None, hostname: str = "",
+                  remote_hosts: list[str] | None = None, demo: bool = False,
+                  secrets: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the console watches, as a recording header keeps it: targets as the panes show them (a URL's
+    password masked), labels, host names and the demo flag; every literal ``secrets`` value masked too."""
+    def clean(text: str) -> str:
+        return scrub(redact_url(text), secrets)
+
+    return {"targets": [clean(t) for t in targets],
+            "labels": {clean(t): scrub(label, secrets) for t, label in (labels or {}).items()},
+            "hostname": scrub(hostname, secrets), "remote_hosts": [scrub(h, secrets) for h in remote_hosts or []],
+            "demo": bool(demo)}
+
+
+def lock_folder(folder: Path) -> int:
+    """Take ``folder``'s recording lock (and write our pid in it); the fd holds it until closed.
+
+    Raises RecordingError when another process holds it: it is recording into that folder.
+    """
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = lock_holder(folder)
+        raise RecordingError(f"cannot record into {folder}: warroom (pid {pid or '?'}) is recording there now") \
+            from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def lock_holder(folder: Path) -> int | None:
+    """The pid of the process recording into ``folder`` now (0 when it did not say), None when nobody is.
+
+    A crashed recorder's lock file is left behind, but its flock went with it: that folder is free.
+    """
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only fails while a writer holds it exclusively
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def run_folder(now: float | None = None) -> Path:
@@ -203,6 +279,13 @@ def describe_mode(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+@dataclass(frozen=True)
+class _ConsoleChange:
+    """Queued with the Samples: the console's state from this point of the stream on."""
+
+    state: dict[str, Any]
 
 
 class _Encoder(Protocol):
@@ -284,11 +367,22 @@ class Recorder:
     """
 
     def __init__(self, target: str | Path, *, max_bytes: int | None = None, compression: str | None = None,
-                 on_error: Callable[[str], None] | None = None, flush_s: float = FLUSH_S) -> None:
+                 on_error: Callable[[str], None] | None = None, flush_s: float = FLUSH_S,
+                 console: dict[str, Any] | None = None) -> None:
         self.target = Path(target)
         self.folder = self.target.is_dir()
         if not self.folder:
             check_record_path(self.target)
+        self.console = console
+        """What the console watches (console_state), in every header; set_console changes it."""
+        self._lock: int | None = None
+        if self.folder:
+            try:
+                self._lock = lock_folder(self.target)
+            except OSError as exc:
+                if isinstance(exc, RecordingError):
+                    raise
+                raise RecordingError(f"cannot write the recording {self.target}: {exc.strerror}") from None
         self.compression = compression or (default_compression() if self.folder else
                                            sniff_compression(self.target) or compression_for_name(self.target))
         self.max_bytes = int(DEFAULT_MAX_MB * 1024 * 1024) if max_bytes is None else max(1, int(max_bytes))
@@ -307,7 +401,7 @@ class Recorder:
         """What went wrong, once each (the stop included), for the console to show."""
         self.segments: list[Path] = []
         """The segments this recorder made and has not dropped, oldest first."""
-        self._pending: deque[Sample] = deque()
+        self._pending: deque[Sample | _ConsoleChange] = deque()
         self._closing = threading.Event()
         self._bases: dict[tuple[str, str, str], tuple[Sample, float]] = {}
         """Per snapshot series: the last snapshot written and when its last full line was."""
@@ -317,6 +411,7 @@ class Recorder:
         try:
             self._segment = self._open_segment(self._first_segment_number())
         except OSError as exc:
+            self._unlock()
             raise RecordingError(f"cannot write the recording {self.target}: {exc.strerror}") from None
         self._thread = threading.Thread(target=self._run, name="warroom-recorder", daemon=True)
         self._thread.start()
@@ -334,10 +429,24 @@ class Recorder:
             return
         self._pending.append(sample)
 
+    def set_console(self, state: dict[str, Any]) -> None:
+        """The console's state changed (console_state): the recording says so from here on."""
+        self._pending.append(_ConsoleChange(state))
+
     def close(self) -> None:
         """Write what is queued, end the compressed stream and close the file (idempotent)."""
         self._closing.set()
         self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        if not self._thread.is_alive():
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.target / LOCK_NAME).unlink()  # while still held: the folder is all recording again
+            with contextlib.suppress(OSError):
+                os.close(self._lock)  # the flock goes with the fd (a crash leaves the file; its flock is gone)
+            self._lock = None
 
     # -- the writer thread ----------------------------------------------------------
 
@@ -356,6 +465,11 @@ class Recorder:
         size = count = 0
         while self._pending and self.error is None:
             sample = self._pending.popleft()
+            if isinstance(sample, _ConsoleChange):
+                state_line = self._console_line(sample.state)
+                chunks.append(state_line)
+                size += len(state_line)
+                continue
             try:
                 chunk = self._line(sample)
             except ValueError:  # a value JSON cannot carry exactly (NaN): that Sample only
@@ -407,6 +521,17 @@ class Recorder:
         # A full snapshot starts a compression frame: replay decodes from here without what came before.
         return self._encoder.end_frame() + self._encoder.compress((text + "\n").encode())
 
+    def _console_line(self, state: dict[str, Any]) -> bytes:
+        """A header line with the new console state, in a frame of its own; snapshots start in full after it
+        (a reader clears its snapshot bases at every header)."""
+        if state == self.console or self._segment is None:
+            self.console = state
+            return b""
+        self.console = state
+        self._bases.clear()
+        line = json.dumps(header(self._segment.number, time.time(), state), separators=(",", ":")) + "\n"
+        return self._encoder.end_frame() + self._encoder.compress(line.encode())
+
     def _first_segment_number(self) -> int:
         """A new segment, never the end of an old compressed one: a run that crashed left its last frame
         unfinished, and frames appended after it could not be decoded. (A plain file is appended to.)"""
@@ -445,7 +570,7 @@ class Recorder:
         self.segments.append(path)
         self._encoder = _encoder(self.compression)
         self._bases.clear()  # each segment stands alone: its snapshots start in full
-        line = json.dumps(header(number, time.time()), separators=(",", ":")) + "\n"
+        line = json.dumps(header(number, time.time(), self.console), separators=(",", ":")) + "\n"
         self._raw_write(segment, self._encoder.compress(line.encode()) + self._encoder.sync())
         return segment
 
@@ -552,6 +677,14 @@ class Recorder:
                 pass
 
 
+def settings_console_state(settings: Settings, hostname: str | None = None) -> dict[str, Any]:
+    """console_state for a run as ``settings`` start it (the app updates it as targets come and go)."""
+    import socket
+
+    return console_state(targets=list(settings.targets), hostname=hostname or socket.gethostname(),
+                         remote_hosts=[h.name for h in settings.hosts], demo=settings.demo, secrets=settings.secrets)
+
+
 def open_recorder(settings: Settings, *, folder: Path | None = None,
                   on_error: Callable[[str], None] | None = None) -> Recorder | None:
     """The run's recorder as ``settings`` say: None with --no-record; --record FILE; else ``folder``
@@ -559,9 +692,10 @@ def open_recorder(settings: Settings, *, folder: Path | None = None,
     if settings.no_record:
         return None
     max_bytes = int(settings.record_max_mb * 1024 * 1024)
+    console = settings_console_state(settings)
     if settings.record:
         check_record_path(Path(settings.record))  # --record names a file: a folder here is a mistake
-        return Recorder(Path(settings.record), max_bytes=max_bytes, on_error=on_error)
+        return Recorder(Path(settings.record), max_bytes=max_bytes, on_error=on_error, console=console)
     try:
         if folder is None:
             folder = run_folder()
@@ -571,4 +705,4 @@ def open_recorder(settings: Settings, *, folder: Path | None = None,
         where = folder or incidents_dir()
         raise RecordingError(f"cannot make the recording folder {where}: {exc.strerror} "
                              "(--record FILE records elsewhere, --no-record not at all)") from None
-    return Recorder(folder, max_bytes=max_bytes, on_error=on_error)
+    return Recorder(folder, max_bytes=max_bytes, on_error=on_error, console=console)

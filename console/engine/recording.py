@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from console.engine.recorder import (
+    CONSOLE_KEY,
     GZIP_MAGIC,
     HEADER_KEY,
     HEADER_VALUE,
@@ -369,6 +370,8 @@ class SampleDecoder:
         self.problems = problems
         self.source = source
         self.bases: dict[tuple[str, str, str], Sample] = {}
+        self.consoles: list[dict[str, Any]] = []
+        """What the console watched, from each header that said (oldest first): see recorder.console_state."""
 
     def decode(self, raw: RawLine, value: Any | None = None) -> Sample | None:
         """The Sample on this line, or None (a header, or a bad line, which is counted)."""
@@ -379,6 +382,8 @@ class SampleDecoder:
             if is_header(value):
                 check_header(value, self.source)
                 self.bases.clear()  # a new segment or session: snapshots start in full again
+                if isinstance(value.get(CONSOLE_KEY), dict):
+                    self.consoles.append(value[CONSOLE_KEY])
                 return None
             if isinstance(value, dict) and "delta" in value:
                 sample = self._apply_delta(value)

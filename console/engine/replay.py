@@ -44,7 +44,7 @@ from console.engine.recording import (
 )
 from console.engine.snapshot_delta import DeltaError, decode_delta
 from console.engine.store import SeriesKey, Store
-from probes.samples import Sample
+from probes.samples import LOCAL_HOST, Sample
 
 #: Kinds kept on disk and rebuilt on demand (the store keeps only the newest couple).
 TRACKED_KINDS = frozenset({"conns_table"})
@@ -172,6 +172,8 @@ class Recording:
         self.tracks: dict[SeriesKey, SnapshotTrack] = {}
         self.marks: list[Mark] = []
         self._decoder = SampleDecoder(self.segments, self.problems, path)
+        self.consoles = self._decoder.consoles
+        """What the console watched, from each header that said so (see recorder.console_state)."""
         self._tail: SegmentReader | None = None
         self.version = 0
         """Bumped whenever new Samples were read (follow)."""
@@ -508,6 +510,52 @@ def _time_of_day(match: re.Match[str], start: float, end: float) -> float:
         if moment.timestamp() >= start - 1 or moment.timestamp() > end:
             return moment.timestamp()
     return end
+
+
+#: A header's state is read from a file: past these it is not a console's (and would only slow the screen).
+MAX_WATCHED = 1000
+MAX_NAME = 500
+
+
+@dataclass
+class Watched:
+    """What the recorded console watched, as replay restores it: rows, labels, the Hosts tab, the demo flag."""
+
+    targets: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    remote_hosts: list[str] = field(default_factory=list)
+    demo: bool = False
+
+
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, str) and v and len(v) <= MAX_NAME]
+
+
+def watched(recording: Recording) -> Watched:
+    """The consoles' states from the recording's headers (in order; targets and hosts of every state kept),
+    then what the Samples show besides: targets probed over TCP or HTTP, the hosts that sent Samples."""
+    out = Watched()
+    for state in recording.consoles:
+        out.targets += [t for t in _names(state.get("targets")) if t not in out.targets]
+        labels = state.get("labels")
+        if isinstance(labels, dict):
+            out.labels.update({k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)
+                               and len(k) <= MAX_NAME and len(v) <= MAX_NAME})
+        out.remote_hosts += [h for h in _names(state.get("remote_hosts")) if h not in out.remote_hosts]
+        hostname = state.get("hostname")
+        if isinstance(hostname, str) and hostname and len(hostname) <= MAX_NAME:
+            out.hostname = hostname
+        out.demo = out.demo or state.get("demo") is True
+    seen = sorted({s.target for s in recording.samples if s.kind in ("tcp", "http") and s.target})
+    out.targets += [t for t in seen if t not in out.targets]
+    hosts = sorted({key[0] for key in (*recording.series, *recording.tracks) if key[0] != LOCAL_HOST})
+    out.remote_hosts += [h for h in hosts if h not in out.remote_hosts]
+    out.targets, out.remote_hosts = out.targets[:MAX_WATCHED], out.remote_hosts[:MAX_WATCHED]
+    out.labels = {k: v for k, v in out.labels.items() if k in out.targets}
+    return out
 
 
 def describe(recording: Recording) -> dict[str, Any]:

@@ -120,8 +120,12 @@ class IncidentFolder:
     def save_meta(self, meta: dict[str, Any]) -> None:
         write_atomic(self.meta_path, json.dumps({"version": META_VERSION, **meta}, indent=1, ensure_ascii=False))
 
-    def start(self, targets: list[str], hosts: list[str], now: float | None = None) -> tuple[dict[str, Any], bool]:
-        """Record a start (new) or a resume; returns the meta and whether it was resumed."""
+    def start(self, targets: list[str], hosts: list[str], now: float | None = None, *,
+              recorded: bool = True) -> tuple[dict[str, Any], bool]:
+        """Record a start (new) or a resume; returns the meta and whether it was resumed.
+
+        Each session says whether it recorded its Samples (``recorded``: false for --no-record), so the
+        list and the report can say why a recording is missing or has a gap."""
         now = time.time() if now is None else now
         meta = self.meta()
         resumed = bool(meta)
@@ -129,7 +133,7 @@ class IncidentFolder:
             meta = {"name": self.name, "created": now, "targets": [], "hosts": [], "sessions": []}
         meta["targets"] = list(dict.fromkeys([*meta.get("targets", []), *targets]))
         meta["hosts"] = list(dict.fromkeys([*meta.get("hosts", []), *hosts]))
-        meta.setdefault("sessions", []).append({"started": now})
+        meta.setdefault("sessions", []).append({"started": now, "recorded": recorded})
         meta["updated"] = now
         meta.pop("version", None)
         self.save_meta(meta)
@@ -186,16 +190,24 @@ class IncidentSummary:
     total: int
     targets: list[str]
     has_report: bool
+    size: int = 0
+    """Bytes of its folder (recording, checklist, report ...)."""
+    unrecorded: int = 0
+    """Sessions run with --no-record."""
 
 
 def list_incidents() -> list[IncidentSummary]:
-    """Every incident folder, most recently updated first (a damaged one is listed, not skipped)."""
+    """Every incident folder, most recently updated first (a damaged one is listed, not skipped).
+
+    The automatic recordings (one folder per run, console/engine/retention.py) are not incidents."""
+    from console.engine.retention import folder_size, is_run_folder
+
     root = paths.incidents_dir()
     if not root.is_dir():
         return []
     out: list[IncidentSummary] = []
     for path in root.iterdir():
-        if not path.is_dir() or not NAME.fullmatch(path.name):
+        if not path.is_dir() or not NAME.fullmatch(path.name) or is_run_folder(path):
             continue
         folder = IncidentFolder(path.name, path)
         try:
@@ -205,6 +217,8 @@ def list_incidents() -> list[IncidentSummary]:
             done, total = checklist.progress()
         except IncidentError:
             meta, step, done, total = {}, "damaged", 0, 0
+        sessions = [x for x in meta.get("sessions", []) if isinstance(x, dict)]
         out.append(IncidentSummary(path.name, path, meta.get("created"), meta.get("updated"), step, done, total,
-                                   list(meta.get("targets", [])), folder.report_md.is_file()))
+                                   list(meta.get("targets", [])), folder.report_md.is_file(), folder_size(path),
+                                   sum(1 for x in sessions if x.get("recorded") is False)))
     return sorted(out, key=lambda s: s.updated or s.created or 0.0, reverse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from console.engine.recorder import Recorder, RecordingError
 from console.engine.recording import read_recording as read_segments
@@ -30,6 +31,10 @@ class IncidentRecording:
         if self.redactor.needs(line):
             sample = Sample.from_dict(self.redactor.value(sample.to_dict()))
         self._recorder(sample)
+
+    def set_console(self, state: dict[str, Any]) -> None:
+        """What the console watches, redacted, into the recording's header (replay restores it)."""
+        self._recorder.set_console(self.redactor.value(state))
 
     @property
     def written(self) -> int:

@@ -216,6 +216,7 @@ def build_report(data: ReportInput, redactor: Redactor) -> dict[str, Any]:
                     "created": data.meta.get("created"), "checklist_done": done, "checklist_total": total,
                     "current_step": checklist.current_step() if checklist else None},
         "impact": impact,
+        "recording": recording_status(data),
         "timeline": data.timeline.to_list(),
         "findings": findings,
         "ruled_out": _ruled_out(findings),
@@ -257,6 +258,24 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f} ms"
 
 
+def recording_status(data: ReportInput) -> dict[str, Any] | None:
+    """Which of an incident's sessions recorded their Samples (--no-record ones did not); None for a bare
+    recording, which is the recording."""
+    if data.source != "incident":
+        return None
+    sessions = [s for s in data.meta.get("sessions", []) if isinstance(s, dict)]
+    unrecorded = sum(1 for s in sessions if s.get("recorded") is False)
+    if not sessions or not unrecorded:
+        text = "every session recorded its Samples"
+    elif unrecorded == len(sessions):
+        text = ("no Sample recording: every session ran with --no-record (the checklist, its runs' Samples and "
+                "the timeline are kept; there is nothing for warroom replay)")
+    else:
+        text = (f"{unrecorded} of {len(sessions)} sessions ran with --no-record: their Samples are not in the "
+                "recording (the checklist and the timeline are)")
+    return {"sessions": len(sessions), "not_recorded": unrecorded, "text": text}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     out: list[str] = [f"# Incident report: {report['incident']}", "",
                       f"Generated {report['generated_utc']} by warroom {report['warroom']} "
@@ -266,6 +285,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     if summary.get("checklist_total"):
         out.append(f"- checklist: {summary['checklist_done']} of {summary['checklist_total']} items done, "
                    f"current step: {summary['current_step']}")
+    recording = report.get("recording")
+    if recording and recording.get("not_recorded"):
+        out.append(f"- recording: {recording['text']}")
     impact = report["impact"]
     out += ["", "## Impact", "",
             f"- targets affected: {', '.join(impact['targets_affected']) or 'none'} "

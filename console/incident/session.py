@@ -43,6 +43,9 @@ from probes.samples import LOCAL_HOST, Sample
 if TYPE_CHECKING:
     from console.remote.host import RemoteHost
 
+#: What the timeline says of a session started with --no-record.
+NOT_RECORDED = "not recording its Samples (--no-record): the checklist and timeline are kept, the Sample stream is not"
+
 #: Seconds a one-shot host probe (system, conns, pools) may take.
 SNAPSHOT_TIMEOUT_S = 10.0
 #: Extra seconds allowed to a remote host's run beyond its own rounds (shipping the spec, the SSH hop).
@@ -77,7 +80,7 @@ class IncidentSession:
                  host_specs: Sequence[ProbeSpec] = (), redactor: Redactor | None = None,
                  clock: Callable[[], float] = time.time, max_before_s: float = MAX_BEFORE_S,
                  reproduce_interval: float = reproduce.DEFAULT_INTERVAL_S,
-                 reproduce_timeout: float = reproduce.DEFAULT_TIMEOUT_S) -> None:
+                 reproduce_timeout: float = reproduce.DEFAULT_TIMEOUT_S, record: bool = True) -> None:
         self.hub = hub
         self.store = hub.store
         self.findings = findings
@@ -97,6 +100,8 @@ class IncidentSession:
         self.version = 0
         """Bumped on every change: the Checklist and Timeline panes redraw only then."""
         self.recording: IncidentRecording | None = None
+        self.record = record
+        """Record the Samples in the folder (False: --no-record; the checklist and timeline are still kept)."""
         self.meta: dict[str, Any] = {}
         self.resumed = False
         self.validating_until: float | None = None
@@ -118,12 +123,15 @@ class IncidentSession:
         self.hub.listeners.append(self.on_sample)
         now = self.clock()
         if self.folder is not None:
-            self.meta, self.resumed = self.folder.start([redact_url(t) for t in self.targets], list(hosts), now)
-            self.recording = open_recording(self.folder.recording_path, self.redactor)
-            self.hub.listeners.append(self.recording)
+            self.meta, self.resumed = self.folder.start([redact_url(t) for t in self.targets], list(hosts), now,
+                                                        recorded=self.record)
+            if self.record:
+                self.recording = open_recording(self.folder.recording_path, self.redactor)
+                self.hub.listeners.append(self.recording)
             what = "resumed" if self.resumed else "started"
             self.timeline.add(now, "incident", f"incident {self.folder.name} {what} on targets "
-                                               f"{', '.join(redact_url(t) for t in self.targets) or '(none)'}")
+                                               f"{', '.join(redact_url(t) for t in self.targets) or '(none)'}"
+                              + ("" if self.record else f"; {NOT_RECORDED}"))
             self.save()
 
     def preload(self) -> int:

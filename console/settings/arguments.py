@@ -40,6 +40,7 @@ def console_parser() -> argparse.ArgumentParser:
                         help="do not record this run (every run records by default)")
     parser.add_argument("--record-max-mb", type=float, metavar="MB",
                         help="cap the recording on disk (default 200 MB); the oldest segments go first")
+    add_retention_arguments(parser)
     parser.add_argument("--theme", metavar="NAME",
                         help="warroom-dark, warroom-light, warroom-contrast or warroom-colorblind")
     parser.add_argument("--share", action="store_true",
@@ -88,6 +89,17 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="BPF filter for --capture (default: everything but SSH)")
     parser.add_argument("--config", metavar="FILE",
                         help="TOML config (default: ~/.config/warroom/config.toml when it exists)")
+
+
+def add_retention_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long automatic recordings are kept (pruned at start; named incidents never are)."""
+    parser.add_argument("--keep-days", type=float, metavar="DAYS",
+                        help="remove automatic recordings last written more than DAYS ago, at start (default 30; "
+                             "0 keeps them however old; config: record_keep_days); --incident folders are never "
+                             "removed")
+    parser.add_argument("--keep-mb", type=float, metavar="MB",
+                        help="remove the oldest automatic recordings while they take more than MB in all "
+                             "(default 2048; 0: no limit; config: record_keep_mb)")
 
 
 def add_ssh_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,6 +33,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "theme": str,
     "record": (str, bool),
     "record_max_mb": (int, float),
+    "record_keep_days": (int, float),
+    "record_keep_mb": (int, float),
     "pools": list,
     "postgres": (dict, list),
     "redis": (dict, list),
@@ -45,6 +47,9 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "secrets": list,
     "secret_env": list,
 }
+
+#: The most a retention setting may say (a hundred years; an exabyte): past that it is a typo.
+RETENTION_LIMITS = {"record_keep_days": 36500.0, "record_keep_mb": 1e12}
 
 #: A config file larger than this is not a config file.
 MAX_CONFIG_BYTES = 1 << 20
@@ -62,6 +67,10 @@ class Config:
     record: str | bool | None = None
     """A path to record to, false to record nothing, true (or absent) for the default folder."""
     record_max_mb: float | None = None
+    record_keep_days: float | None = None
+    """Automatic recordings older than this many days are removed at start (0: kept however old)."""
+    record_keep_mb: float | None = None
+    """Automatic recordings past this many megabytes in all are removed, oldest first (0: no limit)."""
     sections: dict[str, Any] = field(default_factory=dict)
     """The raw sections other modules parse (pools, postgres, redis, metrics, hosts, capture)."""
 
@@ -160,8 +169,20 @@ def load_config(path: str | Path | None) -> Config:
     record_max_mb = data.get("record_max_mb")
     if record_max_mb is not None and (isinstance(record_max_mb, bool) or not 0 < record_max_mb < 1e7):
         raise ConfigError(f"config file {file}: 'record_max_mb' must be a number of megabytes above 0")
+    keep = {key: data.get(key) for key in ("record_keep_days", "record_keep_mb")}
+    for key, value in keep.items():
+        if value is not None and not 0 <= value <= RETENTION_LIMITS[key]:
+            unit = "days" if key.endswith("days") else "megabytes"
+            raise ConfigError(f"config file {file}: {key!r} must be a number of {unit} from 0 (no limit) to "
+                              f"{RETENTION_LIMITS[key]:g}, not {value}")
     sections = {k: v for k, v in data.items()
-                if k not in {"targets", "interval", "theme", "record", "record_max_mb"}}
+                if k not in {"targets", "interval", "theme", "record", "record_max_mb", *keep}}
     return Config(path=file, targets=list(targets), interval=float(interval) if interval else None,
                   theme=data.get("theme"), record=data.get("record"),
-                  record_max_mb=float(record_max_mb) if record_max_mb is not None else None, sections=sections)
+                  record_max_mb=float(record_max_mb) if record_max_mb is not None else None,
+                  record_keep_days=_float(keep["record_keep_days"]), record_keep_mb=_float(keep["record_keep_mb"]),
+                  sections=sections)
+
+
+def _float(value: float | None) -> float | None:
+    return float(value) if value is not None else None

@@ -32,6 +32,29 @@ MAX_DURATION_S = 7 * 24 * 3600.0
 MAX_PROBES_PER_S = 500.0
 #: `warroom check --count` at most.
 MAX_CHECK_COUNT = 1000
+#: Automatic (unnamed) recordings are kept this many days after they were last written ...
+DEFAULT_KEEP_DAYS = 30.0
+#: ... and, oldest first, only while they fit in this many megabytes together.
+DEFAULT_KEEP_MB = 2048.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long the automatic recordings (one folder per run) are kept; named incidents are never removed."""
+
+    keep_days: float | None = DEFAULT_KEEP_DAYS
+    """Remove an automatic recording last written more than this many days ago (None: however old)."""
+    keep_mb: float | None = DEFAULT_KEEP_MB
+    """Remove the oldest automatic recordings while they all take more than this (None: no limit)."""
+    days_from: str = "default"
+    """Where keep_days came from, for the line that says what was removed: "default", the option or the key."""
+    mb_from: str = "default"
+
+    def describe(self) -> str:
+        """"kept 30 days and 2,048 MB in all" (what an engineer reads in the prune line and the list)."""
+        days = f"{self.keep_days:g} days" if self.keep_days is not None else "however old"
+        size = f"{self.keep_mb:,.0f} MB in all" if self.keep_mb is not None else "however large"
+        return f"kept {days} and {size}"
 
 
 @dataclass
@@ -83,6 +106,8 @@ class Settings:
     """Start the console in share mode (bigger figures, aliases for addresses and names)."""
     serve: ServeSettings | None = None
     """`warroom serve`'s own options."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    """What start-up (and `warroom incidents --prune`) removes of the automatic recordings."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +276,7 @@ def build_settings(args: argparse.Namespace, *, use_config: bool = True) -> Sett
     settings.interval = interval if interval is not None else (config.interval or DEFAULT_INTERVAL_S)
     settings.theme = getattr(args, "theme", None) or config.theme
     _record(settings, args, config)
+    settings.retention = retention(args, config)
     settings.json = bool(getattr(args, "json", False))
     settings.duration = getattr(args, "duration", None)
     settings.share = bool(getattr(args, "share", False))
@@ -307,6 +333,30 @@ def _record(settings: Settings, args: argparse.Namespace, config: Config) -> Non
     if cap is not None and not (math.isfinite(cap) and 0 < cap < 1e7):
         raise UsageError(f"--record-max-mb must be a number of megabytes above 0, not {cap:g}")
     settings.record_max_mb = cap if cap is not None else (config.record_max_mb or settings.record_max_mb)
+
+
+def retention(args: argparse.Namespace, config: Config) -> RetentionSettings:
+    """--keep-days / --keep-mb on top of the file's record_keep_days / record_keep_mb; 0 means no limit."""
+    values: dict[str, tuple[float | None, str]] = {}
+    for option, key, default, unit, high in (("keep_days", "record_keep_days", DEFAULT_KEEP_DAYS, "days", 36500.0),
+                                             ("keep_mb", "record_keep_mb", DEFAULT_KEEP_MB, "megabytes", 1e12)):
+        given = getattr(args, option, None)
+        if given is not None:
+            flag = "--" + option.replace("_", "-")
+            if not (math.isfinite(given) and 0 <= given <= high):
+                raise UsageError(f"{flag} must be a number of {unit} from 0 (no limit) to {high:g}, not {given:g}")
+            values[option] = (given or None, flag)
+        elif getattr(config, key) is not None:
+            values[option] = (getattr(config, key) or None, key)
+        else:
+            values[option] = (default, "default")
+    return RetentionSettings(keep_days=values["keep_days"][0], keep_mb=values["keep_mb"][0],
+                             days_from=values["keep_days"][1], mb_from=values["keep_mb"][1])
+
+
+def build_retention_settings(args: argparse.Namespace) -> RetentionSettings:
+    """The retention of a command that reads nothing else of the config file (`warroom demo`)."""
+    return retention(args, _load(getattr(args, "config", None)))
 
 
 def _check_theme(name: str | None) -> None:

@@ -30,7 +30,7 @@ from console.engine.aliases import aliases_path
 from console.engine.hub import Hub, ProbeLoop
 from console.engine.live_feed import LiveFeed
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
-from console.engine.recorder import Recorder
+from console.engine.recorder import Recorder, console_state
 from console.engine.replay import Recording, ReplayPlayer
 from console.engine.store import Store
 from console.engine.target_state import TargetStates
@@ -110,6 +110,11 @@ class AppConfig:
     """Share mode's alias file (in the incident's folder); None: the default under the data directory."""
     live_feed: bool = False
     """Serve the Sample stream to `warroom serve`'s viewers (console/engine/live_feed.py)."""
+    record_incident: bool = True
+    """--incident NAME records its Samples in its folder; False with --no-record (the checklist and timeline
+    are kept all the same)."""
+    notices: list[str] = field(default_factory=list)
+    """Lines to show once the screen is up (what start-up's retention removed)."""
 
 
 class WarroomApp(ReplayControls, App[int]):
@@ -196,7 +201,7 @@ class WarroomApp(ReplayControls, App[int]):
         self.incident = incident_actions.build_session(
             self.hub, self.findings, self.remote, targets=config.targets, pools=config.pools, secrets=config.secrets,
             interval=config.interval, folder=config.incident, reproduce_interval=config.reproduce_interval,
-            reproduce_timeout=config.reproduce_timeout)
+            reproduce_timeout=config.reproduce_timeout, record=config.record_incident)
         """The five-step checklist, timeline, fix validation and report of this console's incident."""
 
     def compose(self) -> ComposeResult:
@@ -262,6 +267,9 @@ class WarroomApp(ReplayControls, App[int]):
         self._catch_stop_signals()
         self.incident.attach([h.name for h in self.config.remote_hosts])
         self.incident.preload()
+        self.announce_state()
+        for notice in self.config.notices:
+            self.notify(notice, timeout=10)
         self.set_class(self.share.on, "-share")
         # Viewers and the console share one alias file: take in names the others added.
         self.set_interval(1.0, self._follow_aliases)
@@ -294,14 +302,26 @@ class WarroomApp(ReplayControls, App[int]):
         self.feed = feed
         self.hub.listeners.append(feed)
 
+    def watched_state(self) -> dict[str, object]:
+        """What the console watches (targets as the panes show them, labels, hosts, the demo flag): for viewers
+        and in the recordings' headers, so a replay shows the same rows. A password in a URL never leaves."""
+        return console_state(targets=self.config.targets, labels=self.config.labels, hostname=self.config.hostname,
+                             remote_hosts=[h.name for h in self.config.remote_hosts], demo=self.config.demo,
+                             secrets=self.config.secrets)
+
     def feed_state(self) -> dict[str, object]:
-        """What viewers need besides the Samples: targets, labels, hosts and the alias file."""
+        """What viewers need besides the Samples: the console's state and the alias file."""
         path = self.share.redactor.aliases.path
-        # Targets as the panes show them: a password in a URL never travels to a viewer.
-        return {"targets": [shown(t) for t in self.config.targets],
-                "labels": {shown(t): label for t, label in self.config.labels.items()},
-                "hostname": self.config.hostname, "remote_hosts": [h.name for h in self.config.remote_hosts],
-                "aliases": str(path) if path else None, "demo": self.config.demo}
+        return {**self.watched_state(), "aliases": str(path) if path else None}
+
+    def announce_state(self) -> None:
+        """Targets came or went (or the demo's servers are up): tell the viewers and the recordings."""
+        if self.feed is not None:
+            self.feed.announce()
+        state = self.watched_state()
+        for recorder in (self.recorder, self.incident.recording):
+            if recorder is not None:
+                recorder.set_console(state)
 
     def run_diagnosis(self) -> None:
         self.findings.run_once()
@@ -320,8 +340,7 @@ class WarroomApp(ReplayControls, App[int]):
                 pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.layers_pane.add_target(demo_target.target, self.config.labels[demo_target.target])
                 self.config.targets.append(demo_target.target)
-            if self.feed is not None:
-                self.feed.announce()
+            self.announce_state()
         for spec in host_specs(self.config.interval, self.config.pools):
             self.hub.start_probe(spec)
         for target in self.config.targets:
@@ -389,14 +408,19 @@ class WarroomApp(ReplayControls, App[int]):
     def _base_subtitle(self) -> str:
         share = "  SHARE MODE (names hidden)" if self.share.on else ""
         if self.config.replay is not None:
-            return f"REPLAY of {self.config.replay.path}{share}"
+            return f"REPLAY of {self.config.replay.path}" + (" (a demo run)" if self.config.demo else "") + share
         if self.config.replay_end is not None:
             import time
 
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.config.replay_end))
             return f"REPLAY of a recording ending {stamp}{share}"
         return (self.config.hostname + ("  demo" if self.config.demo else "")
-                + ("  ● REC" if self.config.record is not None else "") + share)
+                + ("  ● REC" if self.config.record is not None or self._incident_records() else "")
+                + ("  NOT RECORDING (--no-record)" if self.config.incident is not None and
+                   not self.config.record_incident else "") + share)
+
+    def _incident_records(self) -> bool:
+        return self.config.incident is not None and self.config.record_incident
 
     # -- share mode -------------------------------------------------------------
 
@@ -552,8 +576,7 @@ class WarroomApp(ReplayControls, App[int]):
         self.layers_pane.add_target(shown(target))
         if self.config.live:
             self.start_target_probes(target)
-        if self.feed is not None:
-            self.feed.announce()
+        self.announce_state()
 
     def action_remove_target(self) -> None:
         pane = self.query_one(TargetsPane)
@@ -569,8 +592,7 @@ class WarroomApp(ReplayControls, App[int]):
         self._update_remote_specs()
         pane.remove_target(label)
         self.layers_pane.remove_target(label)
-        if self.feed is not None:
-            self.feed.announce()
+        self.announce_state()
         self.notify(f"stopped probing {label}", timeout=2)
 
     def action_show_tab(self, tab: str) -> None:
@@ -592,13 +614,14 @@ class WarroomApp(ReplayControls, App[int]):
 
 
 def app_config(settings: Settings, *, record: Recorder | None = None,
-               incident: IncidentFolder | None = None) -> AppConfig:
+               incident: IncidentFolder | None = None, notices: list[str] | None = None) -> AppConfig:
     """The app's start-up from the command's Settings (the tests build AppConfig themselves)."""
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
                      incident=incident, secrets=list(settings.secrets),
-                     share=settings.share, live_feed=True)
+                     share=settings.share, live_feed=True, record_incident=not settings.no_record,
+                     notices=list(notices or []))
 
 
 def require_terminal(json_hint: str = "--json") -> None:

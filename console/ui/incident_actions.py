@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def build_session(hub: Hub, findings: FindingsEngine, remote: dict[str, RemoteHost], *, targets: list[str],
                   pools: PoolsConfig, secrets: list[str], interval: float, folder: IncidentFolder | None,
-                  reproduce_interval: float, reproduce_timeout: float) -> IncidentSession:
+                  reproduce_interval: float, reproduce_timeout: float, record: bool = True) -> IncidentSession:
     redactor = redactor_for(targets, secrets=secrets,
                             dsns=[str(e.get("dsn", "")) for e in pools.postgres] + [str(e.get("url", ""))
                                                                                    for e in pools.redis],
@@ -37,7 +37,8 @@ def build_session(hub: Hub, findings: FindingsEngine, remote: dict[str, RemoteHo
                                            if e.get("password_env")])
     return IncidentSession(hub, findings, folder=folder, targets=targets, remote=remote,
                            host_specs=host_specs(interval, pools), redactor=redactor, clock=hub.store.clock,
-                           reproduce_interval=reproduce_interval, reproduce_timeout=reproduce_timeout)
+                           reproduce_interval=reproduce_interval, reproduce_timeout=reproduce_timeout,
+                           record=record)
 
 
 def run_item(app: App[Any], session: IncidentSession, item_id: str, **options: object) -> None:
