@@ -263,29 +263,36 @@ async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) ->
         out.flush()
 
     pending: list[bytes] = []
-    flushes = 0
+    last_write = -BATCH_S
 
-    def flush() -> None:
-        nonlocal flushes
-        flushes += 1
-        data = b"".join(pending)
-        pending.clear()
+    def write_out(data: bytes) -> None:
+        nonlocal last_write
+        last_write = loop.time()
         try:
             direct_write(data)
         except (BrokenPipeError, OSError, ValueError):
             if agent is not None:
                 agent.stop("stdout closed")
 
+    def flush() -> None:
+        data = b"".join(pending)
+        pending.clear()
+        write_out(data)
+
     def batched_write(data: bytes) -> None:
-        # Lines that come within BATCH_S of each other leave in one write: one SSH packet (framing,
-        # MAC, a compression flush) for the second's Samples instead of one per line. The first
-        # batch goes at once: a fresh host's first Sample waits for nothing.
-        if not pending:
-            if flushes:
-                loop.call_later(BATCH_S, flush)
-            else:
-                loop.call_soon(flush)
+        # A line after a quiet spell leaves at once (a fresh host's first Sample waits for nothing, and
+        # a callback could sit behind a probe's slow first import); the lines that follow it within
+        # BATCH_S leave together in one write: one SSH packet (framing, MAC, a compression flush) for
+        # most of a second's Samples instead of one per line.
+        if pending:
+            pending.append(data)
+            return
+        wait = last_write + BATCH_S - loop.time()
+        if wait <= 0:
+            write_out(data)
+            return
         pending.append(data)
+        loop.call_later(wait, flush)
 
     writer = write or direct_write
     agent_writer = write or batched_write
