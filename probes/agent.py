@@ -62,6 +62,9 @@ DELTA_KINDS = frozenset({"conns_table", "pools"})
 QUICK_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})
 SLOW_IMPORT_DELAY_S = 0.05
 
+#: Seconds the agent holds a line for the ones that follow it (see serve's batched_write).
+BATCH_S = 0.05
+
 #: Marker in the agent's argv so an operator (and the tests) can find it with ps.
 PROCESS_MARKER = "warroom-agent"
 
@@ -252,19 +255,52 @@ def _start_stdin_reader(loop: asyncio.AbstractEventLoop, on_line: Callable[[byte
 async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) -> str:
     """Run the agent protocol on fd_in/stdout; returns why it stopped."""
     out = sys.stdout.buffer
+    loop = asyncio.get_running_loop()
+    agent: Agent | None = None
 
-    def default_write(data: bytes) -> None:
+    def direct_write(data: bytes) -> None:
         out.write(data)
         out.flush()
 
-    writer = write or default_write
-    loop = asyncio.get_running_loop()
+    pending: list[bytes] = []
+    last_write = -BATCH_S
+
+    def write_out(data: bytes) -> None:
+        nonlocal last_write
+        last_write = loop.time()
+        try:
+            direct_write(data)
+        except (BrokenPipeError, OSError, ValueError):
+            if agent is not None:
+                agent.stop("stdout closed")
+
+    def flush() -> None:
+        data = b"".join(pending)
+        pending.clear()
+        write_out(data)
+
+    def batched_write(data: bytes) -> None:
+        # A line after a quiet spell leaves at once (a fresh host's first Sample waits for nothing, and
+        # a callback could sit behind a probe's slow first import); the lines that follow it within
+        # BATCH_S leave together in one write: one SSH packet (framing, MAC, a compression flush) for
+        # most of a second's Samples instead of one per line.
+        if pending:
+            pending.append(data)
+            return
+        wait = last_write + BATCH_S - loop.time()
+        if wait <= 0:
+            write_out(data)
+            return
+        pending.append(data)
+        loop.call_later(wait, flush)
+
+    writer = write or direct_write
+    agent_writer = write or batched_write
     hello = {"hello": {"agent": AGENT_VERSION, "schema": SCHEMA_VERSION, "pid": os.getpid(),
                        "python": ".".join(str(p) for p in sys.version_info[:3])}}
     writer(json.dumps(hello, separators=(",", ":")).encode() + b"\n")
 
     first: asyncio.Future[bytes | None] = loop.create_future()
-    agent: Agent | None = None
     eof = False
     early: list[bytes] = []  # lines that arrive while the request is still being checked
 
@@ -300,7 +336,7 @@ async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) ->
         return problem
     keepalive = request.get("keepalive_timeout", DEFAULT_KEEPALIVE_TIMEOUT)
     lifetime = request.get("max_lifetime")
-    agent = Agent(writer, host=str(request.get("host") or "remote"),
+    agent = Agent(agent_writer, host=str(request.get("host") or "remote"),
                   keepalive_timeout=float(keepalive) if isinstance(keepalive, (int, float)) else
                   DEFAULT_KEEPALIVE_TIMEOUT,
                   max_lifetime=float(lifetime) if isinstance(lifetime, (int, float)) else None,
@@ -315,6 +351,8 @@ async def serve(fd_in: int = 0, write: Callable[[bytes], None] | None = None) ->
     watchdog.cancel()
     for task in agent.tasks.values():
         task.cancel()
+    if pending:
+        flush()
     return agent.exit_reason
 
 

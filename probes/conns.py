@@ -143,75 +143,130 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
 
 
 class OwnerScan:
-    """scan_processes() from one reading to the next, reading fd links only where owners can have changed.
+    """scan_processes() from one reading to the next, reading fd links only for sockets it cannot place.
 
     A full scan readlinks every fd of every process each second (thousands of
-    syscalls, the probe's largest cost after the kernel's own dump). Most
-    sockets keep their owner: a socket's inode is its identity for its whole
-    life. So every reading still lists each process's fds (their count feeds the
-    fd-limit figures), but reads the links only of processes that owned sockets
-    last time or are new; only when a socket of the dump is still unowned after
-    that are the other processes read too. The result is what a full scan
-    would say, except for a socket passed to another process (SCM_RIGHTS, or a
-    parent that kept it after a fork): it stays with its first owner.
+    syscalls, the probe's largest cost after the kernel's own dump). But a
+    socket's inode is its identity for its whole life and most sockets keep
+    their owner, so each owner found is kept with the fd it was found at, and
+    the next reading checks it with one readlink of that fd. Only sockets that
+    check fails for, and sockets never seen, are searched for: in the processes
+    that owned sockets first, then in those new since the last reading, then in
+    the rest, stopping as soon as every one is placed. A socket no process
+    holds (another network namespace's, the kernel's own) is remembered as
+    unowned and does not send every reading through every process again.
+
+    Each process's fd count (for the fd-limit figures) is the size the kernel
+    reports for /proc/PID/fd (Linux 6.2+; one stat, no list of names) when
+    running as root, who may read every fd table; otherwise, or on an older
+    kernel, the fd directory is listed, which also tells which processes this
+    user may not read. A socket held by several processes (after a fork, or
+    passed over a unix socket) is given to one of them, as in a full scan.
     """
 
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
-        self._owners: dict[int, int] = {}
+        self._owners: dict[int, tuple[int, str]] = {}
+        """socket inode -> (pid, fd) where it was last found."""
         self._names: dict[int, str] = {}
         self._pids: set[int] = set()
         self._unowned: set[int] = set()
-        """Sockets a full pass found no owner for (another pid namespace, the kernel's own): they do not
-        trigger another full pass while they last."""
+        """Sockets a full pass found no owner for: they do not trigger another full pass while they last."""
+        self._count_by_stat = _fd_count_by_stat(proc)
 
     def scan(self, inodes: Iterable[int]) -> ProcessScan:
         wanted = {ino for ino in inodes if ino}
         result = ProcessScan()
+        counts = result.fds
         fds_of: dict[int, list[str]] = {}
-        for entry in os.listdir(self.proc):
+        proc = self.proc
+        by_stat = self._count_by_stat
+        me = os.getpid()  # listed as a full scan lists it: that count includes the fd the listing holds open
+        for entry in os.listdir(proc):
             if not entry.isdigit():
                 continue
             pid = int(entry)
             try:
-                fds = os.listdir(f"{self.proc}/{entry}/fd")
+                if by_stat and pid != me:
+                    counts[pid] = os.stat(f"{proc}/{entry}/fd").st_size
+                    continue
+                fds = os.listdir(f"{proc}/{entry}/fd")
             except PermissionError:
                 result.unreadable += 1
                 continue
             except OSError:  # the process ended while we looked
                 continue
-            result.fds[pid] = len(fds)
+            counts[pid] = len(fds)
             fds_of[pid] = fds
-        alive = set(fds_of)
-        owners = {ino: pid for ino, pid in self._owners.items() if ino in wanted and pid in alive}
-        owning = set(owners.values())
-        first = [pid for pid in fds_of if pid in owning or pid not in self._pids]
-        self._read_links(first, fds_of, owners)
-        unowned = self._unowned & wanted
-        if wanted - owners.keys() - unowned:  # a new socket nobody we read holds: read everyone else too
-            done = set(first)
-            self._read_links([pid for pid in fds_of if pid not in done], fds_of, owners)
-            unowned = wanted - owners.keys()
-        self._unowned = unowned
+        owners: dict[int, int] = {}
+        found: dict[int, tuple[int, str]] = {}
+        readlink = os.readlink
+        for ino, (pid, fd) in self._owners.items():
+            if ino in wanted and pid in counts:
+                try:
+                    if readlink(f"{proc}/{pid}/fd/{fd}") == f"socket:[{ino}]":
+                        owners[ino] = pid
+                        found[ino] = (pid, fd)
+                except OSError:
+                    pass
+        missing = wanted - owners.keys() - self._unowned
+        if missing:
+            owning = {pid for pid, _ in self._owners.values()}
+            # Those that hold sockets open more of them (the probes' own connections among them), then
+            # the processes new since the last reading, then the rest.
+            order = sorted(counts, key=lambda pid: (pid not in owning, pid in self._pids))
+            for pid in order:
+                self._search(pid, fds_of, missing, owners, found)
+                if not missing:
+                    break
+            self._unowned = (self._unowned & wanted) | missing
+        else:
+            self._unowned &= wanted
+        alive = set(counts)
         names = {pid: name for pid, name in self._names.items() if pid in alive and pid in self._pids}
         for pid in set(owners.values()):
             if pid not in names:
-                names[pid] = _comm(pid, self.proc)
-        self._owners, self._names, self._pids = owners, names, alive
+                names[pid] = _comm(pid, proc)
+        self._owners, self._names, self._pids = found, names, alive
         result.owners = owners
         result.names = names
         return result
 
-    def _read_links(self, pids: Iterable[int], fds_of: dict[int, list[str]], owners: dict[int, int]) -> None:
-        for pid in pids:
-            fd_dir = f"{self.proc}/{pid}/fd"
-            for fd in fds_of[pid]:
-                try:
-                    link = os.readlink(f"{fd_dir}/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:["):
-                    owners[int(link[8:-1])] = pid
+    def _search(self, pid: int, fds_of: dict[int, list[str]], missing: set[int], owners: dict[int, int],
+                found: dict[int, tuple[int, str]]) -> None:
+        """Read the fd links of ``pid``, placing the ``missing`` sockets it holds."""
+        fd_dir = f"{self.proc}/{pid}/fd"
+        fds = fds_of.get(pid)
+        if fds is None:
+            try:
+                fds = os.listdir(fd_dir)
+            except OSError:  # ended, or not ours to read
+                return
+        for fd in fds:
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                ino = int(link[8:-1])
+                if ino in missing:
+                    missing.discard(ino)
+                    owners[ino] = pid
+                    found[ino] = (pid, fd)
+
+
+def _fd_count_by_stat(proc: str) -> bool:
+    """Whether the size of /proc/PID/fd is its number of open fds here (Linux 6.2+), and we may read them all.
+
+    Only for the real /proc, as root: the kernel reports the count to anyone, but another user's fd
+    table is not this user's to read, and a full scan would count that process as unreadable.
+    """
+    if proc != "/proc" or os.geteuid() != 0:
+        return False
+    try:
+        return os.stat("/proc/self/fd").st_size > 0  # at least our stdin..stderr or this stat's own fd
+    except OSError:
+        return False
 
 
 _owner_scan = OwnerScan()

@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from probes.samples import JSONValue, Sample
@@ -64,12 +65,25 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        # Plain == first (C speed; exact equality implies it), then what == cannot tell: the types
+        # of equal values (1 == 1.0 == True) and the sign of a zero; nested lists and objects recurse.
+        if len(a) != len(b) or a != b:
+            return False
+        types = list(map(type, a))
+        if types != list(map(type, b)):
+            return False
+        if float in types or list in types or dict in types or not _PLAIN.issuperset(types):
+            return all(same(x, y) for x, y in zip(a, b, strict=True))
+        return True
     if isinstance(a, dict):
-        return list(a) == list(b) and all(same(v, b[k]) for k, v in a.items())
+        return list(a) == list(b) and a == b and all(same(v, b[k]) for k, v in a.items())
     if isinstance(a, float):
         return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return bool(a == b)
+
+
+#: Types whose equal values of the same type are the same JSON (after the type check in same()).
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def _hashable(value: Any) -> Hashable:
@@ -86,6 +100,31 @@ def _row_key(row: Any, key_index: Sequence[int]) -> Hashable:
             if name in row:
                 return ("key", _hashable(row[name]))
     return ("row", _hashable(row))
+
+
+def _row_keyer(key_index: Sequence[int]) -> Callable[[Any], Hashable]:
+    """_row_key for one list of rows, faster for list rows: their key cells as they are.
+
+    The key only pairs a new row with an old one to compare against; same() and _patch()
+    decide what is sent, so a pairing of 1 with True (equal hashes) costs a patch, never a
+    wrong snapshot. A row the plain key cannot serve (short, unhashable cells) takes _row_key.
+    """
+    if not key_index:
+        return lambda row: _row_key(row, key_index)
+    cells = itemgetter(*key_index) if len(key_index) > 1 else (lambda row: (row[key_index[0]],))
+
+    def key(row: Any) -> Hashable:
+        if isinstance(row, list):
+            try:
+                plain = cells(row)
+                hash(plain)
+            except (IndexError, TypeError):
+                pass
+            else:
+                return ("cells", plain)
+        return _row_key(row, key_index)
+
+    return key
 
 
 def _key_index(fields: dict[str, JSONValue]) -> list[int]:
@@ -108,11 +147,12 @@ def _patch(old: Any, new: Any) -> dict[str, JSONValue] | None:
 
 def _encode_rows(old: list[Any], new: list[Any], key_index: Sequence[int]) -> list[JSONValue]:
     unused: dict[Hashable, deque[int]] = defaultdict(deque)
+    key = _row_keyer(key_index)
     for i, row in enumerate(old):
-        unused[_row_key(row, key_index)].append(i)
+        unused[key(row)].append(i)
     out: list[JSONValue] = []
     for row in new:
-        candidates = unused.get(_row_key(row, key_index))
+        candidates = unused.get(key(row))
         if candidates:
             i = candidates.popleft()
             if same(old[i], row):

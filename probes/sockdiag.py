@@ -22,6 +22,7 @@ from typing import Any
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
+TCPDIAG_GETSOCK = 18
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
@@ -31,9 +32,12 @@ INET_DIAG_INFO = 2
 _NLMSGHDR = struct.Struct("=IHHII")
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, inet_diag_sockid (48 bytes, zero: match all)
 _REQUEST = struct.Struct("=BBBxI48x")
+# struct inet_diag_req (the request before v2): family, src_len, dst_len, ext, inet_diag_sockid (zero), states, dbs
+_REQUEST_V1 = struct.Struct("=BBBB48xII")
 # struct inet_diag_msg (72 bytes): family, state, timer, retrans, sockid (sport, dport big-endian; src, dst;
-# if; cookie), expires, rqueue, wqueue, uid, inode - we read state, the sockid's ports and addresses and the last four
-_MSG = struct.Struct("=xB2x2s2s16s16s4x8x4xIIII")
+# if; cookie), expires, rqueue, wqueue, uid, inode - we read family, state, the sockid's ports and addresses and
+# the last four
+_MSG = struct.Struct("=BB2x2s2s16s16s4x8x4xIIII")
 _PORTS = struct.Struct(">HH")
 _RTATTR = struct.Struct("=HH")
 # struct tcp_info: last_data_sent @44, last_data_recv @52, rtt (us) @68, total_retrans @100,
@@ -53,41 +57,64 @@ def dump(family: int, protocol: int) -> list[list[Any]]:
     tcp = protocol == socket.IPPROTO_TCP
     ext = 1 << (INET_DIAG_INFO - 1) if tcp else 0
     request = _REQUEST.pack(family, protocol, ext, _ALL_STATES)
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-    v6 = family == socket.AF_INET6
-    proto_name = "tcp" if tcp else "udp"
-    names: dict[bytes, str] = {}  # most sockets share a handful of addresses: format each once
+    v4: list[list[Any]] = []
+    v6: list[list[Any]] = []
+    _dump(SOCK_DIAG_BY_FAMILY, request, "tcp" if tcp else "udp", v4, v6)
+    return v4 if family == socket.AF_INET else v6
 
-    def address(raw: bytes) -> str:
-        text = names.get(raw)
+
+def dump_tcp() -> tuple[list[list[Any]], list[list[Any]]]:
+    """Every TCP socket, IPv4 and IPv6, in one walk of the kernel's tables: (IPv4 rows, IPv6 rows).
+
+    The sock_diag request names one family, and each TCP dump walks the whole established
+    hash, shared by both families (1.5-3 ms however few sockets there are). The older
+    TCPDIAG_GETSOCK request still served by the kernel asks for both families at once, so
+    one walk does. Each family's rows come in the order a dump of that family alone gives.
+    """
+    request = _REQUEST_V1.pack(socket.AF_UNSPEC, 0, 0, 1 << (INET_DIAG_INFO - 1), _ALL_STATES, 0)
+    v4: list[list[Any]] = []
+    v6: list[list[Any]] = []
+    _dump(TCPDIAG_GETSOCK, request, "tcp", v4, v6)
+    return v4, v6
+
+
+def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v6: list[list[Any]]) -> None:
+    """Run one dump request, appending each socket's row to ``v4`` or ``v6`` by its family."""
+    tcp = proto_name == "tcp"
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), msg_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+    names: dict[bytes, str] = {}  # most sockets share a handful of addresses: format each once
+    inet6 = socket.AF_INET6
+
+    def address(family: int, raw: bytes) -> str:
+        key = raw if family == inet6 else raw[:4]
+        text = names.get(key)
         if text is None:
-            text = names[raw] = (f"[{socket.inet_ntop(socket.AF_INET6, raw)}]" if v6
-                                 else socket.inet_ntop(socket.AF_INET, raw[:4]))
+            text = names[key] = (f"[{socket.inet_ntop(inet6, raw)}]" if family == inet6
+                                 else socket.inet_ntop(socket.AF_INET, key))
         return text
 
-    rows: list[list[Any]] = []
-    append = rows.append
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         sock.send(header + request)
         while True:
             buf = sock.recv(1 << 20)
             if not buf:
-                return rows
+                return
             offset, size = 0, len(buf)
             while offset + _NLMSGHDR.size <= size:
                 length, kind = _NLMSGHDR.unpack_from(buf, offset)[:2]
                 if kind == NLMSG_DONE:
-                    return rows
+                    return
                 if kind == NLMSG_ERROR:
                     code = -_ERRNO.unpack_from(buf, offset + _NLMSGHDR.size)[0]
                     raise OSError(code, f"sock_diag dump failed: {errno.errorcode.get(code, str(code))}")
                 body = offset + _NLMSGHDR.size
-                state, sport_raw, dport_raw, src, dst, rqueue, wqueue, uid, inode = _MSG.unpack_from(buf, body)
+                (family, state, sport_raw, dport_raw, src, dst, rqueue, wqueue, uid,
+                 inode) = _MSG.unpack_from(buf, body)
                 sport, dport = _PORTS.unpack(sport_raw + dport_raw)
                 state_name = STATES.get(state, str(state))
-                local = f"{address(src)}:{sport}" if sport else f"{address(src)}:*"
-                remote = f"{address(dst)}:{dport}" if dport else f"{address(dst)}:*"
+                local = f"{address(family, src)}:{sport}" if sport else f"{address(family, src)}:*"
+                remote = f"{address(family, dst)}:{dport}" if dport else f"{address(family, dst)}:*"
                 info = None
                 if tcp:
                     attr, end = body + _MSG.size, offset + length
@@ -103,14 +130,15 @@ def dump(family: int, protocol: int) -> list[list[Any]]:
                                 info = (*_TCP_INFO_OLD.unpack_from(buf, attr + 4), None, None)
                             break
                         attr += (attr_len + 3) & ~3
+                rows = v6 if family == inet6 else v4
                 # Like ss -i: tcp_info only for sockets with a measured RTT (not listeners, not TIME-WAIT).
                 if info is not None and info[2]:
                     lastsnd, lastrcv, rtt_us, retrans, acked, received = info
-                    append([proto_name, state_name, local, remote, rqueue, wqueue, None, None, uid, inode,
-                            round(rtt_us / 1000.0, 3), retrans, lastsnd, lastrcv, acked, received, False])
+                    rows.append([proto_name, state_name, local, remote, rqueue, wqueue, None, None, uid, inode,
+                                 round(rtt_us / 1000.0, 3), retrans, lastsnd, lastrcv, acked, received, False])
                 else:
-                    append([proto_name, state_name, local, remote, rqueue, wqueue, None, None, uid, inode,
-                            None, None, None, None, None, None, False])
+                    rows.append([proto_name, state_name, local, remote, rqueue, wqueue, None, None, uid, inode,
+                                 None, None, None, None, None, None, False])
                 offset += (length + 3) & ~3
 
 
@@ -151,18 +179,22 @@ def _none_v6(before: dict[str, int], after: dict[str, int], name: str, v4_time_w
 def dump_all() -> list[list[Any]]:
     """TCP and UDP sockets over IPv4 and IPv6, as rows (no processes yet). Blocking: run in a thread.
 
-    Each TCP dump walks the kernel's whole established hash (262,144 buckets on a
-    24 GB host: 1.5-3 ms however few sockets there are). The IPv6 walks are
-    skipped when /proc/net/sockstat{,6} prove there is no IPv6 socket to find
-    (``_none_v6``), which halves the cost on an IPv4-only host.
+    Rows come as tcp4, udp4, tcp6, udp6. TCP is one walk for both families (``dump_tcp``);
+    where the kernel refuses that request, one per family, the IPv6 one skipped when
+    /proc/net/sockstat{,6} prove there is no IPv6 socket to find (``_none_v6``). The UDP
+    walks are cheap; the IPv6 one is skipped on the same proof.
     """
     before = sockstat()
-    tcp4 = dump(socket.AF_INET, socket.IPPROTO_TCP)
-    rows = tcp4 + dump(socket.AF_INET, socket.IPPROTO_UDP)
+    try:
+        tcp4, tcp6 = dump_tcp()
+    except OSError:
+        tcp4, tcp6 = dump(socket.AF_INET, socket.IPPROTO_TCP), None
+    udp4 = dump(socket.AF_INET, socket.IPPROTO_UDP)
     after = sockstat()
-    v4_time_wait = sum(1 for row in tcp4 if row[1] == "TIME-WAIT")
-    if not _none_v6(before, after, "TCP6", v4_time_wait):
-        rows.extend(dump(socket.AF_INET6, socket.IPPROTO_TCP))
+    if tcp6 is None:
+        v4_time_wait = sum(1 for row in tcp4 if row[1] == "TIME-WAIT")
+        tcp6 = [] if _none_v6(before, after, "TCP6", v4_time_wait) else dump(socket.AF_INET6, socket.IPPROTO_TCP)
+    rows = tcp4 + udp4 + tcp6
     if not _none_v6(before, after, "UDP6"):
         rows.extend(dump(socket.AF_INET6, socket.IPPROTO_UDP))
     return rows

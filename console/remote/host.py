@@ -35,6 +35,7 @@ from probes.runtime import ProbeSpec, within
 from probes.samples import SCHEMA_VERSION, JSONValue, Sample, SampleDecodeError
 from probes.snapshot_delta import DeltaError, decode_delta
 from probes.ss_text import SS_COMMAND, parse_ss
+from probes.targets import TargetError, is_ip_literal, parse_target
 
 KIND_STATUS = "host_status"
 
@@ -54,6 +55,11 @@ TERMINAL_STATES = frozenset({AUTH_FAILED, HOST_KEY_UNKNOWN, HOST_KEY_CHANGED, AG
 #: tcp, icmp and http look names up through dnspython themselves (probes/resolve.py).
 SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",), "layers": ("dns",), "tcp": ("dns",), "icmp": ("dns",),
                                              "http": ("dns",)}
+#: Kinds that need dnspython only to look their target's name up: a target that is an IP address
+#: needs no lookup (probes/resolve.py imports nothing for it), so it does not ship the ~350 KB of
+#: dnspython, which was most of a fresh host's payload and of the console's CPU when 20 hosts start at
+#: once. (An http redirect to a name then resolves through getaddrinfo, resolve.py's bounded fallback.)
+LOOKUP_ONLY_KINDS = frozenset({"tcp", "icmp", "http"})
 
 _SS_END = "warroom-ss-end"
 
@@ -277,9 +283,20 @@ def status_sample(host: str, state: str, detail: str = "", **extra: JSONValue) -
 
 # ---------------------------------------------------------------- the agent session
 
+def _needs_lookup(spec: ProbeSpec) -> bool:
+    """Whether ``spec``'s target is a name to look up (a target that does not parse counts as one)."""
+    try:
+        return not is_ip_literal(parse_target(spec.target).host)
+    except TargetError:
+        return True
+
+
 def ship_for(specs: Sequence[ProbeSpec]) -> tuple[str, ...]:
+    """The pure-Python packages an agent running ``specs`` needs shipped with it."""
     wanted: list[str] = []
     for spec in specs:
+        if spec.kind in LOOKUP_ONLY_KINDS and not _needs_lookup(spec):
+            continue
         for pkg in SHIP_FOR_KIND.get(spec.kind, ()):
             if pkg not in wanted:
                 wanted.append(pkg)
@@ -305,7 +322,7 @@ class RemoteHost:
         self.connects = 0
         self._agent_proc: asyncssh.SSHClientProcess[bytes] | None = None
         self._shipped: frozenset[str] = frozenset()
-        """The probe kinds the running agent was shipped with (a new kind needs a new agent)."""
+        """The probe kinds and packages the running agent was shipped with (a new one needs a new agent)."""
         self._respawn = False
         """Set when the specs need modules the running agent lacks: start a new one on the same connection."""
         self._snapshots: dict[tuple[str, str, str], Sample] = {}
@@ -373,7 +390,7 @@ class RemoteHost:
         payload = build_payload(ship, kinds) if not ship else await asyncio.to_thread(build_payload, ship, kinds)
         command = agent_command(len(payload), self.host.python)
         proc = await connection.conn.create_process(command, encoding=None)
-        self._shipped = frozenset(kinds)
+        self._shipped = frozenset(kinds) | frozenset(f"package:{name}" for name in ship)
         self._snapshots.clear()
         try:
             proc.stdin.write(payload + request_line(self.name, self.specs,
@@ -492,8 +509,10 @@ class RemoteHost:
         self.specs = list(specs)
         if self._agent_proc is None:
             return
-        if {spec.kind for spec in self.specs} - self._shipped:
-            # The running agent was shipped without these probes: end it; _session starts one that has them,
+        needed = {spec.kind for spec in self.specs} | {f"package:{name}" for name in ship_for(self.specs)}
+        if needed - self._shipped:
+            # The running agent was shipped without these probes (or a package they now need, dnspython for a
+            # target that is a name): end it; _session starts one that has them,
             # on the same connection (no reconnect, no backoff).
             self._respawn = True
             self._agent_proc.stdin.write_eof()

@@ -24,6 +24,7 @@ import io
 import json
 import os
 import shlex
+import threading
 import zipfile
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -112,10 +113,19 @@ def _add_file(zf: zipfile.ZipFile, path: Path, arcname: str) -> None:
     zf.writestr(info, path.read_bytes())
 
 
-@lru_cache(maxsize=16)
+_build_lock = threading.Lock()
+
+
 def build_payload(ship: tuple[str, ...] = DEFAULT_SHIP, kinds: tuple[str, ...] | None = None) -> bytes:
     """The zip the agent runs from: the probes it needs (all of probes/ when ``kinds`` is None) plus the
-    pure-Python packages in ``ship``."""
+    pure-Python packages in ``ship``. Built once per argument pair: hosts that start together (each in
+    a thread of its own) wait for the first one's zip instead of each zipping dnspython again."""
+    with _build_lock:
+        return _build_payload(ship, kinds)
+
+
+@lru_cache(maxsize=16)
+def _build_payload(ship: tuple[str, ...], kinds: tuple[str, ...] | None) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         probes_dir = _probes_dir()

@@ -79,3 +79,53 @@ def test_cpu_per_process_from_proc_stat() -> None:
     assert mine > 20.0 and ticks.count >= len(busiest)
     snapshot = system.snapshot()
     assert snapshot["procs"] == system._ticks.count and snapshot["top"]
+
+
+def test_a_socket_left_to_another_process_is_found_there() -> None:
+    """The owner kept from the last reading is checked: when it closes a socket a child still holds, the
+    next reading names the child, as a full scan does."""
+    import subprocess
+
+    scanner = conns.OwnerScan()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    child = subprocess.Popen(["sleep", "30"], pass_fds=[listener.fileno()])
+    try:
+        def owner() -> int | None:
+            rows, _ = conns.read_sockets()
+            (ino,) = [r[conns.C_INO] for r in rows
+                      if r[conns.C_STATE] == "LISTEN" and r[conns.C_LOCAL] == f"127.0.0.1:{port}"]
+            return scanner.scan([r[conns.C_INO] for r in rows if r[conns.C_INO]]).owners.get(ino)
+
+        assert owner() in (os.getpid(), child.pid)  # both hold it
+        listener.close()
+        assert owner() == child.pid
+        assert owner() == child.pid  # and from the kept owner, checked
+    finally:
+        listener.close()
+        child.kill()
+        child.wait()
+
+
+def test_one_tcp_walk_gives_what_a_walk_per_family_gives() -> None:
+    with socket.socket(socket.AF_INET6) as six, socket.socket() as four:
+        six.bind(("::1", 0))
+        six.listen(1)
+        four.bind(("127.0.0.1", 0))
+        four.listen(1)
+        v4, v6 = sockdiag.dump_tcp()
+        per4 = sockdiag.dump(socket.AF_INET, socket.IPPROTO_TCP)
+        per6 = sockdiag.dump(socket.AF_INET6, socket.IPPROTO_TCP)
+        listening = {(r[conns.C_LOCAL], r[conns.C_INO]) for r in v4 + v6 if r[conns.C_STATE] == "LISTEN"}
+        assert (f"[::1]:{six.getsockname()[1]}", os.fstat(six.fileno()).st_ino) in listening
+        assert (f"127.0.0.1:{four.getsockname()[1]}", os.fstat(four.fileno()).st_ino) in listening
+    # Sockets come and go between the walks (other tests on this machine): compare the ones in both, in order.
+    def common(rows: list[list[object]], other: list[list[object]]) -> list[tuple[object, ...]]:
+        both = {(r[conns.C_LOCAL], r[conns.C_REMOTE], r[conns.C_INO]) for r in other}
+        return [(r[conns.C_LOCAL], r[conns.C_REMOTE], r[conns.C_INO], r[conns.C_UID]) for r in rows
+                if (r[conns.C_LOCAL], r[conns.C_REMOTE], r[conns.C_INO]) in both]
+
+    assert common(v4, per4) == common(per4, v4) and common(v6, per6) == common(per6, v6)
+    assert all(r[conns.C_LOCAL].startswith("[") for r in v6) and not any(r[conns.C_LOCAL].startswith("[") for r in v4)

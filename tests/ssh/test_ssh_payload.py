@@ -12,6 +12,7 @@ import io
 import json
 import socket
 import zipfile
+from collections.abc import Callable
 
 import pytest
 
@@ -101,7 +102,9 @@ async def test_changes_travel_over_ssh_and_cost_less_than_the_tables(lab: Lab) -
     assert remote.bytes_received < whole * 0.7, (remote.bytes_received, whole)
 
 
-async def test_a_new_kind_restarts_the_agent_on_the_same_connection(lab: Lab) -> None:
+async def respecified(lab: Lab, new_specs: list[ProbeSpec],
+                      done: Callable[[Sample], bool]) -> tuple[RemoteHost, list[Sample]]:
+    """Run tcp on prod-1, switch to ``new_specs`` at its first Sample, stop at the first Sample ``done`` accepts."""
     remote = RemoteHost(HostConfig("prod-1"), [ProbeSpec("tcp", "127.0.0.1:9", interval=0.2)], fast_settings(lab))
     stream = remote.stream()
     seen: list[Sample] = []
@@ -111,19 +114,32 @@ async def test_a_new_kind_restarts_the_agent_on_the_same_connection(lab: Lab) ->
             async for sample in stream:
                 seen.append(sample)
                 if sample.kind == "tcp" and not changed:
-                    # The agent was shipped with tcp only: system needs probes/system.py, which it lacks.
-                    remote.set_specs([ProbeSpec("tcp", "127.0.0.1:9", interval=0.2),
-                                      ProbeSpec("system", interval=0.2)])
+                    remote.set_specs(new_specs)
                     changed = True
-                if sample.kind == "system":
+                if done(sample):
                     break
     finally:
         await stream.aclose()
+    return remote, seen
+
+
+async def test_a_new_kind_restarts_the_agent_on_the_same_connection(lab: Lab) -> None:
+    # The agent was shipped with tcp only: system needs probes/system.py, which it lacks.
+    remote, seen = await respecified(lab, [ProbeSpec("tcp", "127.0.0.1:9", interval=0.2),
+                                           ProbeSpec("system", interval=0.2)], lambda sample: sample.kind == "system")
     assert remote.connects == 1  # the same SSH connection: no reconnect, no backoff
     assert states(seen) == ["connecting", "connected", "connected"]  # a second agent said hello
     system = next(s for s in seen if s.kind == "system")
     assert system.ok or system.error == "unavailable", system  # it ran: not "no probe called system"
     assert "no probe called" not in (system.message or "")
+
+
+async def test_a_target_that_is_a_name_restarts_an_agent_shipped_without_dnspython(lab: Lab) -> None:
+    remote, seen = await respecified(lab, [ProbeSpec("tcp", "localhost:9", interval=0.2)],  # the hosts file's loopback
+                                     lambda sample: sample.kind == "tcp" and sample.target == "localhost:9")
+    assert remote.connects == 1
+    assert states(seen) == ["connecting", "connected", "connected"]
+    assert "package:dns" in remote._shipped  # the second agent came with dnspython
 
 
 def test_request_asks_for_deltas() -> None:

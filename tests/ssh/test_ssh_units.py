@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from console.remote.host import capture_command
+from console.remote.host import capture_command, ship_for
 from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, request_line
 from console.settings.hosts import HostConfigError, parse_host_arg, parse_hosts_section
 from probes.agent import AGENT_VERSION
@@ -198,6 +198,18 @@ def test_agent_answers_pings_and_changes_probes_on_request() -> None:
 
 
 # ---------------------------------------------------------------- shipping
+
+def test_dnspython_ships_only_for_targets_that_are_names() -> None:
+    """An IP target needs no lookup: tcp, icmp and http to addresses travel without dnspython."""
+    by_address = [ProbeSpec("tcp", "127.0.0.1:9"), ProbeSpec("icmp", "::1"), ProbeSpec("http", "http://127.0.0.1:8/"),
+                  ProbeSpec("system")]
+    assert ship_for(by_address) == ()
+    assert ship_for([*by_address, ProbeSpec("tcp", "db.internal:5432")]) == ("dns",)  # parsed, never looked up
+    assert ship_for([ProbeSpec("http", "http://[::1]:8/x"), ProbeSpec("dns", "localhost")]) == ("dns",)
+    assert ship_for([ProbeSpec("layers", "127.0.0.1:9")]) == ("dns",)  # layers imports the dns probe itself
+    assert ship_for([ProbeSpec("tcp", "not a target")]) == ("dns",)  # unparsable: the agent reports it
+
+
 
 def test_payload_is_pure_python_and_runs_from_memory_through_the_bootstrap(tmp_path: Path) -> None:
     payload = build_payload(("dns",))
