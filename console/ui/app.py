@@ -10,6 +10,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -22,6 +23,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from console.incident.folder import IncidentFolder
+    from console.incident.session import IncidentSession
     from console.remote.host import RemoteHost
 
 import themes
@@ -38,7 +40,6 @@ from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
 from console.settings.settings import Settings
-from console.ui import incident_actions, incident_view
 from console.ui.recording_controls import REPLAY_BINDINGS, ReplayControls
 from console.ui.screens import AddTargetScreen, HelpScreen
 from console.ui.share import ShareMode
@@ -198,18 +199,40 @@ class WarroomApp(ReplayControls, App[int]):
         if config.record is not None:
             self.hub.listeners.append(config.record)
             self.recorder = config.record
-        self.incident = incident_actions.build_session(
-            self.hub, self.findings, self.remote, targets=config.targets, pools=config.pools, secrets=config.secrets,
-            interval=config.interval, folder=config.incident, reproduce_interval=config.reproduce_interval,
-            reproduce_timeout=config.reproduce_timeout, record=config.record_incident)
-        """The five-step checklist, timeline, fix validation and report of this console's incident."""
+        self._incident: IncidentSession | None = None
+        self._incident_attached = False
+
+    @property
+    def incident(self) -> IncidentSession:
+        """The five-step checklist, timeline, fix validation and report of this console's incident.
+
+        Built on first use: its modules (~30 ms of imports) wait until after the first frame
+        unless the Overview shows the incident (--incident NAME).
+        """
+        if self._incident is None:
+            from console.ui import incident_actions
+
+            config = self.config
+            self._incident = incident_actions.build_session(
+                self.hub, self.findings, self.remote, targets=config.targets, pools=config.pools,
+                secrets=config.secrets, interval=config.interval, folder=config.incident,
+                reproduce_interval=config.reproduce_interval, reproduce_timeout=config.reproduce_timeout,
+                record=config.record_incident)
+        return self._incident
+
+    def _attach_incident(self) -> None:
+        """The incident follows the hub from here on (before any probe starts)."""
+        if not self._incident_attached:
+            self._incident_attached = True
+            self.incident.attach([h.name for h in self.config.remote_hosts])
+            self.incident.preload()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.config.live, icon="▣")
         with TabbedContent(initial="overview"):
             with TabPane("1 Overview", id="overview"):
                 if self.config.incident is not None:
-                    yield IncidentStrip(lambda: incident_view.strip_markup(self.incident), id="incident-strip")
+                    yield IncidentStrip(lambda: _incident_view().strip_markup(self.incident), id="incident-strip")
                 yield TargetsPane(self.store, states=self.target_states, id="targets")
                 yield SystemPane(self.store, id="system")
             for tab_id, title in OTHER_TABS:
@@ -242,8 +265,8 @@ class WarroomApp(ReplayControls, App[int]):
                     # each host's own pressure, as the overview shows ours
                     *(SystemPane(self.store, host=host.name) for host in self.config.remote_hosts)]
         if tab_id == "checklist":
-            return [ChecklistPane(lambda: incident_view.checklist_rows(self.incident), id="checklist-pane"),
-                    TimelinePane(lambda: incident_view.timeline_events(self.incident), id="timeline")]
+            return [ChecklistPane(lambda: _incident_view().checklist_rows(self.incident), id="checklist-pane"),
+                    TimelinePane(lambda: _incident_view().timeline_events(self.incident), id="timeline")]
         raise ValueError(tab_id)
 
     async def mount_other_tabs(self) -> None:
@@ -265,8 +288,8 @@ class WarroomApp(ReplayControls, App[int]):
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
         self._catch_stop_signals()
-        self.incident.attach([h.name for h in self.config.remote_hosts])
-        self.incident.preload()
+        if self.config.incident is not None:
+            self._attach_incident()
         self.announce_state()
         for notice in self.config.notices:
             self.notify(notice, timeout=10)
@@ -286,6 +309,7 @@ class WarroomApp(ReplayControls, App[int]):
         self.call_after_refresh(self.after_first_frame)
 
     async def after_first_frame(self) -> None:
+        self._attach_incident()
         await self.mount_other_tabs()
         if self.config.live:
             await self.start_live()
@@ -319,7 +343,7 @@ class WarroomApp(ReplayControls, App[int]):
         if self.feed is not None:
             self.feed.announce()
         state = self.watched_state()
-        for recorder in (self.recorder, self.incident.recording):
+        for recorder in (self.recorder, self._incident.recording if self._incident is not None else None):
             if recorder is not None:
                 recorder.set_console(state)
 
@@ -396,7 +420,8 @@ class WarroomApp(ReplayControls, App[int]):
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.remove_signal_handler(signum)
-        self.incident.detach()
+        if self._incident is not None:
+            self._incident.detach()
         await self.hub.stop()
         if self.demo_lab is not None:
             await self.hub.run_on_probe_loop(self.demo_lab.stop())  # type: ignore[attr-defined]
@@ -509,6 +534,8 @@ class WarroomApp(ReplayControls, App[int]):
     # -- the incident (console/ui/incident_actions.py does the work) -------------
 
     def on_checklist_pane_activate(self, message: ChecklistPane.Activate) -> None:
+        from console.ui import incident_actions
+
         incident_actions.activate(self, self.incident, message.item_id,
                                   live=self.config.live and self.config.replay_end is None)
 
@@ -519,12 +546,18 @@ class WarroomApp(ReplayControls, App[int]):
     def action_note(self) -> None:
         step = self.query_one(ChecklistPane).current_step() if self.query_one(TabbedContent).active == "checklist" \
             else None
+        from console.ui import incident_actions
+
         incident_actions.edit_note(self, self.incident, step or self.incident.checklist.current_step())
 
     def action_fix_applied(self) -> None:
+        from console.ui import incident_actions
+
         incident_actions.mark_fix(self, self.incident)
 
     def action_write_report(self) -> None:
+        from console.ui import incident_actions
+
         incident_actions.write_report(self, self.incident)
 
     # -- actions ---------------------------------------------------------------
@@ -611,6 +644,12 @@ class WarroomApp(ReplayControls, App[int]):
                 if widget.focusable:
                     widget.focus()
                     break
+
+
+def _incident_view() -> ModuleType:
+    from console.ui import incident_view  # imported with the incident (see WarroomApp.incident)
+
+    return incident_view
 
 
 def app_config(settings: Settings, *, record: Recorder | None = None,
