@@ -76,7 +76,7 @@ def _http_ok(sample: Sample) -> bool:
 
 
 def figures(samples: Iterable[Sample]) -> Figures:
-    store = Store(per_series=WHOLE_RECORDING, max_series=WHOLE_RECORDING, kind_limits={})
+    store = Store(per_series=WHOLE_RECORDING, max_series=WHOLE_RECORDING, kind_limits={}, full_detail_s=None)
     gauges: dict[tuple[str, str], list[dict[str, Any]]] = {}
     start, end = float("inf"), float("-inf")
     for sample in samples:

@@ -31,7 +31,27 @@ SeriesKey = tuple[str, str, str]  # (host, kind, target)
 #: snapshot of every socket (the newest replaces the rest), a pools Sample
 #: carries up to 50 connection groups; 3600-deep rings of those would cost
 #: gigabytes, and panes and rules need only the newest few.
-DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2, "pools": 300}
+#: system and conns Samples (a process top list, fd and listener tables: several KB each) are read only
+#: at their newest; five minutes of them is plenty and keeps them from growing memory for an hour.
+DEFAULT_KIND_LIMITS: dict[str, int] = {"conns_table": 2, "pools": 300, "system": 300, "conns": 300}
+#: A target layer's Samples older than this keep only what windows older than any rule's need
+#: (THIN_FIELDS: each layer's time, the HTTP status, the DNS rcode, the cold mark; the error and its
+#: text stay whole).
+#: An HTTP Sample is ~1.5 KB with its 18 fields, a TLS one several KB with its chain, a thin one
+#: ~0.3 KB: an hour of five targets went from ~100 MB toward ~15 MB. The rules read 60 s windows.
+FULL_DETAIL_S = 120.0
+THIN_KINDS = frozenset({"http", "tcp", "icmp", "dns", "tls"})
+THIN_FIELDS = frozenset({"rtt_ms", "time_ms", "total_ms", "handshake_ms", "elapsed_ms", "duration_ms",
+                         "status", "rcode", COLD_FIELD})
+
+
+def thin(sample: Sample) -> Sample:
+    """``sample`` with only THIN_FIELDS (the same Sample when it has nothing else)."""
+    if all(name in THIN_FIELDS for name in sample.fields):
+        return sample
+    return Sample(kind=sample.kind, target=sample.target, ts=sample.ts,
+                  fields={k: v for k, v in sample.fields.items() if k in THIN_FIELDS},
+                  host=sample.host, error=sample.error, message=sample.message)
 
 
 @dataclass(frozen=True)
@@ -57,8 +77,13 @@ class Store:
     """Bounded per-series rings with a change counter widgets can poll cheaply."""
 
     def __init__(self, per_series: int = 3600, max_series: int = 5000,
-                 kind_limits: dict[str, int] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 kind_limits: dict[str, int] | None = None, clock: Callable[[], float] = time.time,
+                 full_detail_s: float | None = FULL_DETAIL_S) -> None:
         self.per_series = per_series
+        self.full_detail_s = full_detail_s
+        """Target layer Samples older than this (by the series' newest) are thinned; None keeps all whole."""
+        self._full: dict[SeriesKey, int] = {}
+        """Per thinned series: how many of its newest Samples are still whole."""
         self.clock = clock
         """What "now" is for windows: wall time live, the recording's end in a replay."""
         self.max_series = max_series
@@ -75,25 +100,41 @@ class Store:
         if ring is None:
             ring = self._series[key] = deque(maxlen=self.kind_limits.get(sample.kind, self.per_series))
             if len(self._series) > self.max_series:
-                self._series.popitem(last=False)
+                self._full.pop(self._series.popitem(last=False)[0], None)
         else:
             self._series.move_to_end(key)
         ring.append(sample)
+        if self.full_detail_s is not None and sample.kind in THIN_KINDS:
+            self._thin_older(key, ring, sample.ts)
         self.version += 1
         self.total_added += 1
+
+    def _thin_older(self, key: SeriesKey, ring: deque[Sample], newest: float) -> None:
+        # The whole Samples are the newest ``full`` of the ring; older ones were thinned already.
+        full = min(self._full.get(key, 0) + 1, len(ring))
+        cutoff = newest - (self.full_detail_s or 0.0)
+        while full > 1 and ring[-full].ts < cutoff:
+            ring[-full] = thin(ring[-full])
+            full -= 1
+        self._full[key] = full
 
     def clear(self) -> None:
         """Forget every series (a replay seeking elsewhere); ``version`` still moves on."""
         self._series.clear()
+        self._full.clear()
         self.version += 1
 
     def load_series(self, key: SeriesKey, samples: list[Sample]) -> None:
         """Set one series to ``samples`` (oldest first) at once, as if each had been added."""
         ring = deque(samples, maxlen=self.kind_limits.get(key[1], self.per_series))
         self._series[key] = ring
+        self._full.pop(key, None)
+        if ring and self.full_detail_s is not None and key[1] in THIN_KINDS:
+            self._full[key] = len(ring) - 1
+            self._thin_older(key, ring, ring[-1].ts)
         self._series.move_to_end(key)
         if len(self._series) > self.max_series:
-            self._series.popitem(last=False)
+            self._full.pop(self._series.popitem(last=False)[0], None)
         self.version += 1
         self.total_added += len(samples)
 

@@ -94,7 +94,7 @@ def findings_from_recording(samples: Sequence[Sample], *, steps: int = 120) -> l
     if not ordered:
         return []
     now = [ordered[0].ts]
-    store = Store(clock=lambda: now[0])
+    store = Store(clock=lambda: now[0], full_detail_s=None)  # the report reads every detail
     engine = FindingsEngine(store)
     start, end = ordered[0].ts, ordered[-1].ts
     step = max((end - start) / steps, 1.0)
