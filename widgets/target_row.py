@@ -96,6 +96,9 @@ class RowLines(Widget):
         self.content = content
         self._strips: list[Strip] = []
         self._strips_key: tuple[object, ...] = ()
+        self._styles: dict[str, Style] = {}
+        """Role -> style, kept until the style changes: asking for them walks every ancestor."""
+        self._base: Style | None = None
 
     def set_content(self, content: list[Line]) -> None:
         if content != self.content:  # unchanged text costs no repaint
@@ -106,24 +109,30 @@ class RowLines(Widget):
     def restyle(self) -> None:
         """The row's style changed (focus, theme): rebuild the strips in the new style."""
         self._strips_key = ()
+        self._styles.clear()
+        self._base = None
         self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips_key = ()
+        self._styles.clear()
+        self._base = None
 
     def render_line(self, y: int) -> Strip:
         # The strips are built once per change (text, width or style), not once per line drawn:
         # asking for rich_style walks every ancestor, and the compositor asks per line.
         width = self.content_size.width
+        if self._base is None:
+            self._base = self.rich_style
+        base = self._base
         if not self._strips_key or self._strips_key[0] != width:
-            base = self.rich_style
             self._strips = [self._strip(line, width, base) for line in self.content]
             self._strips_key = (width,)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(width, base)
 
     def _strip(self, line: Line, width: int, base: Style) -> Strip:
-        styles: dict[str, Style] = {}
+        styles = self._styles
 
         def style(role: str) -> Style:
             if role not in styles:

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from console.incident.folder import IncidentFolder
@@ -51,6 +51,7 @@ from widgets.capture_view import CaptureView
 from widgets.checklist_pane import ChecklistPane
 from widgets.conn_table import ConnTable
 from widgets.findings_pane import FindingsPane
+from widgets.grid_header import GridHeader
 from widgets.hosts_view import HostsView
 from widgets.incident_strip import IncidentStrip
 from widgets.layers_pane import LayersPane
@@ -228,7 +229,7 @@ class WarroomApp(ReplayControls, App[int]):
             self.incident.preload()
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.config.live, icon="▣")
+        yield GridHeader(show_clock=self.config.live, icon="▣")
         with TabbedContent(initial="overview"):
             with TabPane("1 Overview", id="overview"):
                 if self.config.incident is not None:
