@@ -58,7 +58,8 @@ DELTA_KINDS = frozenset({"conns_table", "pools"})
 
 #: Probes whose modules import little (the standard library, psutil): they start at once. The others
 #: import dnspython, httpx or a database driver, 50-300 ms of a cold host's CPU; they start a moment
-#: later, so the first Samples of a fresh agent do not queue behind those imports.
+#: later and are imported in a worker thread, so the first Samples of a fresh agent do not queue behind
+#: those imports and the quick probes keep their 1 s beat while they run (the thread yields the GIL).
 QUICK_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})
 SLOW_IMPORT_DELAY_S = 0.05
 
@@ -161,6 +162,10 @@ class Agent:
         """One probe's stream; every way it can fail becomes a Sample, never a dead agent."""
         if spec.kind not in QUICK_KINDS:
             await asyncio.sleep(SLOW_IMPORT_DELAY_S)
+            try:
+                await asyncio.to_thread(registry.probe_module, spec.kind)
+            except Exception:  # registry.stream below meets the same error and reports it
+                pass
         try:
             stream = registry.stream(spec, self.host)
         except ModuleNotFoundError as exc:
