@@ -102,6 +102,15 @@ async def test_names_show_when_share_mode_is_off_and_S_hides_them(tmp_path: Path
         after = screen_text(app.export_screenshot())
         assert "SHARE MODE" in after
         assert "db-primary.corp-zeta.example" not in after and "incident-host-zeta" not in after
+        # Names that only Samples carry (a redirect in a message, a certificate's name, a process's user)
+        # were learned from the store when share mode came on: hidden on every tab too.
+        for tab in "1234567":
+            await pilot.press(tab)
+            await pilot.pause(0.3)
+            text = screen_text(app.export_screenshot())
+            for secret in SECRETS:
+                assert secret not in text, f"{secret} shown on {tab} after S: {text[:2000]}"
+        await pilot.press("1")
         await pilot.press("S")
         await pilot.pause(0.3)
         assert "db-primary.corp-zeta.example" in screen_text(app.export_screenshot())
