@@ -10,7 +10,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -48,7 +47,7 @@ from probes.runtime import ProbeSpec
 from probes.samples import Sample
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
 from widgets.capture_view import CaptureView
-from widgets.checklist_pane import ChecklistPane
+from widgets.checklist_pane import ChecklistPane, ChecklistRow
 from widgets.conn_table import ConnTable
 from widgets.findings_pane import FindingsPane
 from widgets.grid_header import GridHeader
@@ -233,7 +232,7 @@ class WarroomApp(ReplayControls, App[int]):
         with TabbedContent(initial="overview"):
             with TabPane("1 Overview", id="overview"):
                 if self.config.incident is not None:
-                    yield IncidentStrip(lambda: _incident_view().strip_markup(self.incident), id="incident-strip")
+                    yield IncidentStrip(lambda: _strip_markup(self.incident), id="incident-strip")
                 yield TargetsPane(self.store, states=self.target_states, id="targets")
                 yield SystemPane(self.store, id="system")
             for tab_id, title in OTHER_TABS:
@@ -266,8 +265,8 @@ class WarroomApp(ReplayControls, App[int]):
                     # each host's own pressure, as the overview shows ours
                     *(SystemPane(self.store, host=host.name) for host in self.config.remote_hosts)]
         if tab_id == "checklist":
-            return [ChecklistPane(lambda: _incident_view().checklist_rows(self.incident), id="checklist-pane"),
-                    TimelinePane(lambda: _incident_view().timeline_events(self.incident), id="timeline")]
+            return [ChecklistPane(lambda: _checklist_rows(self.incident), id="checklist-pane"),
+                    TimelinePane(lambda: _timeline_events(self.incident), id="timeline")]
         raise ValueError(tab_id)
 
     async def mount_other_tabs(self) -> None:
@@ -647,10 +646,24 @@ class WarroomApp(ReplayControls, App[int]):
                     break
 
 
-def _incident_view() -> ModuleType:
-    from console.ui import incident_view  # imported with the incident (see WarroomApp.incident)
+# The incident's views, imported with the incident (see WarroomApp.incident), not before the first frame.
 
-    return incident_view
+def _strip_markup(session: IncidentSession) -> tuple[int, str]:
+    from console.ui.incident_view import strip_markup
+
+    return strip_markup(session)
+
+
+def _checklist_rows(session: IncidentSession) -> tuple[int, list[ChecklistRow]]:
+    from console.ui.incident_view import checklist_rows
+
+    return checklist_rows(session)
+
+
+def _timeline_events(session: IncidentSession) -> tuple[int, list[tuple[str, str, str]]]:
+    from console.ui.incident_view import timeline_events
+
+    return timeline_events(session)
 
 
 def app_config(settings: Settings, *, record: Recorder | None = None,
