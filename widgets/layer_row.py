@@ -117,8 +117,13 @@ class LayerRow(Widget):
 
     def redraw(self) -> None:
         self.states = self.compute()
+        cells = {cell.id: cell for cell in self.query(".layer").results(Static)}
+        if len(cells) < len(LAYERS):  # mounted at run time (the Layers tab after the first frame): its cells
+            self._seen_version = -1  # may not be in yet; draw once they are
+            self.call_after_refresh(self._poll)
+            return
         for layer, state in self.states.items():
-            cell = self.query_one(f"#layer-{layer}", Static)
+            cell = cells[f"layer-{layer}"]
             for name in SYMBOLS:
                 cell.set_class(name == state.state, f"-{name.replace(' ', '-')}")
             cell.update(f"{SYMBOLS[state.state]} {layer.upper()} {state.state}\n  {state.reason}", layout=False)
