@@ -27,6 +27,7 @@ import importlib
 import os
 import pkgutil
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -210,5 +211,13 @@ async def main() -> None:
     print(f"(machine: {psutil.cpu_count()} CPUs, load {psutil.getloadavg()[0]:.2f})")
 
 
+def _stop_on_term(signum: int, _frame: object) -> None:
+    # SIGTERM (timeout, kill) as an exception: the finally above stops the bench's 20 sshd, which
+    # a killed run used to leave listening.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    signal.signal(signal.SIGHUP, _stop_on_term)
     asyncio.run(main())
