@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,21 +125,23 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
             continue
         scan.fds[pid] = len(fds)
         has_socket = False
-        for fd in fds:
-            try:
-                link = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                owners[int(link[8:-1])] = pid
-                has_socket = True
+        for _fd, ino in socket_fds(fd_dir, fds):
+            owners[ino] = pid
+            has_socket = True
         if has_socket:
-            try:
-                with open(f"{proc}/{entry}/comm", encoding="utf-8", errors="replace") as fh:
-                    scan.names[pid] = fh.read().rstrip("\n")
-            except OSError:
-                scan.names[pid] = "?"
+            scan.names[pid] = _comm(pid, proc)
     return scan
+
+
+def socket_fds(fd_dir: str, fds: Iterable[str]) -> Iterator[tuple[str, int]]:
+    """(fd, socket inode) for each of ``fds`` in ``fd_dir`` (/proc/PID/fd) that is a socket."""
+    for fd in fds:
+        try:
+            link = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:  # closed while we looked
+            continue
+        if link.startswith("socket:["):
+            yield fd, int(link[8:-1])
 
 
 class OwnerScan:
@@ -242,17 +244,11 @@ class OwnerScan:
                 fds = os.listdir(fd_dir)
             except OSError:  # ended, or not ours to read
                 return
-        for fd in fds:
-            try:
-                link = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                ino = int(link[8:-1])
-                if ino in missing:
-                    missing.discard(ino)
-                    owners[ino] = pid
-                    found[ino] = (pid, fd)
+        for fd, ino in socket_fds(fd_dir, fds):
+            if ino in missing:
+                missing.discard(ino)
+                owners[ino] = pid
+                found[ino] = (pid, fd)
 
 
 def _fd_count_by_stat(proc: str) -> bool:
