@@ -6,7 +6,7 @@ import asyncio
 import time
 from itertools import pairwise
 
-from console.engine.hub import Hub
+from console.engine.hub import Hub, ProbeLoop
 from console.engine.store import Store
 from probes.runtime import scheduled
 from probes.samples import Sample
@@ -81,3 +81,33 @@ async def test_one_failing_probe_does_not_stop_another_and_stop_cancels_all() ->
     count = len(store)
     await asyncio.sleep(0.1)
     assert len(store) == count  # nothing runs after stop()
+
+
+async def test_samples_from_the_probe_loop_all_arrive_in_order_and_stop_delivers_the_last() -> None:
+    """Samples travel from the probe thread in batches: none is lost or reordered, and the ones a probe
+    emitted just before stop() (a recording's last seconds) are in the store when stop() returns."""
+    store = Store()
+    probe_loop = ProbeLoop()
+    hub = Hub(store, probe_loop=probe_loop)
+    seen: list[int] = []
+    hub.listeners.append(lambda s: seen.append(int(s.fields["n"])))  # type: ignore[arg-type]
+    emitted: list[int] = []
+
+    async def burst():  # type: ignore[no-untyped-def]
+        for n in range(500):
+            emitted.append(n)
+            yield Sample("fake", "t", time.time(), {"n": n})
+            if n % 50 == 49:
+                await asyncio.sleep(0.01)
+        while True:
+            await asyncio.sleep(1)
+
+    try:
+        hub.add_stream("burst", burst, kind="fake", target="t")
+        while len(emitted) < 500:
+            await asyncio.sleep(0.005)
+        await hub.stop()  # at once: most of the burst is still in the outbox
+        assert seen == list(range(500))
+        assert [s.fields["n"] for s in store.series(("local", "fake", "t"))][-3:] == [497, 498, 499]
+    finally:
+        probe_loop.close()
