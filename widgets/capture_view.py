@@ -31,7 +31,7 @@ from textual.widgets import Input, Label, Static
 from console.engine.store import SeriesKey, Store
 from probes.samples import LOCAL_HOST, Sample
 from widgets.format import ms
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 #: (label, seconds) the w key cycles through; None keeps every sample the store holds.
 WINDOWS: tuple[tuple[str, float | None], ...] = (("10 s", 10.0), ("1 min", 60.0), ("5 min", 300.0),
@@ -249,7 +249,7 @@ class CaptureView(Vertical, can_focus=False):
         return False if action in self.refused_actions else super().check_action(action, parameters)
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, when_shown(self, self.refresh_figures))
+        every(self, 0.5, self.refresh_figures)
         self.call_after_refresh(self.refresh_figures)
 
     # -- data --------------------------------------------------------------

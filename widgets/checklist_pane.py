@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class ChecklistPane(VerticalScroll, can_focus=True):
         yield self._body
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, when_shown(self, self.refresh_rows))
+        every(self, 0.5, self.refresh_rows)
         self.call_after_refresh(self.refresh_rows)
 
     def refresh_now(self) -> None:

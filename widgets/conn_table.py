@@ -55,7 +55,7 @@ from probes.conns import (
     TABLE_KIND,
 )
 from probes.samples import LOCAL_HOST, Sample
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 #: (key, header) of the socket view's columns.
 SOCKET_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -485,7 +485,7 @@ class ConnTable(Vertical):
 
     def on_mount(self) -> None:
         # No focus() here: TabbedContent follows focus, so grabbing it would open this tab at start.
-        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self.refresh_from_store))
+        every(self, 1.0 / self.refresh_hz, self.refresh_from_store)
         self.refresh_from_store()
 
     # --- reading the store -------------------------------------------------

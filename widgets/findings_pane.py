@@ -18,7 +18,7 @@ from textual.widgets import Static
 
 from console.diagnosis.engine import FindingsEngine, FindingState
 from console.diagnosis.finding import Finding, describe, where
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 SEVERITY_MARK = {"critical": "✖ CRITICAL", "warning": "▲ WARNING", "info": "● INFO"}
 EMPTY_TEXT = ("no findings yet: rules look at what the probes gathered (targets, connections, pools, "
@@ -113,7 +113,7 @@ class FindingsPane(VerticalScroll):
         yield self._empty
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, when_shown(self, self.refresh_findings))
+        every(self, 1.0, self.refresh_findings)
         self.call_after_refresh(self.refresh_findings)
 
     def refresh_now(self) -> None:

@@ -1,7 +1,7 @@
 """GridHeader: Textual's Header whose clock ticks on the whole second, with the panes.
 
 Textual's HeaderClock redraws once a second from the moment it mounted, the
-panes on the wall clock's whole seconds (widgets/visibility.on_the_second):
+panes on the wall clock's whole seconds (widgets/visibility.every):
 two frames a second where one does, and the compositor's fixed cost of a
 frame paid twice. This clock ticks on the same grid, so its second changes in
 the panes' frame.
@@ -14,13 +14,13 @@ from textual.events import Mount
 from textual.widgets import Header
 from textual.widgets._header import HeaderClock, HeaderClockSpace, HeaderIcon, HeaderTitle
 
-from widgets.visibility import on_the_second
+from widgets.visibility import every
 
 
 class GridClock(HeaderClock):
     def _on_mount(self, event: Mount) -> None:
         event.prevent_default()  # Textual calls every class's handler: this stops HeaderClock's own timer
-        on_the_second(self, 1.0, self.refresh)
+        every(self, 1.0, self.refresh, hidden_too=True)
 
 
 class GridHeader(Header):

@@ -19,7 +19,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from console.engine.store import Store
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 KIND_STATUS = "host_status"  # console.remote.host.KIND_STATUS, repeated so widgets need not import asyncssh
 
@@ -104,7 +104,7 @@ class HostsView(Static):
 
     def on_mount(self) -> None:
         self.refresh_lines()
-        self.set_interval(0.5, when_shown(self, self.refresh_lines))
+        every(self, 0.5, self.refresh_lines)
 
     def refresh_now(self) -> None:
         """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 #: () -> (version, markup of the line).
 StripSource = Callable[[], tuple[int, str]]
@@ -33,7 +33,7 @@ class IncidentStrip(Static):
         self._seen_version = -1
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, when_shown(self, self.refresh_strip))
+        every(self, 1.0, self.refresh_strip)
         self.call_after_refresh(self.refresh_strip)
 
     def refresh_now(self) -> None:

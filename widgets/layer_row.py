@@ -39,7 +39,7 @@ from console.engine.target_state import (
     sample_time_ms,
 )
 from probes.samples import LOCAL_HOST
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 __all__ = ["DEFAULT_SLOW_MS", "LAYERS", "LayerRow", "LayerState", "layer_state", "not_applicable", "row_states",
            "sample_time_ms"]
@@ -95,7 +95,7 @@ class LayerRow(Widget):
 
     def on_mount(self) -> None:
         if self.timer:
-            self.set_interval(0.5, when_shown(self, self._poll))
+            every(self, 0.5, self._poll)
         self._poll()
 
     def refresh_now(self) -> None:

@@ -20,7 +20,7 @@ from console.engine.store import Store
 from console.engine.target_state import FAIL, LOSS, SLOW, WAIT, TargetStates
 from probes.samples import LOCAL_HOST
 from widgets.layer_row import LayerRow
-from widgets.visibility import on_the_second, when_shown
+from widgets.visibility import every
 
 EMPTY_TEXT = "no targets: run warroom HOST:PORT or a URL, or press a to add one"
 #: Below this height the tab shows the layer rows only (the chart would be a line or two of noise).
@@ -114,7 +114,7 @@ class LayersPane(Vertical):
                 yield from self._rows(target)
 
     def on_mount(self) -> None:
-        on_the_second(self, 1.0, when_shown(self, self._poll))
+        every(self, 1.0, self._poll)
         self._poll()
 
     def _rows(self, target: str) -> list[Static | LayerRow]:

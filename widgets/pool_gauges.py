@@ -26,7 +26,7 @@ from textual.widgets import Static
 
 from console.engine.store import Store
 from probes.samples import Sample
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 POOL_KINDS = ("pools", "pg_pool", "redis_pool", "metrics_pool")
 BAR_WIDTH = 16
@@ -113,7 +113,7 @@ class PoolGauges(VerticalScroll, can_focus=True):
         yield Static(id="pool-groups")
 
     def on_mount(self) -> None:
-        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self.refresh_from_store))
+        every(self, 1.0 / self.refresh_hz, self.refresh_from_store)
         self.refresh_from_store()
 
     def _latest(self) -> list[Sample]:

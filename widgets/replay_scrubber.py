@@ -21,7 +21,7 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widget import Widget
 
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 REFRESH_S = 0.25
 #: The symbol for each mark kind; a later kind wins a cell shared by several.
@@ -98,7 +98,7 @@ class ReplayScrubber(Widget):
         self._shown: ScrubberState | None = None
 
     def on_mount(self) -> None:
-        self.set_interval(REFRESH_S, when_shown(self, self.refresh_now))
+        every(self, REFRESH_S, self.refresh_now)
 
     def refresh_now(self) -> None:
         state = self.state()

@@ -31,7 +31,7 @@ from textual_plotext import PlotextPlot
 from console.engine.store import SeriesKey, SeriesStats, Store
 from widgets.bars import nice_ceiling
 from widgets.format import ms
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 #: Theme variables the series cycle through, so lines follow the theme (and its high-contrast variant).
 SERIES_COLOURS = ("primary", "accent", "warning", "success", "secondary", "error", "foreground")
@@ -140,7 +140,7 @@ class RttChart(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self._show_parts(has_data=False)
-        self.set_interval(1.0 / self.refresh_hz, when_shown(self, self._poll))
+        every(self, 1.0 / self.refresh_hz, self._poll)
         self._poll()
 
     def _empty_text(self) -> str:

@@ -16,7 +16,7 @@ from textual.widgets import Static
 from console.engine.store import Store
 from probes.samples import LOCAL_HOST, JSONValue, Sample
 from widgets.format import short
-from widgets.visibility import on_the_second, when_shown
+from widgets.visibility import every
 
 
 def _bar(percent: float, width: int = 10) -> str:
@@ -73,7 +73,7 @@ class SystemPane(Static):
         self.border_title = f"System ({host})"
 
     def on_mount(self) -> None:
-        on_the_second(self, 1.0, when_shown(self, self.refresh_figures))
+        every(self, 1.0, self.refresh_figures)
         self.call_after_refresh(self.refresh_figures)
 
     def refresh_now(self) -> None:

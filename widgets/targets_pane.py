@@ -21,7 +21,7 @@ from console.engine.target_state import TargetState, TargetStates
 from probes.samples import LOCAL_HOST
 from widgets.bars import Point
 from widgets.target_row import COMPACT_HEIGHT, SHARE_HEIGHT, TALL_MIN_HEIGHT, TargetRow
-from widgets.visibility import on_the_second, when_shown
+from widgets.visibility import every
 
 STATS_WINDOW_S = 60.0
 #: Probes run at 1 Hz by default: redrawing faster would only repaint the same figures.
@@ -82,7 +82,7 @@ class TargetsPane(VerticalScroll):
         yield Static(EMPTY_TEXT, classes="empty")
 
     def on_mount(self) -> None:
-        on_the_second(self, REFRESH_S, when_shown(self, self.refresh_rows))
+        every(self, REFRESH_S, self.refresh_rows)
         self.watch(self, "scroll_y", self._scrolled, init=False)
         self.call_after_refresh(self.refresh_rows)  # show what the store already holds at once
 

@@ -9,7 +9,7 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from widgets.visibility import when_shown
+from widgets.visibility import every
 
 #: () -> (version, [(utc time, kind, text)]).
 EventSource = Callable[[], tuple[int, list[tuple[str, str, str]]]]
@@ -44,7 +44,7 @@ class TimelinePane(VerticalScroll):
         yield self._body
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, when_shown(self, self.refresh_events))
+        every(self, 1.0, self.refresh_events)
         self.call_after_refresh(self.refresh_events)
 
     def refresh_now(self) -> None:

@@ -34,7 +34,7 @@ from console.engine.target_state import (
 )
 from probes.samples import LOCAL_HOST
 from widgets.format import ms
-from widgets.visibility import on_the_second, when_shown
+from widgets.visibility import every
 
 KIND_STATUS = "host_status"
 
@@ -185,7 +185,7 @@ class VantageTable(Vertical):
 
     def on_mount(self) -> None:
         self.refresh_table()
-        on_the_second(self, 1.0, when_shown(self, self.refresh_table))
+        every(self, 1.0, self.refresh_table)
 
     def refresh_now(self) -> None:
         """Redraw at once, shown or not (the app calls it when this pane's tab is shown)."""

@@ -60,7 +60,7 @@ from widgets.targets_pane import TargetsPane
 from widgets.timeline_pane import TimelinePane
 from widgets.too_small import TooSmall
 from widgets.vantage_table import VantageTable
-from widgets.visibility import refresh_shown
+from widgets.visibility import every, refresh_shown
 
 THEMES_DIR = Path(themes.__file__).resolve().parent
 #: Every tab but the Overview, in order: (id, title).
@@ -295,11 +295,11 @@ class WarroomApp(ReplayControls, App[int]):
             self.notify(notice, timeout=10)
         self.set_class(self.share.on, "-share")
         # Viewers and the console share one alias file: take in names the others added.
-        self.set_interval(1.0, self._follow_aliases)
+        every(self, 1.0, self._follow_aliases)
         small = self.query_one(TooSmall).fit(self.size.width, self.size.height)
         self.query_one(TabbedContent).display = not small
         # Diagnosis runs here, beside the store, whichever tab is shown; panes read its result.
-        self.set_interval(self.findings.interval, self.run_diagnosis)
+        every(self, self.findings.interval, self.run_diagnosis, first=True)
         self.call_after_refresh(self.run_diagnosis)
         pane = self.query_one(TargetsPane)
         for target in self.config.targets:
