@@ -452,7 +452,9 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            closing = self._closing.wait(timeout=min(0.1, self.flush_s))
+            # Half a flush interval: each wake-up of this thread takes the GIL from the probes and the UI,
+            # and close() sets the event, so the last Samples never wait for the timeout.
+            closing = self._closing.wait(timeout=self.flush_s / 2)
             self._write_pending()
             if closing:
                 self._finish()
