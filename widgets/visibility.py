@@ -23,12 +23,7 @@ def displayed(widget: Widget) -> bool:
     Walks the ancestors instead of asking ``is_on_screen``: that asks the
     compositor, which in Textual 8.2 answers "not in layout" for every widget.
     """
-    node: object = widget
-    while isinstance(node, Widget):
-        if not node.display:
-            return False
-        node = node.parent
-    return True
+    return _mounted_and_shown(widget)[1]
 
 
 def refresh_shown(root: Widget) -> None:
@@ -56,7 +51,6 @@ class PaneClock:
     """
 
     def __init__(self, app: App[Any]) -> None:
-        self.beats = 0
         self._entries: list[tuple[weakref.ref[Widget | App[Any]], int, Callable[[], object], bool]] = []
         delay = GRID_S - (time.time() % GRID_S)
 
@@ -76,7 +70,6 @@ class PaneClock:
 
     def _beat(self) -> None:
         beat = round(time.time() / GRID_S)  # from the wall clock: 1 s panes draw on the whole second
-        self.beats += 1
         entries, self._entries = self._entries, []
         for done, entry in enumerate(entries):
             widget = entry[0]()
