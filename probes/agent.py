@@ -57,7 +57,7 @@ DEFAULT_KEEPALIVE_TIMEOUT = 30.0
 DELTA_KINDS = frozenset({"conns_table", "pools"})
 
 #: Probes whose modules import little (the standard library, psutil): they start at once. The others
-#: import dnspython, httpx or a database driver, 50-300 ms of a cold host's CPU; they start a moment
+#: import dnspython, h11 or a database driver, 50-300 ms of a cold host's CPU; they start a moment
 #: later and are imported in a worker thread, so the first Samples of a fresh agent do not queue behind
 #: those imports and the quick probes keep their 1 s beat while they run (the thread yields the GIL).
 QUICK_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})

@@ -1,7 +1,7 @@
 """Find the probe for a ProbeSpec by its kind, importing its module only when used.
 
 Lazy imports keep start-up fast: the capture probe pulls in scapy, the http
-probe httpx, and a console that runs neither should not pay for them.
+probe h11 and dnspython, and a console that runs neither should not pay for them.
 """
 
 from __future__ import annotations
