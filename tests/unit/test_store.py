@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 
 from console.engine.store import Store
-from probes.samples import Sample
+from probes.samples import JSONValue, Sample
 
 
 def test_a_stream_eight_times_the_capacity_stays_bounded() -> None:
@@ -166,3 +166,179 @@ def test_an_hour_of_five_http_targets_costs_a_fraction_of_its_whole_samples() ->
     whole, thinned = cost(None), cost(120.0)
     print(f"an hour of 5 HTTP targets: {whole / 1e6:.1f} MB whole, {thinned / 1e6:.1f} MB thinned")
     assert thinned < whole / 2
+
+
+def _five_targets_for_an_hour(store: Store, seconds: int = 3600) -> None:
+    """Five HTTP targets at 1 Hz (every 13th a timeout with its own message), and a DNS layer with its rcode."""
+    for i in range(seconds):
+        for t in range(5):
+            sample = _http(1000.0 + i, i + t)
+            store.add(Sample(sample.kind, f"web{t}", sample.ts, dict(sample.fields), error=sample.error,
+                             message=sample.message))
+        rcode = "NXDOMAIN" if i % 17 == 0 else "NOERROR"
+        store.add(Sample("dns", "web0", 1000.0 + i, {"time_ms": 0.4 + i % 3, "rcode": rcode, "addresses": ["10.0.0.1"]},
+                         error=rcode.lower() if rcode != "NOERROR" else None,
+                         message=f"{rcode} for web0 from 127.0.0.53" if rcode != "NOERROR" else None))
+
+
+def test_an_hours_old_history_costs_tens_of_bytes_a_sample() -> None:
+    """After the first two minutes every new Sample only adds a thinned one: it must cost ~30 bytes, not ~300.
+
+    Measured from minute 10 to minute 60, when the whole Samples of the last two minutes are a
+    fixed cost; the error messages (a different one every 13th Sample) are in the figure.
+    """
+    store = Store()
+    tracemalloc.start()
+    try:
+        _five_targets_for_an_hour(store, 600)
+        at_ten_minutes = tracemalloc.get_traced_memory()[0]
+        for i in range(600, 3600):  # the same feed on, without starting it again
+            for t in range(5):
+                sample = _http(1000.0 + i, i + t)
+                store.add(Sample(sample.kind, f"web{t}", sample.ts, dict(sample.fields), error=sample.error,
+                                 message=sample.message))
+            store.add(Sample("dns", "web0", 1000.0 + i, {"time_ms": 0.4, "rcode": "NOERROR", "addresses": []}))
+        at_an_hour = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    added = 3000 * 6
+    per_sample = (at_an_hour - at_ten_minutes) / added
+    print(f"thinned history: {per_sample:.1f} bytes a Sample")
+    assert len(store) == 6 * 3600
+    assert per_sample < 64
+
+
+def test_windows_over_old_history_read_what_the_whole_samples_said() -> None:
+    """Every query over an hour-old history answers as a store that keeps every Sample whole."""
+    from console.engine.store import THIN_FIELDS
+
+    store, whole = Store(), Store(full_detail_s=None)
+    _five_targets_for_an_hour(store)
+    _five_targets_for_an_hour(whole)
+    now = 1000.0 + 3599
+    for key in whole.keys(kind=None):
+        field = "time_ms" if key[1] == "dns" else "total_ms"
+        for seconds in (60.0, 300.0, 900.0, 3600.0, None):
+            got, kept = store.window(key, seconds, now), whole.window(key, seconds, now)
+            assert [(s.kind, s.target, s.host, s.ts, s.error, s.message) for s in got] == \
+                [(s.kind, s.target, s.host, s.ts, s.error, s.message) for s in kept]
+            for thin_one, full_one in zip(got, kept, strict=True):
+                wanted = {k: v for k, v in full_one.fields.items() if k in THIN_FIELDS}
+                assert thin_one.fields == wanted or thin_one.fields == full_one.fields
+                assert [type(v) for v in thin_one.fields.values()] == \
+                    [type(full_one.fields[k]) for k in thin_one.fields]  # 200 stays an int, "NOERROR" a str
+            assert store.stats(key, field, seconds, now) == whole.stats(key, field, seconds, now)
+            assert store.values(key, field, seconds, now) == whole.values(key, field, seconds, now)
+        ring, full_ring = store.series(key), whole.series(key)
+        assert len(ring) == len(full_ring) == 3600
+        assert [s.ts for s in reversed(ring)][:5] == [s.ts for s in reversed(full_ring)][:5]
+        assert (ring[0].ts, ring[-1], ring[1:3][1].ts) == (full_ring[0].ts, full_ring[-1], full_ring[2].ts)
+    assert sum(1 for _ in store) == sum(1 for _ in whole)
+    oldest_failure = next(s for s in store.window(("local", "http", "web0")) if not s.ok)
+    assert (oldest_failure.ts, oldest_failure.error, oldest_failure.message) == \
+        (1000.0, "read-timeout", "ReadTimeout after 5 s (#0)")
+
+
+def test_a_ring_that_drops_its_oldest_keeps_the_rest_in_order() -> None:
+    """A short ring of thinned Samples: the oldest leave one by one, the others keep their content."""
+    def fields(i: int) -> dict[str, JSONValue]:
+        if i % 7 == 0:
+            return {}
+        if i % 11 == 0:  # a value columns cannot hold: that Sample is kept as an object
+            return {"rtt_ms": float(i), "status": [i, "odd"]}
+        return {"rtt_ms": float(i), "cold": i == 0, "status": i}
+
+    store = Store(per_series=700, full_detail_s=10.0)
+    for i in range(5000):
+        store.add(Sample("tcp", "db", float(i), fields(i),
+                         error=None if i % 7 else "refused", message=None if i % 7 else f"refused #{i}"))
+    ring = store.window(("local", "tcp", "db"))
+    assert [s.ts for s in ring] == [float(i) for i in range(4300, 5000)]
+    for sample in ring:
+        i = int(sample.ts)
+        assert (sample.error, sample.message) == ((None, None) if i % 7 else ("refused", f"refused #{i}"))
+        assert sample.fields == fields(i)
+
+
+def _conns(ts: float, i: int) -> Sample:
+    return Sample("conns", "", ts, {
+        "source": "netlink", "total": 100 + i, "by_state": {"tcp:ESTAB": 3 + i % 5, "tcp:LISTEN": 4},
+        "listeners": [{"proto": "tcp", "local": f"0.0.0.0:{8000 + n}", "pid": n, "process": "nginx"}
+                      for n in range(20)],
+        "ephemeral_pct": 85.0 if i % 50 == 0 else 1.0, "conntrack_count": 10 + i, "conntrack_max": 262144,
+        "fd_top": [{"pid": 1, "name": "app", "fds": 900, "limit": 1024, "pct": 87.9}] if i % 60 == 0 else []})
+
+
+def _pools(ts: float, i: int) -> Sample:
+    return Sample("pools", "", ts, {
+        "groups": [{"label": f"app[{n}] → 10.0.0.5:5432", "pid": n, "open": 10 + i % 9, "active": i % 9}
+                   for n in range(30)],
+        "groups_total": 30,
+        "gauges": [{"name": "db", "used": 10 + i % 9, "max": 18, "util_pct": 100.0 * (10 + i % 9) / 18}],
+        "active_ms": 1000, "growth_window_s": 60.0})
+
+
+def test_host_history_keeps_what_its_readers_read() -> None:
+    """Five minutes of system, conns and pools Samples: the old ones shrink, every reader's answer stays."""
+    from console.engine.store import HOST_FULL_DETAIL
+    from console.incident import alerts
+    from console.incident.classify import classify, link_evidence
+    from console.incident.report import rule_windows
+    from console.incident.validate import validate
+
+    def feed(store: Store) -> None:
+        for i in range(300):
+            ts = 1000.0 + i
+            top: list[JSONValue] = [{"pid": n, "name": "x" * 40} for n in range(10)]
+            store.add(Sample("system", "", ts, {"load1": 0.5, "top": top}))
+            store.add(_conns(ts, i))
+            store.add(_pools(ts, i))
+            store.add(Sample("tcp", "10.0.0.5:5432", ts, {"rtt_ms": 1.0 + i % 4}))
+
+    def memory_of(store: Store) -> int:
+        tracemalloc.start()
+        try:
+            feed(store)
+            return tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+
+    store, whole = Store(clock=lambda: 1299.0), Store(clock=lambda: 1299.0, full_detail_s=None)
+    thinned, kept = memory_of(store), memory_of(whole)
+    print(f"5 minutes of host Samples: {kept / 1e6:.2f} MB whole, {thinned / 1e6:.2f} MB thinned")
+    assert thinned < kept / 3
+
+    for kind in ("system", "conns", "pools"):
+        key = ("local", kind, "")
+        assert [s.ts for s in store.window(key, 600.0)] == [s.ts for s in whole.window(key, 600.0)]
+        assert store.window(key, 600.0)[-HOST_FULL_DETAIL:] == whole.window(key, 600.0)[-HOST_FULL_DETAIL:]
+        assert "groups" not in store.window(key)[0].fields and "top" not in store.window(key)[0].fields
+    # The readers of older host Samples: paste-error linking, the alert rules, fix validation.
+    for text in ("connect: cannot assign requested address", "too many open files",
+                 "sorry, too many clients already", "pool exhausted: timeout waiting for connection"):
+        assert link_evidence(classify(text), store).to_dict() == link_evidence(classify(text), whole).to_dict()
+    bad, good = (rule_windows(s.window(k), None) for s in (store, whole) for k in [("local", "conns", "")])
+    assert [r.to_dict() for r in alerts.build_rules("x", *bad).rules] == \
+        [r.to_dict() for r in alerts.build_rules("x", *good).rules]
+    pools = [store.window(("local", kind, "")) for kind in ("pools", "tcp")]
+    pools_whole = [whole.window(("local", kind, "")) for kind in ("pools", "tcp")]
+    assert validate(pools[0] + pools[1], 1150.0, 1000.0, 1299.0).to_dict() == \
+        validate(pools_whole[0] + pools_whole[1], 1150.0, 1000.0, 1299.0).to_dict()
+
+
+def test_a_pool_that_was_full_minutes_ago_still_links_to_a_pasted_error() -> None:
+    """The one reader that sees the thinning: a pasted error's example quotes a hit's first fields,
+    and an old pools hit no longer has its groups, so the example quotes its gauges (the full one)."""
+    from console.incident.classify import classify, link_evidence
+
+    store, whole = Store(clock=lambda: 1299.0), Store(clock=lambda: 1299.0, full_detail_s=None)
+    for i in range(300):
+        sample = _pools(1000.0 + i, i if i < 100 else 0)  # full (i % 9 == 8) only in the first 100 s
+        store.add(sample)
+        whole.add(sample)
+    got, kept = (link_evidence(classify("sorry, too many clients already"), s).evidence for s in (store, whole))
+    assert [(e.kind, e.matched, e.total) for e in got] == [(e.kind, e.matched, e.total) for e in kept] == \
+        [("pools", 11, 300)]
+    assert kept[0].example.startswith("groups=[{'label': 'app[0]")
+    assert got[0].example.startswith("groups_total=30, gauges=[{'name': 'db', 'used': 18, 'max': 18, "
+                                     "'util_pct': 100.0}]")
