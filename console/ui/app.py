@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,6 +120,15 @@ class AppConfig:
     """Lines to show once the screen is up (what start-up's retention removed)."""
 
 
+#: Seconds Textual gets to end the process after a stop signal, once our own work has stopped.
+EXIT_GRACE_S = 5.0
+
+
+def _exit_later(status: int) -> None:
+    time.sleep(EXIT_GRACE_S)
+    os._exit(status)  # Textual's shutdown is stuck writing to a terminal that is gone; ours is done
+
+
 class WarroomApp(ReplayControls, App[int]):
     """The console. Probes feed the hub, the hub the store, the panes read the store."""
 
@@ -183,6 +194,8 @@ class WarroomApp(ReplayControls, App[int]):
         self._tab_asked: str | None = None
         self.demo_lab: object | None = None
         self._signals: list[int] = []
+        self._stop_task: asyncio.Future[None] | None = None
+        self._work_stopped = False
         self.remote: dict[str, RemoteHost] = {}
         """Running SSH hosts by name (their streams run in the hub)."""
         for theme in THEMES:
@@ -409,12 +422,38 @@ class WarroomApp(ReplayControls, App[int]):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(signum, self.exit)
+                loop.add_signal_handler(signum, self._on_stop_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 continue
             self._signals.append(signum)
 
+    def _on_stop_signal(self, signum: int) -> None:
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop_then_exit(signum))
+
+    async def _stop_then_exit(self, signum: int) -> None:
+        """Stop our own work (probes, children, the recording), then quit.
+
+        Textual's shutdown writes to the terminal before it unmounts anything, and once the terminal
+        is gone (SIGHUP: the SSH session or tmux pane closed) those writes can block for ever: its
+        writer queue is bounded and nothing drains it (Textualize/textual#6692; a killed tmux pane left
+        a console hung with its probes running). So the work stops first, and if Textual has not
+        ended the process EXIT_GRACE_S later, a watchdog does, with nothing of ours left running.
+        """
+        try:
+            await self._stop_work()
+        finally:
+            threading.Thread(target=_exit_later, args=(128 + signum,), daemon=True,
+                             name="warroom-exit-watchdog").start()
+            self.exit()
+
     async def on_unmount(self) -> None:
+        await self._stop_work()
+
+    async def _stop_work(self) -> None:
+        if self._work_stopped:
+            return
+        self._work_stopped = True
         if self.feed is not None:
             await self.feed.stop()
         loop = asyncio.get_running_loop()

@@ -104,3 +104,46 @@ def test_console_on_screen_stops_tcpdump_on_each_signal(signum: int, tmp_path: P
         assert marker.read_text().strip() == "0"  # quit as q does: a clean exit
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def test_closing_the_terminal_under_the_console_leaves_no_process() -> None:
+    """A tmux pane killed just as the first frame draws (an SSH session dropped): the console must end.
+
+    Textual's shutdown writes to the terminal first, and with the terminal gone those writes could
+    block for ever: 2 of 10 such consoles were still alive, probes running, minutes later. Each run
+    here is marked so only its own processes are counted."""
+    socket_name = f"wr-hup-{os.getpid()}"
+    mark = f"WARROOM_HUP_TEST={os.getpid()}"
+    try:
+        for i in range(10):
+            session = f"hup{i}"
+            subprocess.run(["tmux", "-L", socket_name, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                            f"cd {ROOT} && {mark} PYTHONPATH={ROOT} exec {sys.executable} -m console.cli demo"],
+                           check=True)
+
+            def screen(session: str = session) -> str:
+                return subprocess.run(["tmux", "-L", socket_name, "capture-pane", "-p", "-t", session],
+                                      capture_output=True, text=True).stdout
+
+            assert wait_for(lambda: "Targets" in screen(), 30), "the demo never drew its first frame"
+            subprocess.run(["tmux", "-L", socket_name, "kill-session", "-t", session], check=False)
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], check=False, capture_output=True)
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if "console.cli" in (proc.info["cmdline"] or []) and mark in " ".join(
+                        f"{k}={v}" for k, v in proc.environ().items()):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    left = wait_for(lambda: not ours(), 10) or ours()
+    try:
+        assert left is True, f"consoles still running after their terminal closed: {[p.pid for p in ours()]}"
+    finally:
+        for proc in ours():
+            proc.kill()
