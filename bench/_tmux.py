@@ -7,19 +7,22 @@ import subprocess
 import time
 import uuid
 
-#: A private tmux server, so other tmux users on the machine cannot disturb a run.
-SOCKET = f"warroom-bench-{os.getpid()}"
+#: Private tmux servers, so other tmux users on the machine cannot disturb a run.
+SOCKET_PREFIX = f"warroom-bench-{os.getpid()}"
 
 
 class TmuxSession:
     def __init__(self, command: str, width: int = 120, height: int = 40) -> None:
         self.name = f"bench-{uuid.uuid4().hex[:8]}"
+        # One server per session: a shared one exits with its last session, and a session started
+        # just then fails with "server exited unexpectedly".
+        self.socket = f"{SOCKET_PREFIX}-{self.name}"
         self.started = time.perf_counter()
-        subprocess.run(["tmux", "-L", SOCKET, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-                        command], check=True)
+        subprocess.run(["tmux", "-L", self.socket, "new-session", "-d", "-s", self.name,
+                        "-x", str(width), "-y", str(height), command], check=True)
 
     def screen(self) -> str:
-        args = ["tmux", "-L", SOCKET, "capture-pane", "-p", "-t", self.name]
+        args = ["tmux", "-L", self.socket, "capture-pane", "-p", "-t", self.name]
         return subprocess.run(args, capture_output=True, text=True).stdout
 
     def wait_for(self, marker: str, timeout: float = 20.0) -> float:
@@ -32,9 +35,9 @@ class TmuxSession:
         raise TimeoutError(f"{marker!r} not on screen after {timeout} s")
 
     def pane_pid(self) -> int:
-        args = ["tmux", "-L", SOCKET, "display", "-p", "-t", self.name, "#{pane_pid}"]
+        args = ["tmux", "-L", self.socket, "display", "-p", "-t", self.name, "#{pane_pid}"]
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
         return int(out.strip())
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)

@@ -114,6 +114,9 @@ def test_closing_the_terminal_under_the_console_leaves_no_process() -> None:
     here is marked so only its own processes are counted."""
     socket_name = f"wr-hup-{os.getpid()}"
     mark = f"WARROOM_HUP_TEST={os.getpid()}"
+    # A placeholder session keeps this private tmux server up between the kills: without it the
+    # server exits with its last session, and the next new-session can race that exit.
+    subprocess.run(["tmux", "-L", socket_name, "new-session", "-d", "-s", "keep", "sleep 600"], check=True)
     try:
         for i in range(10):
             session = f"hup{i}"
@@ -132,12 +135,13 @@ def test_closing_the_terminal_under_the_console_leaves_no_process() -> None:
 
     def ours() -> list[psutil.Process]:
         found = []
-        for proc in psutil.process_iter(["cmdline"]):
+        for pid in psutil.pids():
             try:
-                if "console.cli" in (proc.info["cmdline"] or []) and mark in " ".join(
+                proc = psutil.Process(pid)
+                if "console.cli" in proc.cmdline() and mark in " ".join(
                         f"{k}={v}" for k, v in proc.environ().items()):
                     found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            except (psutil.Error, OSError):  # a process that ended during the scan is not ours to count
                 continue
         return found
 
