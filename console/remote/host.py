@@ -52,9 +52,12 @@ CONFIG_ERROR = "config_error"
 TERMINAL_STATES = frozenset({AUTH_FAILED, HOST_KEY_UNKNOWN, HOST_KEY_CHANGED, AGENT_FAILED, CONFIG_ERROR})
 
 #: Pure-Python packages a probe kind needs shipped with the agent.
-#: tcp, icmp and http look names up through dnspython themselves (probes/resolve.py).
+#: tcp, icmp and http look names up through dnspython themselves (probes/resolve.py); http speaks
+#: HTTP/1.1 through h11 (~90 KB, rarely on a host), whatever its target.
 SHIP_FOR_KIND: dict[str, tuple[str, ...]] = {"dns": ("dns",), "layers": ("dns",), "tcp": ("dns",), "icmp": ("dns",),
-                                             "http": ("dns",)}
+                                             "http": ("h11", "dns")}
+#: The packages only a name lookup needs.
+LOOKUP_PACKAGES = frozenset({"dns"})
 #: Kinds that need dnspython only to look their target's name up: a target that is an IP address
 #: needs no lookup (probes/resolve.py imports nothing for it), so it does not ship the ~350 KB of
 #: dnspython, which was most of a fresh host's payload and of the console's CPU when 20 hosts start at
@@ -295,10 +298,9 @@ def ship_for(specs: Sequence[ProbeSpec]) -> tuple[str, ...]:
     """The pure-Python packages an agent running ``specs`` needs shipped with it."""
     wanted: list[str] = []
     for spec in specs:
-        if spec.kind in LOOKUP_ONLY_KINDS and not _needs_lookup(spec):
-            continue
+        no_lookup = spec.kind in LOOKUP_ONLY_KINDS and not _needs_lookup(spec)
         for pkg in SHIP_FOR_KIND.get(spec.kind, ()):
-            if pkg not in wanted:
+            if pkg not in wanted and not (no_lookup and pkg in LOOKUP_PACKAGES):
                 wanted.append(pkg)
     return tuple(wanted)
 

@@ -142,6 +142,31 @@ async def test_a_target_that_is_a_name_restarts_an_agent_shipped_without_dnspyth
     assert "package:dns" in remote._shipped  # the second agent came with dnspython
 
 
+async def test_http_runs_on_a_host_without_h11_installed(lab: Lab) -> None:
+    """The http probe speaks HTTP/1.1 through h11, which a production host rarely has: it travels.
+
+    The host's python runs with -I -S, so nothing of this machine's site-packages is importable
+    there: only what the payload carried."""
+    import http.server
+    import sys
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        remote = RemoteHost(HostConfig("prod-1", python=f"{sys.executable} -I -S"),
+                            [ProbeSpec("http", url, interval=0.3)], fast_settings(lab))
+        seen = await take(remote.stream(), lambda s: any(x.kind == "http" for x in s))
+    finally:
+        server.shutdown()
+        server.server_close()
+    http_sample = next(s for s in seen if s.kind == "http")
+    assert http_sample.ok, http_sample.message  # not "unavailable: missing module h11"
+    assert http_sample.fields["status"] == 200
+    assert "package:h11" in remote._shipped
+
+
 def test_request_asks_for_deltas() -> None:
     from console.remote.payload import request_line
 

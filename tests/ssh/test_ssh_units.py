@@ -201,11 +201,12 @@ def test_agent_answers_pings_and_changes_probes_on_request() -> None:
 
 def test_dnspython_ships_only_for_targets_that_are_names() -> None:
     """An IP target needs no lookup: tcp, icmp and http to addresses travel without dnspython."""
-    by_address = [ProbeSpec("tcp", "127.0.0.1:9"), ProbeSpec("icmp", "::1"), ProbeSpec("http", "http://127.0.0.1:8/"),
-                  ProbeSpec("system")]
+    by_address = [ProbeSpec("tcp", "127.0.0.1:9"), ProbeSpec("icmp", "::1"), ProbeSpec("system")]
     assert ship_for(by_address) == ()
+    assert ship_for([*by_address, ProbeSpec("http", "http://127.0.0.1:8/")]) == ("h11",)  # HTTP/1.1, no lookup
     assert ship_for([*by_address, ProbeSpec("tcp", "db.internal:5432")]) == ("dns",)  # parsed, never looked up
-    assert ship_for([ProbeSpec("http", "http://[::1]:8/x"), ProbeSpec("dns", "localhost")]) == ("dns",)
+    assert ship_for([ProbeSpec("http", "http://[::1]:8/x"), ProbeSpec("dns", "localhost")]) == ("h11", "dns")
+    assert ship_for([ProbeSpec("http", "http://web.internal/")]) == ("h11", "dns")
     assert ship_for([ProbeSpec("layers", "127.0.0.1:9")]) == ("dns",)  # layers imports the dns probe itself
     assert ship_for([ProbeSpec("tcp", "not a target")]) == ("dns",)  # unparsable: the agent reports it
 
