@@ -113,7 +113,8 @@ class ServerHungUp(Exception):
 @dataclass
 class _Trace:
     """Timestamps (perf_counter) of one hop's steps: connect_tcp, start_tls, send_request_headers,
-    receive_response_headers, receive_response_body, each ``.started`` and ``.complete``."""
+    receive_response_headers, each ``.started`` and ``.complete``; receive_response_body ``.started``
+    (the body's end is the response's ``body_done``)."""
 
     events: dict[str, float] = field(default_factory=dict)
     last_started: str | None = None
@@ -383,7 +384,6 @@ async def _exchange(url: SplitResult, wire: _Wire, trace: _Trace, limits: dict[s
             break
     if response is None:
         raise ServerHungUp("Server disconnected without sending a response.")
-    trace.complete("receive_response_body")
     return _Response(status=response.status_code, reason=response.reason.decode("latin-1"),
                      http_version=f"HTTP/{response.http_version.decode('ascii')}",
                      headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers],

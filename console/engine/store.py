@@ -272,10 +272,6 @@ class _Series:
         else:
             self.whole.popleft()
 
-    def all(self) -> list[Sample]:
-        old = [self.old.sample(i) for i in range(len(self.old))] if self.old is not None else []
-        return old + list(self.whole)
-
     def since(self, cutoff: float) -> list[Sample]:
         """The Samples from the newest back to the first older than ``cutoff``, oldest first."""
         out: list[Sample] = []
@@ -453,7 +449,7 @@ class Store:
         if series is None:
             return []
         if seconds is None:
-            return series.all()
+            return list(SeriesView(series))
         return series.since((self.clock() if now is None else now) - seconds)
 
     @staticmethod
