@@ -24,6 +24,9 @@ where each ELEMENT of a list field says how to build that row from the previous
 snapshot's list of the same field:
 
 - an integer ``i``: row ``i`` of the previous list, unchanged;
+- ``{"k": [i, n]}``: rows ``i`` to ``i + n - 1`` of the previous list, unchanged (a run of
+  unchanged rows in their old order: most of a socket table from one second to the next, which as
+  single indices was ~5 bytes a socket every second, 15 KB/s at 3,000 TIME-WAIT sockets);
 - ``{"i": i, "p": {COLUMN: VALUE}}``: row ``i`` with these cells changed (a list
   row's COLUMN is its index as a string, a dict row's is the key);
 - ``{"r": ROW}``: the row in full.
@@ -147,7 +150,37 @@ def _patch(old: Any, new: Any) -> dict[str, JSONValue] | None:
     return None
 
 
+#: Shortest run of unchanged rows sent as one {"k": [i, n]} element: shorter runs are shorter as indices.
+MIN_RUN = 4
+
+
+def _runs(elements: list[JSONValue]) -> list[JSONValue]:
+    """``elements`` with each run of MIN_RUN or more consecutive old-row indices as one {"k": [i, n]}."""
+    out: list[JSONValue] = []
+    n = len(elements)
+    at = 0
+    while at < n:
+        first = elements[at]
+        if type(first) is not int:
+            out.append(first)
+            at += 1
+            continue
+        end = at + 1
+        while end < n and type(elements[end]) is int and elements[end] == first + (end - at):
+            end += 1
+        if end - at >= MIN_RUN:
+            out.append({"k": [first, end - at]})
+        else:
+            out.extend(elements[at:end])
+        at = end
+    return out
+
+
 def _encode_rows(old: list[Any], new: list[Any], key_index: Sequence[int]) -> list[JSONValue]:
+    return _runs(_encode_row_elements(old, new, key_index))
+
+
+def _encode_row_elements(old: list[Any], new: list[Any], key_index: Sequence[int]) -> list[JSONValue]:
     if key_index:
         fast = _encode_keyed_rows(old, new, key_index)
         if fast is not None:
@@ -260,12 +293,23 @@ def _decode_rows(old: Any, elements: Any) -> list[JSONValue]:
             out.append(_old_row(old, element))
         elif isinstance(element, dict) and "r" in element:
             out.append(element["r"])
+        elif isinstance(element, dict) and "k" in element:
+            out.extend(_old_run(old, element["k"]))
         elif isinstance(element, dict) and isinstance(element.get("p"), dict):
             base = _old_row(old, element.get("i"))
             out.append(_apply_patch(base, element["p"]))
         else:
             raise DeltaError(f"bad row element {str(element)[:40]}")
     return out
+
+
+def _old_run(old: list[Any], run: Any) -> list[Any]:
+    if not (isinstance(run, list) and len(run) == 2 and all(type(v) is int for v in run)):
+        raise DeltaError(f"bad run {str(run)[:40]}")
+    first, count = run
+    if count < 1 or first < 0 or first + count > len(old):
+        raise DeltaError(f"rows {first}..{first + count - 1} are not in the previous snapshot")
+    return old[first:first + count]
 
 
 def _old_row(old: list[Any], index: Any) -> Any:
