@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 #: Private tmux servers, so other tmux users on the machine cannot disturb a run.
 SOCKET_PREFIX = f"warroom-bench-{os.getpid()}"
@@ -41,3 +42,5 @@ class TmuxSession:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        # tmux leaves its socket file behind when its server is killed
+        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from textual.color import Color
 
 from console.ui.app import WarroomApp
 from tests.conftest import fixed_app
+from tests.tmux_server import stop_tmux_server
 from themes import THEME_NAMES, THEMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,4 +188,4 @@ def test_console_in_tmux_over_a_16_colour_terminal(tmp_path: Path) -> None:
                    and f is not None and b is not None and f % 8 == b % 8]
         assert not clashes, f"{len(clashes)} characters vanish into their background on 8 colours: {clashes[:20]}"
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        stop_tmux_server(socket)

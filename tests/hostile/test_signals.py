@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.tmux_server import stop_tmux_server
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 STOP_SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
@@ -84,13 +86,18 @@ def test_console_on_screen_stops_tcpdump_on_each_signal(signum: int, tmp_path: P
     marker = tmp_path / "exit-code"
     command = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m console.cli --capture lo "
                f"--capture-filter 'port 9'; echo $? > {marker}; sleep 30")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
+    # A tmux server of its own: the default one may be a user's, and it exits with its last session.
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
+                   check=True)
     try:
         def console() -> psutil.Process | None:
             for proc in psutil.process_iter(["cmdline"]):
-                cmd = proc.info["cmdline"] or []
-                if "console.cli" in cmd and "--capture" in cmd and proc.ppid() != 1 and tcpdumps_of(proc.pid):
-                    return proc
+                try:
+                    cmd = proc.info["cmdline"] or []
+                    if "console.cli" in cmd and "--capture" in cmd and proc.ppid() != 1 and tcpdumps_of(proc.pid):
+                        return proc
+                except psutil.Error:  # ended during the scan
+                    continue
             return None
 
         found = wait_for(console, 20)
@@ -103,7 +110,7 @@ def test_console_on_screen_stops_tcpdump_on_each_signal(signum: int, tmp_path: P
         assert wait_for(lambda: marker.exists() and marker.read_text().strip(), 5)
         assert marker.read_text().strip() == "0"  # quit as q does: a clean exit
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+        stop_tmux_server(session)
 
 
 def test_closing_the_terminal_under_the_console_leaves_no_process() -> None:
@@ -131,7 +138,7 @@ def test_closing_the_terminal_under_the_console_leaves_no_process() -> None:
             assert wait_for(lambda: "Targets" in screen(), 30), "the demo never drew its first frame"
             subprocess.run(["tmux", "-L", socket_name, "kill-session", "-t", session], check=False)
     finally:
-        subprocess.run(["tmux", "-L", socket_name, "kill-server"], check=False, capture_output=True)
+        stop_tmux_server(socket_name)
 
     def ours() -> list[psutil.Process]:
         found = []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from console.engine.recorder import Recorder
 from probes.samples import Sample
+from tests.tmux_server import stop_tmux_server
 from tests.unit.test_cli import ROOT
 
 
@@ -140,4 +141,4 @@ class Tmux:
         raise AssertionError(f"the console did not quit within {timeout} s:\n{self.screen()}")
 
     def close(self) -> None:
-        self._tmux("kill-server", check=False)
+        stop_tmux_server(self.socket)

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.tmux_server import stop_tmux_server
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,7 +64,7 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "r", *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        stop_tmux_server(self.socket)
 
 
 def console_command(*args: str) -> str:
