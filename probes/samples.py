@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-#: Bumped when a field is renamed or its meaning changes; the agent handshake
-#: and recordings carry it so a mismatch is reported instead of misread.
-SCHEMA_VERSION = 1
+#: Bumped when a field is renamed or its meaning changes, or the encoding of snapshot changes
+#: (probes/snapshot_delta.py) does; the agent handshake and recordings carry it so a mismatch is
+#: reported instead of misread. 2: runs of unchanged rows ({"k": [i, n]}), which a schema-1 reader
+#: would count as bad lines; it now refuses the recording in one line instead.
+SCHEMA_VERSION = 2
 
 #: The host name local probes report; remote samples carry the SSH host's name.
 LOCAL_HOST = "local"
