@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.tmux_server import stop_tmux_server
 
 #: Private tmux servers, so other tmux users on the machine cannot disturb a run.
 SOCKET_PREFIX = f"warroom-bench-{os.getpid()}"
@@ -41,6 +45,4 @@ class TmuxSession:
         return int(out.strip())
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
-        # tmux leaves its socket file behind when its server is killed
-        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket).unlink(missing_ok=True)
+        stop_tmux_server(self.socket)
