@@ -174,6 +174,7 @@ class _Frames:
         """Compressed bytes consumed so far (absolute in the file)."""
         self.frame_start = offset
         self._obj: Any = self._new()
+        self.plain = self._obj is None
 
     def _new(self) -> Any:
         if self.compression == "zstd":
@@ -253,7 +254,9 @@ class SegmentReader:
         start = 0
         while start < len(piece):
             if not self._buffer and not self._skipping:
-                self._line_frame = frame
+                # A plain file has no frames: a line is found again at its own offset, and a piece
+                # (a read of CHUNK_BYTES) holds many lines.
+                self._line_frame = frame + start if self._frames.plain else frame
             end = piece.find(b"\n", start)
             if end < 0:
                 if not self._skipping:
