@@ -69,16 +69,32 @@ BATCH_S = 0.05
 #: Marker in the agent's argv so an operator (and the tests) can find it with ps.
 PROCESS_MARKER = "warroom-agent"
 
-# The bootstrap is run as ``python3 -c BOOTSTRAP warroom-agent NBYTES``. It must
+# The bootstrap is run as ``python3 -S -c BOOTSTRAP warroom-agent NBYTES site``. It must
 # run on old Pythons long enough to say they are too old, so: no f-strings, no
 # walrus. It reads exactly NBYTES of zip from fd 0 (unbuffered, so the JSON lines
 # that follow stay in the pipe for the agent), puts them in a memfd and imports
 # the agent from /proc/self/fd/N: zipimport reads it like a file on disk.
+#
+# The interpreter runs with -S, and a last argument "site" (agent_command, unless the configured python
+# already says -S): the site-packages directories go on sys.path without their .pth files and
+# sitecustomize being run. Those are code nobody asked to run on a production
+# host, and they cost time: on the test machine site's .pth files took 30 of a cold agent's 100 ms of
+# CPU. A venv's python runs site.main() as a plain start would (only site knows a venv's packages),
+# and so does any python where psutil is not found without it (an install only a .pth names).
 BOOTSTRAP = (
     "import os,sys\n"
     "if sys.version_info<(3,10) or not hasattr(os,'memfd_create'):\n"
     " sys.stdout.write('{\"fatal\":\"python %s on this host is too old: the warroom agent needs 3.10+\"}\\n'"
     "%sys.version.split()[0]);sys.stdout.flush();sys.exit(3)\n"
+    "if sys.argv[3:]==['site']:\n"
+    " import site,importlib.util\n"
+    " e=os.path.dirname(os.path.abspath(sys.executable))\n"
+    " if [1 for c in (e,os.path.dirname(e)) if os.path.isfile(os.path.join(c,'pyvenv.cfg'))]:site.main()\n"
+    " else:\n"
+    "  d=site.getsitepackages()\n"
+    "  if site.check_enableusersite():d.insert(0,site.getusersitepackages())\n"
+    "  sys.path.extend([p for p in d if os.path.isdir(p) and p not in sys.path])\n"
+    "  if importlib.util.find_spec('psutil') is None:site.main()\n"
     "n=int(sys.argv[2]);fd=os.memfd_create('warroom-agent');got=0\n"
     "while got<n:\n"
     " c=os.read(0,min(65536,n-got))\n"

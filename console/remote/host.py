@@ -343,6 +343,7 @@ class RemoteHost:
             attempt += 1
             yield self._status(CONNECTING, f"connecting to {self.host.destination}", attempt=attempt)
             failure = ""
+            self._warm_payload()
             try:
                 self.connection = await connect(self.host, self.settings)
                 self.connects += 1
@@ -376,6 +377,21 @@ class RemoteHost:
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.settings.backoff_max)
 
+    def _warm_payload(self) -> None:
+        """Start zipping the agent in a worker thread now, so the SSH handshake and the zip overlap on
+        a cold host (40-60 ms of zlib for dnspython and h11); _agent_session picks the zip up from
+        build_payload's cache, or waits on its lock while it is still being built."""
+        kinds = tuple(sorted({spec.kind for spec in self.specs}))
+        ship = ship_for(self.specs)
+
+        def build() -> None:
+            try:
+                build_payload(ship, kinds)
+            except Exception:  # _agent_session builds it again and reports the error
+                pass
+
+        asyncio.get_running_loop().run_in_executor(None, build)
+
     async def _session(self, connection: Connection) -> AsyncIterator[Sample]:
         """Agents on one connection: a new one when the specs need probes the running one was not shipped."""
         while True:
@@ -388,8 +404,8 @@ class RemoteHost:
     async def _agent_session(self, connection: Connection) -> AsyncIterator[Sample]:
         kinds = tuple(sorted({spec.kind for spec in self.specs}))
         ship = ship_for(self.specs)
-        # Only what these probes need travels (console/remote/payload.py); zipping dnspython takes a while.
-        payload = build_payload(ship, kinds) if not ship else await asyncio.to_thread(build_payload, ship, kinds)
+        # Only what these probes need travels (console/remote/payload.py); zipping it takes a while, off the loop.
+        payload = await asyncio.to_thread(build_payload, ship, kinds)
         command = agent_command(len(payload), self.host.python)
         proc = await connection.conn.create_process(command, encoding=None)
         self._shipped = frozenset(kinds) | frozenset(f"package:{name}" for name in ship)

@@ -11,9 +11,13 @@ import asyncio
 import io
 import json
 import socket
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
+import psutil
 import pytest
 
 from console.remote.host import RemoteHost
@@ -44,7 +48,7 @@ def test_payload_holds_the_agent_and_what_the_probes_import_only() -> None:
     # Lazy imports count: conns imports sockdiag at the top, the psutil fallback inside a function.
     assert "sockdiag" in probe_modules(["conns"])
     every = build_payload(("dns",))
-    assert len(build_payload((), ("tcp", "system"))) < len(every) / 10
+    assert len(build_payload((), ("tcp", "system"))) < len(every) / 5
 
 
 def test_snapshots_rebuilt_from_the_agents_changes_equal_the_whole_ones() -> None:
@@ -165,6 +169,45 @@ async def test_http_runs_on_a_host_without_h11_installed(lab: Lab) -> None:
     assert http_sample.ok, http_sample.message  # not "unavailable: missing module h11"
     assert http_sample.fields["status"] == 200
     assert "package:h11" in remote._shipped
+
+
+def _pth_that_leaves_a_mark(site_packages: Path) -> Path:
+    ran = site_packages.parent / "pth-ran"
+    site_packages.mkdir(parents=True, exist_ok=True)
+    (site_packages / "mark.pth").write_text(f"import pathlib; pathlib.Path({str(ran)!r}).touch()\n")
+    return ran
+
+
+async def test_the_agent_runs_no_pth_file_of_the_host(lab: Lab, tmp_path: Path) -> None:
+    """A .pth line is code a host's Python runs at every start: the agent finds psutil without running any.
+
+    The host's user site-packages (PYTHONUSERBASE here) has a .pth that leaves a file when it runs."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    ran = _pth_that_leaves_a_mark(tmp_path / "lib" / version / "site-packages")
+    python = f"env PYTHONUSERBASE={tmp_path} {sys.executable}"
+    remote = RemoteHost(HostConfig("prod-1", python=python), [ProbeSpec("system", interval=0.3)], fast_settings(lab))
+    seen = await take(remote.stream(), lambda s: any(x.kind == "system" for x in s))
+    system = next(s for s in seen if s.kind == "system")
+    assert system.ok, system.message  # psutil from the site-packages, found without site's start-up
+    assert not ran.exists()
+    started = subprocess.run([*python.split(), "-c", "pass"], check=True)  # the same python, started plainly
+    assert started.returncode == 0 and ran.exists()  # does run it: the test's .pth works
+
+
+async def test_a_venv_python_on_the_host_gets_its_own_packages(lab: Lab, tmp_path: Path) -> None:
+    """In a venv only site knows where the packages are (here psutil only through a .pth line): it runs as usual."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_packages = next((venv / "lib").glob("python3*/site-packages"))
+    extra = venv / "extra"
+    extra.mkdir()
+    (extra / "psutil").symlink_to(Path(psutil.__file__).parent)
+    (site_packages / "extra.pth").write_text(f"{extra}\n")
+    remote = RemoteHost(HostConfig("prod-1", python=str(venv / "bin" / "python")),
+                        [ProbeSpec("system", interval=0.3)], fast_settings(lab))
+    seen = await take(remote.stream(), lambda s: any(x.kind == "system" for x in s))
+    system = next(s for s in seen if s.kind == "system")
+    assert system.ok, system.message  # not "missing module psutil"
 
 
 def test_request_asks_for_deltas() -> None:

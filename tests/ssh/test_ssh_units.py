@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -216,7 +217,9 @@ def test_payload_is_pure_python_and_runs_from_memory_through_the_bootstrap(tmp_p
     payload = build_payload(("dns",))
     names = zipfile.ZipFile(__import__("io").BytesIO(payload)).namelist()
     assert "probes/agent.py" in names and "probes/tcp.py" in names and "dns/resolver.py" in names
-    assert not [n for n in names if n.endswith((".so", ".pyc"))]
+    assert not [n for n in names if n.endswith(".so")]
+    # Bytecode travels beside the probes' own modules only (a shipped package is source alone).
+    assert "probes/tcp.pyc" in names and not [n for n in names if n.endswith(".pyc") and not n.startswith("probes/")]
     assert build_payload(("dns",)) == payload  # deterministic
     # Run the real remote command in a shell, from an empty directory: nothing may be written.
     proc = subprocess.Popen(["sh", "-c", agent_command(len(payload))], cwd=tmp_path, stdin=subprocess.PIPE,
@@ -224,6 +227,27 @@ def test_payload_is_pure_python_and_runs_from_memory_through_the_bootstrap(tmp_p
     out, _ = proc.communicate(payload + request_line("h", []), timeout=20)
     assert json.loads(out.splitlines()[0])["hello"]["agent"] == AGENT_VERSION
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("same_python", [True, False])
+def test_the_payload_runs_its_bytecode_on_the_same_python_and_its_source_on_another(tmp_path: Path,
+                                                                                    same_python: bool) -> None:
+    payload = build_payload((), ("tcp",))
+    if not same_python:  # another Python version: every .pyc has a magic number this one does not know
+        src, out = zipfile.ZipFile(io.BytesIO(payload)), io.BytesIO()
+        with zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                dst.writestr(info, b"\x00\x00\r\n" + data[4:] if info.filename.endswith(".pyc") else data)
+        payload = out.getvalue()
+    archive = tmp_path / "agent.zip"
+    archive.write_bytes(payload)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import probes.tcp as m; "
+            "print(m.stream.__code__.co_filename)")
+    loaded_from = subprocess.run([sys.executable, "-S", "-c", code, str(archive)], capture_output=True, text=True,
+                                 timeout=20, check=True).stdout.strip()
+    # Bytecode keeps the name it was compiled under; zipimport names the source it compiles by the archive.
+    assert loaded_from == ("probes/tcp.py" if same_python else f"{archive}/probes/tcp.py")
 
 
 def test_agent_command_without_python_prints_the_marker(tmp_path: Path) -> None:
