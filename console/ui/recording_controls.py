@@ -158,8 +158,10 @@ class ReplayControls(App[int]):
         """Show each recorder notice once (disk full, file deleted): called on the app's 1 Hz tick.
 
         Watches the run's recorder and the incident's (``incident.recording``), whichever there are.
+        Only an incident already built: reading ``incident`` would build one, and its ~50 ms of
+        imports ran here, in the first frame's callbacks.
         """
-        incident = getattr(self, "incident", None)
+        incident = getattr(self, "_incident", None)
         for recorder in (self.recorder, getattr(incident, "recording", None)):
             notices: list[str] = list(getattr(recorder, "notices", None) or [])
             shown = self._notices_shown.get(id(recorder), 0)

@@ -209,3 +209,30 @@ async def test_kernel_rtts_of_microseconds_do_not_read_as_zero_in_the_layer_rows
         await pilot.pause(1.0)
         cell = str(app.query_one("#layer-tcp", Static).render())
         assert "0.004 ms" in cell and "0.0 ms" not in cell
+
+
+def test_the_first_frame_does_not_wait_for_the_incidents_modules() -> None:
+    """The incident's ~50 ms of imports belong after the first frame unless the Overview shows the incident.
+
+    A fresh interpreter, as a start is: whether they were imported by the time the first frame's
+    own callbacks run (the diagnosis tick used to build the incident there)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from console.ui.app import AppConfig, WarroomApp, create_app\n"
+        "seen = []\n"
+        "async def after_first_frame(self):\n"
+        "    seen.append('console.ui.incident_actions' in sys.modules)\n"
+        "    self.exit(0)\n"
+        "WarroomApp.after_first_frame = after_first_frame\n"
+        "async def main():\n"
+        "    app = create_app(AppConfig(live=False))\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        await pilot.pause(0.5)\n"
+        "asyncio.run(main())\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[False]", out.stderr[-2000:]
