@@ -1,6 +1,7 @@
 """Benchmark the SSH vantage points against real sshd on loopback; every figure beside its target.
 
-1. Agent cost: one host running every probe in probes/ at 1 Hz for --seconds:
+1. Agent cost: one host running every probe in probes/ at 1 Hz for --seconds (the worst case), then
+   another running what the console itself asks a host to run for a TCP and an HTTP target:
    the time from launch to its first Sample (connect, host key, ship the agent,
    first measurement: target 0.3 s), the agent's CPU (user+sys over wall time:
    target 1% of a core), the bytes the agent's output took on the channel
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
 import importlib
 import os
 import pkgutil
@@ -33,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT / "tests" / "ssh"))
 from sshd_harness import Lab, agent_processes, fast_settings  # noqa: E402
 
 import probes  # noqa: E402
+from console.engine.probe_plan import remote_specs  # noqa: E402
 from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
 from console.remote.payload import build_payload, probe_modules  # noqa: E402
 from console.remote.stream import stream_remote  # noqa: E402
@@ -94,59 +98,91 @@ def host(name: str, login_shell: bool) -> HostConfig:
     return HostConfig(name) if login_shell else HostConfig(name, python=os.path.realpath(sys.executable))
 
 
-async def agent_cost(lab: Lab, seconds: float, login_shell: bool) -> None:
-    sshd = lab.add("cost", "127.0.0.40")
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def agent_costs(lab: Lab, seconds: float, login_shell: bool) -> None:
+    """Two runs, each on a fresh host: every probe (the worst case), then what the console itself asks
+    a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     with socket.socket() as listener:  # a TCP target that answers, on loopback
         listener.bind(("127.0.0.1", 0))
         listener.listen(512)
         target = f"127.0.0.1:{listener.getsockname()[1]}"
-        specs = all_probe_specs(target)
-        remote = RemoteHost(host("cost", login_shell), specs, fast_settings(lab, ping_interval=5.0))
-        stream = remote.stream()
-        sample_bytes = 0
-        samples = 0
-        kinds: dict[str, int] = {}
-        start_wire = start_cpu = start = None
-        start_wall = 0.0
-        agent = None
-        launched = time.monotonic()
-        cold = None
-        async for sample in stream:
-            if sample.kind == KIND_STATUS:
-                continue
-            if cold is None:
-                cold = time.monotonic() - launched
-            if agent is None:
-                agent = agent_processes(sshd.addr, sshd.port)
-                agent = next(p for p in agent if "warroom-agent" in " ".join(p.cmdline()))
-                await asyncio.sleep(2.0)  # settle: start-up imports are not the steady state
-                start_cpu = sum(agent.cpu_times()[:2])
-                start_wire = wire_bytes(sshd.addr, sshd.port)
-                start_channel = remote.bytes_received
-                start = time.monotonic()
-                start_wall = time.time()
-                continue
-            if start is None or sample.ts < start_wall:
-                continue  # sent before the window opened (buffered while we settled)
-            samples += 1
-            kinds[sample.kind] = kinds.get(sample.kind, 0) + 1
-            sample_bytes += len(sample.to_json().encode()) + 1
-            if time.monotonic() - start >= seconds:
-                break
-        wall = time.monotonic() - start  # type: ignore[operator]
-        cpu = sum(agent.cpu_times()[:2]) - start_cpu  # type: ignore[union-attr,operator]
-        wire = wire_bytes(sshd.addr, sshd.port) - start_wire  # type: ignore[operator]
-        channel = remote.bytes_received - start_channel  # type: ignore[operator]
-        await stream.aclose()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        try:
+            await agent_cost(lab, seconds, login_shell, "cost", "127.0.0.40", all_probe_specs(target),
+                             "every probe in probes/", cold_line=True)
+            await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", remote_specs([target, url]),
+                             f"the console's own plan for {target} and {url} (no socket table: the console "
+                             "asks a host for the summary only)", cold_line=False)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, addr: str,
+                     specs: list[ProbeSpec], label: str, *, cold_line: bool) -> None:
+    sshd = lab.add(name, addr)
+    remote = RemoteHost(host(name, login_shell), specs, fast_settings(lab, ping_interval=5.0))
+    stream = remote.stream()
+    sample_bytes = 0
+    samples = 0
+    kinds: dict[str, int] = {}
+    start_wire = start_cpu = start = None
+    start_wall = 0.0
+    agent = None
+    launched = time.monotonic()
+    cold = None
+    async for sample in stream:
+        if sample.kind == KIND_STATUS:
+            continue
+        if cold is None:
+            cold = time.monotonic() - launched
+        if agent is None:
+            agent = agent_processes(sshd.addr, sshd.port)
+            agent = next(p for p in agent if "warroom-agent" in " ".join(p.cmdline()))
+            await asyncio.sleep(2.0)  # settle: start-up imports are not the steady state
+            start_cpu = sum(agent.cpu_times()[:2])
+            start_wire = wire_bytes(sshd.addr, sshd.port)
+            start_channel = remote.bytes_received
+            start = time.monotonic()
+            start_wall = time.time()
+            continue
+        if start is None or sample.ts < start_wall:
+            continue  # sent before the window opened (buffered while we settled)
+        samples += 1
+        kinds[sample.kind] = kinds.get(sample.kind, 0) + 1
+        sample_bytes += len(sample.to_json().encode()) + 1
+        if time.monotonic() - start >= seconds:
+            break
+    wall = time.monotonic() - start  # type: ignore[operator]
+    cpu = sum(agent.cpu_times()[:2]) - start_cpu  # type: ignore[union-attr,operator]
+    wire = wire_bytes(sshd.addr, sshd.port) - start_wire  # type: ignore[operator]
+    channel = remote.bytes_received - start_channel  # type: ignore[operator]
+    await stream.aclose()
     kind_names = tuple(sorted({s.kind for s in specs}))
     payload = len(build_payload(ship_for(specs), kind_names))
-    everything = len(build_payload(("dns",)))
-    cold = cold or 0.0
-    print(f"one host, cold: connect + host key + ship agent + first Sample: {cold:.3f} s "
-          f"(target <= {COLD_TARGET_S} s: {cold / COLD_TARGET_S:.2f}x)")
-    print(f"  agent payload: {payload:,} B for these probes ({len(probe_modules(kind_names))} modules of probes/ "
-          f"plus {', '.join(ship_for(specs)) or 'nothing'}); all of probes/ and dnspython would be {everything:,} B")
-    print(f"agent cost, 1 host, probes {list(kind_names)} at 1 Hz for {wall:.1f} s:")
+    if cold_line:
+        everything = len(build_payload(("dns",)))
+        cold = cold or 0.0
+        print(f"one host, cold: connect + host key + ship agent + first Sample: {cold:.3f} s "
+              f"(target <= {COLD_TARGET_S} s: {cold / COLD_TARGET_S:.2f}x)")
+        print(f"  agent payload: {payload:,} B for these probes ({len(probe_modules(kind_names))} modules of "
+              f"probes/ plus {', '.join(ship_for(specs)) or 'nothing'}); all of probes/ and dnspython would be "
+              f"{everything:,} B")
+    print(f"agent cost, 1 host, {label}: {len(specs)} probes {list(kind_names)} at 1 Hz for {wall:.1f} s "
+          f"(payload {payload:,} B):")
     print(f"  samples received: {samples} ({samples / wall:.1f}/s) by kind {kinds}")
     rate = 100 * cpu / wall
     print(f"  agent CPU: {rate:.2f} % of one core (user+sys {cpu:.2f} s; target <= {CPU_TARGET}%: "
@@ -204,7 +240,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lab = Lab(Path(tmp) / "lab", plain_shell=not args.login_shell)
         try:
-            await agent_cost(lab, args.seconds, args.login_shell)
+            await agent_costs(lab, args.seconds, args.login_shell)
             await fan_out(lab, args.hosts, args.login_shell)
         finally:
             lab.stop()

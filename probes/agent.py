@@ -186,8 +186,7 @@ class Agent:
             stream = registry.stream(spec, self.host)
         except ModuleNotFoundError as exc:
             self.emit_sample(error_sample(spec.kind, spec.target, ERROR_UNAVAILABLE,
-                                          f"probe {spec.kind} unavailable on {self.host}: missing module {exc.name}",
-                                          host=self.host))
+                                          missing_module_message(spec.kind, self.host, exc.name), host=self.host))
             return
         except registry.UnknownProbe as exc:
             self.emit_sample(error_sample(spec.kind, spec.target, ERROR_UNAVAILABLE,
@@ -237,6 +236,18 @@ class Agent:
                 self.stop(f"no keepalive from the console for {self.keepalive_timeout:g} s")
             elif self.max_lifetime is not None and now - self.started > self.max_lifetime:
                 self.stop(f"max lifetime {self.max_lifetime:g} s reached")
+
+
+#: Where a module a probe needs comes from, for the line that says it is missing (C extensions cannot travel).
+SYSTEM_PACKAGES = {"psutil": "python3-psutil"}
+
+
+def missing_module_message(kind: str, host: str, module: str | None) -> str:
+    """What is wrong and what to do: install the module on the host, or run the agent on a Python that has it."""
+    package = SYSTEM_PACKAGES.get(module or "")
+    where = f" (package {package}, or pip install {module})" if package else ""
+    return (f"probe {kind} unavailable on {host}: missing module {module}; install it there{where} or set "
+            f"python for {host} in the config's [ssh] hosts to an interpreter that has it")
 
 
 def _check_request(request: Any) -> str | None:

@@ -101,7 +101,9 @@ async def test_missing_module_on_the_host_is_an_unavailable_sample(lab: Lab) -> 
                       any(x.kind == "tcp" for x in s))
     system = next(s for s in seen if s.kind == "system")
     assert system.error == "unavailable"
-    assert system.message == "probe system unavailable on prod-1: missing module psutil"
+    assert system.message == ("probe system unavailable on prod-1: missing module psutil; install it there (package "
+                              "python3-psutil, or pip install psutil) or set python for prod-1 in the config's [ssh] "
+                              "hosts to an interpreter that has it")
     assert next(s for s in seen if s.kind == "tcp").error == "refused"  # the others still run
 
 
