@@ -4,9 +4,10 @@ Only what the requested probes need travels: the agent, each requested
 probe's module and every module of probes/ those import (found by reading
 their import statements, lazy ones included), and a pure-Python package such
 as dnspython only for the probes that need it. The probes' modules travel as
-source and as bytecode for the console's Python (see _add_probe_module). A
-console asking for tcp and system ships ~100 KB instead of ~710 KB with all of
-probes/ and dnspython, so a host starts in less time and the link carries less.
+source, and those a first Sample waits for also as bytecode for the console's
+Python (see _add_probe_module). A console asking for tcp and system ships ~100 KB
+instead of ~580 KB with all of probes/ and dnspython, so a host starts in less
+time and the link carries less.
 
 The zip travels on the SSH channel's stdin right after the command starts, and
 the bootstrap (probes.agent.BOOTSTRAP) loads it from an anonymous memory file,
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from probes.agent import AGENT_VERSION, BOOTSTRAP, DEFAULT_KEEPALIVE_TIMEOUT, PROCESS_MARKER
+from probes.agent import AGENT_VERSION, BOOTSTRAP, DEFAULT_KEEPALIVE_TIMEOUT, PROCESS_MARKER, QUICK_KINDS
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION
 
@@ -124,21 +125,28 @@ def _add_bytes(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def _add_probe_module(zf: zipfile.ZipFile, path: Path, arcname: str) -> None:
-    """The module's source, and beside it its bytecode for this interpreter.
+def _add_probe_module(zf: zipfile.ZipFile, path: Path, arcname: str, *, compiled: bool) -> None:
+    """The module's source and, when ``compiled``, beside it its bytecode for this interpreter.
 
     zipimport cannot cache what it compiles, so an agent compiled every module it imported on
-    each start: 25-30 ms of a cold host's ~100 ms of CPU for the probes' own modules. It tries
+    each start: 25-30 ms of a cold host's ~100 ms of CPU went to the probes' own modules. It tries
     the .pyc first and, when the host's Python is another version (another magic number), goes
     on to the .py. The pyc is "unchecked hash" (PEP 552): nothing compares it with a file date.
-    Shipped packages (dnspython, h11) stay source only: twice the bytes as bytecode, and they
-    are imported off the first Sample's path (probes.agent.QUICK_KINDS).
+    Bytecode is twice the bytes of source, so only the modules a first Sample waits for get it
+    (the quick probes' and the agent's, see _compiled_modules); the others, and shipped packages
+    (dnspython, h11), are imported in a worker thread after the first Samples and stay source.
     """
     source = path.read_bytes()
     _add_bytes(zf, arcname, source)
-    code = compile(source, arcname, "exec", dont_inherit=True)
-    header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
-    _add_bytes(zf, arcname + "c", header + marshal.dumps(code))
+    if compiled:
+        code = compile(source, arcname, "exec", dont_inherit=True)
+        header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little") + importlib.util.source_hash(source)
+        _add_bytes(zf, arcname + "c", header + marshal.dumps(code))
+
+
+def _compiled_modules(kinds: Iterable[str]) -> set[str]:
+    """The modules of probes/ imported before an agent's first Sample: its own and the quick probes'."""
+    return {"__init__", *probe_modules(kind for kind in kinds if kind in QUICK_KINDS)}
 
 
 _build_lock = threading.Lock()
@@ -159,8 +167,9 @@ def _build_payload(ship: tuple[str, ...], kinds: tuple[str, ...] | None) -> byte
         probes_dir = _probes_dir()
         names = sorted(p.stem for p in probes_dir.glob("*.py")) if kinds is None else \
             ["__init__", *probe_modules(kinds)]
+        compiled = _compiled_modules(names if kinds is None else kinds)
         for name in names:
-            _add_probe_module(zf, probes_dir / f"{name}.py", f"probes/{name}.py")
+            _add_probe_module(zf, probes_dir / f"{name}.py", f"probes/{name}.py", compiled=name in compiled)
         for name in ship:
             pkg = _package_dir(name)
             if pkg is not None:
