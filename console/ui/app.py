@@ -727,8 +727,8 @@ def require_terminal(json_hint: str = "--json") -> None:
 def create_app(config: AppConfig | None = None) -> WarroomApp:
     """The one way to build the app: the CLI and the tests both call this."""
     if gc.get_freeze_count() == 0:
-        # What the imports built (~200k objects: modules, classes, functions, CSS) lives as long as the
-        # process: out of the cyclic collector's sight, its full passes while the first frame is built,
+        # What the imports built (~40k objects the collector tracks: modules, classes, functions, CSS) lives
+        # as long as the process: out of the collector's sight, its full passes while the first frame is built,
         # and every one after, no longer walk them. CPU to the first frame: 395 -> 356 ms (medians of
         # 12 interleaved starts of `warroom demo` at 120x40). Once per process: a test that builds many
         # apps must not freeze the garbage of the ones before.
