@@ -78,8 +78,7 @@ def _probes_dir() -> Path:
 
 
 _FROM_SUBMODULE = re.compile(r"^[ \t]*(?:from|import)[ \t]+probes\.(\w+)", re.M)
-_FROM_PACKAGE = re.compile(
-    r"^[ \t]*from[ \t]+probes[ \t]+import[ \t]+\(?([^)#\n]*(?:\n[^)#\n]*)*?)\)?[ \t]*(?:#|$)", re.M)
+_FROM_PACKAGE = re.compile(r"^[ \t]*from[ \t]+probes[ \t]+import[ \t]+(?:\(([^)]*)\)|([^#\n]*))", re.M)
 
 
 @lru_cache(maxsize=256)
@@ -93,8 +92,10 @@ def _imports_in(path: Path, mtime_ns: int) -> tuple[str, ...]:
     del mtime_ns  # part of the cache key only: an edited file is read again
     text = path.read_text(encoding="utf-8")
     found = set(_FROM_SUBMODULE.findall(text))
-    for names in _FROM_PACKAGE.findall(text):  # "from probes import registry, tls as tls_probe"
-        found.update(word.split()[0] for word in names.replace("\n", ",").split(",") if word.strip())
+    for parenthesized, plain in _FROM_PACKAGE.findall(text):  # "from probes import registry, tls as tls_probe"
+        lines = parenthesized.splitlines() if parenthesized else [plain]
+        words = ",".join(line.split("#")[0] for line in lines).split(",")
+        found.update(word.split()[0] for word in words if word.strip())
     return tuple(sorted(found))
 
 

@@ -232,6 +232,19 @@ def test_payload_is_pure_python_and_runs_from_memory_through_the_bootstrap(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_every_form_of_import_of_a_probes_module_is_found(tmp_path: Path) -> None:
+    """What the payload ships is what these statements name: a module missed is a probe "unavailable" on a host."""
+    from console.remote.payload import _imports_in
+
+    module = tmp_path / "m.py"
+    module.write_text("from probes import registry, tls as tls_probe  # a comment\n"
+                      "from probes import (\n    dns,  # why\n    http as http_probe,\n)\n"
+                      "def f():\n    from probes.sockdiag import dump_tcp\n"
+                      "import probes.samples\n"
+                      "from probesx import nothing\n")
+    assert _imports_in(module, 1) == ("dns", "http", "registry", "samples", "sockdiag", "tls")
+
+
 @pytest.mark.parametrize("same_python", [True, False])
 def test_the_payload_runs_its_bytecode_on_the_same_python_and_its_source_on_another(tmp_path: Path,
                                                                                     same_python: bool) -> None:
