@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.server
 import importlib
 import os
 import pkgutil
@@ -35,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -98,37 +96,27 @@ def host(name: str, login_shell: bool) -> HostConfig:
     return HostConfig(name) if login_shell else HostConfig(name, python=os.path.realpath(sys.executable))
 
 
-class _QuietHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 async def agent_costs(lab: Lab, seconds: float, login_shell: bool) -> None:
     """Two runs, each on a fresh host: every probe (the worst case), then what the console itself asks
-    a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with socket.socket() as listener:  # a TCP target that answers, on loopback
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(512)
-        target = f"127.0.0.1:{listener.getsockname()[1]}"
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        try:
+    a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs). The HTTP
+    target is bench/_loopback_http.py, in a process of its own as bench/overhead.py runs it."""
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_loopback_http.py")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/"
+        with socket.socket() as listener:  # a TCP target that answers, on loopback
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(512)
+            target = f"127.0.0.1:{listener.getsockname()[1]}"
             await agent_cost(lab, seconds, login_shell, "cost", "127.0.0.40", all_probe_specs(target),
                              "every probe in probes/", cold_line=True)
             await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", remote_specs([target, url]),
                              f"the console's own plan for {target} and {url} (no socket table: the console "
                              "asks a host for the summary only)", cold_line=False)
-        finally:
-            server.shutdown()
-            server.server_close()
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, addr: str,

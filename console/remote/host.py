@@ -377,12 +377,15 @@ class RemoteHost:
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.settings.backoff_max)
 
+    def _payload_args(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """build_payload's arguments for the current specs: (packages to ship, probe kinds)."""
+        return ship_for(self.specs), tuple(sorted({spec.kind for spec in self.specs}))
+
     def _warm_payload(self) -> None:
         """Start zipping the agent in a worker thread now, so the SSH handshake and the zip overlap on
         a cold host (40-60 ms of zlib for dnspython and h11); _agent_session picks the zip up from
         build_payload's cache, or waits on its lock while it is still being built."""
-        kinds = tuple(sorted({spec.kind for spec in self.specs}))
-        ship = ship_for(self.specs)
+        ship, kinds = self._payload_args()
 
         def build() -> None:
             try:
@@ -402,8 +405,7 @@ class RemoteHost:
                 return
 
     async def _agent_session(self, connection: Connection) -> AsyncIterator[Sample]:
-        kinds = tuple(sorted({spec.kind for spec in self.specs}))
-        ship = ship_for(self.specs)
+        ship, kinds = self._payload_args()
         # Only what these probes need travels (console/remote/payload.py); zipping it takes a while, off the loop.
         payload = await asyncio.to_thread(build_payload, ship, kinds)
         command = agent_command(len(payload), self.host.python)
