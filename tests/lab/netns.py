@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,17 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float = 20.0) -> su
     if check and proc.returncode != 0:
         raise LabError(f"{' '.join(argv)} -> exit {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
+
+
+def _wait_until_up(show: list[str], timeout: float = 5.0) -> None:
+    """Wait until ``ip -o link show`` says the veth end is UP. A clean-clone CI run lost a test's first
+    SYN on a new link (its connect took one retransmission, 956 ms): until the kernel's linkwatch has
+    seen the carrier come up, the device still has its no-op queue, which drops what is sent."""
+    deadline = time.monotonic() + timeout
+    while " state UP " not in run(show).stdout:
+        if time.monotonic() > deadline:
+            raise LabError(f"{show[-1]} did not come up within {timeout:g} s: {run(show).stdout.strip()}")
+        time.sleep(0.01)
 
 
 def missing_tools() -> list[str]:
@@ -391,6 +403,8 @@ class Lab:
                 ns.run("ip", "link", "set", "eth0", "up")
                 ns.run("ip", "link", "set", "lo", "up")
                 # Only the link's own /30 is routed: a namespace cannot reach anything else.
+                _wait_until_up(near("ip", "-o", "link", "show", "dev", host_if))
+                _wait_until_up(ns.argv("ip", "-o", "link", "show", "dev", "eth0"))
             except Exception:
                 ns.close()
                 self.namespaces.remove(ns)
