@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes import sockdiag
+from probes import procfs, sockdiag
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample
 
@@ -129,7 +129,7 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
             owners[ino] = pid
             has_socket = True
         if has_socket:
-            scan.names[pid] = _comm(pid, proc)
+            scan.names[pid] = procfs.comm(pid, proc)
     return scan
 
 
@@ -174,7 +174,7 @@ class OwnerScan:
         self._pids: set[int] = set()
         self._unowned: set[int] = set()
         """Sockets a full pass found no owner for: they do not trigger another full pass while they last."""
-        self._count_by_stat = _fd_count_by_stat(proc)
+        self._count_by_stat = procfs.fd_count_by_stat(proc)
 
     def scan(self, inodes: Iterable[int]) -> ProcessScan:
         wanted = {ino for ino in inodes if ino}
@@ -228,7 +228,7 @@ class OwnerScan:
         names = {pid: name for pid, name in self._names.items() if pid in alive and pid in self._pids}
         for pid in set(owners.values()):
             if pid not in names:
-                names[pid] = _comm(pid, proc)
+                names[pid] = procfs.comm(pid, proc)
         self._owners, self._names, self._pids = found, names, alive
         result.owners = owners
         result.names = names
@@ -249,20 +249,6 @@ class OwnerScan:
                 missing.discard(ino)
                 owners[ino] = pid
                 found[ino] = (pid, fd)
-
-
-def _fd_count_by_stat(proc: str) -> bool:
-    """Whether the size of /proc/PID/fd is its number of open fds here (Linux 6.2+), and we may read them all.
-
-    Only for the real /proc, as root: the kernel reports the count to anyone, but another user's fd
-    table is not this user's to read, and a full scan would count that process as unreadable.
-    """
-    if proc != "/proc" or os.geteuid() != 0:
-        return False
-    try:
-        return os.stat("/proc/self/fd").st_size > 0  # at least our stdin..stderr or this stat's own fd
-    except OSError:
-        return False
 
 
 _owner_scan = OwnerScan()
@@ -397,18 +383,10 @@ def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, proc: str = "/pr
     for count, pid in heavy[:FD_CANDIDATES_MAX]:
         limit = nofile_limit(pid, proc)
         pct = round(100.0 * count / limit, 1) if limit else None
-        name = scan.names.get(pid) or _comm(pid, proc)
+        name = scan.names.get(pid) or procfs.comm(pid, proc)
         out.append((pct or 0.0, count, {"pid": pid, "name": name, "fds": count, "limit": limit, "pct": pct}))
     out.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return [row for _, _, row in out[:top]]
-
-
-def _comm(pid: int, proc: str = "/proc") -> str:
-    try:
-        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-            return fh.read().rstrip("\n")
-    except OSError:
-        return "?"
 
 
 def summarize(rows: list[Row], scan: ProcessScan | None, *,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import psutil
 
+from probes import procfs
 from probes.runtime import ProbeSpec, scheduled
 from probes.samples import LOCAL_HOST, JSONValue, Sample
 
@@ -34,6 +35,7 @@ def _fd_max() -> int | None:
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class CpuTicks:
@@ -43,13 +45,15 @@ class CpuTicks:
     process_iter with cpu_percent reads and parses more per process (and its
     name() re-reads the command line of every process whose name fills the
     15 characters the kernel keeps), about five times the CPU on a quiet host,
-    every second. psutil still reads the details of the few processes shown.
+    every second. The stat line read is kept, so the few processes shown take
+    their name and RSS from it (``details``) instead of reading it again.
     """
 
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
         self._last: dict[int, tuple[bytes, int]] = {}
         self._last_at: float | None = None
+        self._stat: dict[int, bytes] = {}
         self.count = 0
         """How many processes the last reading saw."""
 
@@ -58,6 +62,7 @@ class CpuTicks:
         now = time.monotonic()
         elapsed = now - self._last_at if self._last_at is not None else 0.0
         seen: dict[int, tuple[bytes, int]] = {}
+        stats: dict[int, bytes] = {}
         usage: list[tuple[float, int]] = []
         last = self._last
         for entry in os.listdir(self.proc):
@@ -80,38 +85,72 @@ class CpuTicks:
             pid = int(entry)
             start = fields[19] if len(fields) > 19 else b""  # starttime: tells a reused pid from the old process
             seen[pid] = (start, ticks)
+            stats[pid] = stat
             before = last.get(pid)
             if before is not None and before[0] == start and elapsed > 0:
                 usage.append((100.0 * (ticks - before[1]) / _CLOCK_TICKS / elapsed, pid))
             else:
                 usage.append((0.0, pid))
-        self._last, self._last_at = seen, now
+        self._last, self._last_at, self._stat = seen, now, stats
         self.count = len(seen)
         usage.sort(reverse=True)
         return usage[:limit]
 
+    def details(self, pid: int) -> tuple[str, bytes, float] | None:
+        """(kernel name, starttime, RSS in MB) of ``pid`` from the last reading's stat line."""
+        stat = self._stat.get(pid)
+        if stat is None:
+            return None
+        close = stat.rfind(b")")
+        fields = stat[close + 2:].split(b" ", 22)
+        try:
+            rss_pages = int(fields[21])
+        except (IndexError, ValueError):
+            return None
+        name = stat[stat.find(b"(") + 1:close].decode("utf-8", "replace")
+        return name, fields[19], round(rss_pages * _PAGE_SIZE / 1048576, 1)
+
 
 _ticks = CpuTicks()
+_count_fds_by_stat = procfs.fd_count_by_stat()
+_first_words: dict[tuple[int, bytes], str] = {}
+"""(pid, starttime) -> the command line's first word, for processes whose kernel name fills 15 characters."""
+
+
+def _process_name(pid: int, start: bytes, kernel_name: str) -> str:
+    """The name psutil's name() gives: the kernel's, or, when that fills its 15 characters, the command
+    line's first word where it starts with it. The command line is read once per process: it is not
+    short, and it does not change. (A kernel thread's name does, and its command line is empty.)"""
+    if len(kernel_name) < 15:
+        return kernel_name or "?"
+    key = (pid, start)
+    first = _first_words.get(key)
+    if first is None:
+        raw = procfs.read_small(f"/proc/{pid}/cmdline") or b""
+        first = _first_words[key] = os.path.basename(raw.split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return first if first and first.startswith(kernel_name) else kernel_name
 
 
 def _top_processes(limit: int) -> list[JSONValue]:
-    """The busiest processes: CPU from /proc/PID/stat for every process (CpuTicks); name, RSS,
-    fds and user (the costly reads) only for the ``limit`` shown."""
+    """The busiest processes: CPU from /proc/PID/stat for every process (CpuTicks); name and RSS from
+    the same stat line, user and fds (one small read and one stat more) only for the ``limit`` shown."""
     rows: list[JSONValue] = []
+    alive: set[tuple[int, bytes]] = set()
     for cpu, pid in _ticks.busiest(limit):
-        row: dict[str, JSONValue] = {"pid": pid, "name": "?", "cpu": round(cpu, 1)}
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                row["name"] = proc.name() or "?"
-                row["rss_mb"] = round(proc.memory_info().rss / 1048576, 1)
-                row["user"] = proc.username()
-                row["fds"] = proc.num_fds()
-        except psutil.AccessDenied:
-            row["fds"] = None  # another user's process: root would show more
-        except psutil.NoSuchProcess:
+        details = _ticks.details(pid)
+        if details is None:
             continue
-        rows.append(row)
+        kernel_name, start, rss_mb = details
+        alive.add((pid, start))
+        uid = procfs.real_uid(pid)
+        if uid is None:  # ended since the reading
+            continue
+        rows.append({"pid": pid, "name": _process_name(pid, start, kernel_name), "cpu": round(cpu, 1),
+                     "rss_mb": rss_mb, "user": procfs.user_name(uid),
+                     # None: another user's process (root would show more)
+                     "fds": procfs.fd_count(pid, _count_fds_by_stat)})
+    for key in [key for key in _first_words if key not in alive]:
+        del _first_words[key]
     return rows
 
 

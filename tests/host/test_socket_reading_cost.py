@@ -4,8 +4,10 @@ fd links read only where owners can have changed, CPU per process from /proc/PID
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
+from pathlib import Path
 
 from probes import conns, sockdiag, system
 
@@ -20,7 +22,13 @@ def test_ipv6_sockets_are_found_whenever_there_are_some() -> None:
         listener.listen(4)
         port = listener.getsockname()[1]
         assert not sockdiag._none_v6(sockdiag.sockstat(), sockdiag.sockstat(), "TCP6", 0)
-        assert (("tcp", "LISTEN", f"[::1]:{port}", "[::]:*") in keys(sockdiag.dump_all()))
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
+            udp.bind(("::1", 0))
+            udp_port = udp.getsockname()[1]
+            # Both ways of reading: one TCP walk for both families, and one per family (older kernels).
+            for rows in (sockdiag.dump_all(), sockdiag._dump_all_by_family()):
+                assert ("tcp", "LISTEN", f"[::1]:{port}", "[::]:*") in keys(rows)
+                assert ("udp", "UNCONN", f"[::1]:{udp_port}", "[::]:*") in keys(rows)
         # A connection closed by us: its TIME-WAIT is not "in use", yet it is still found.
         client = socket.create_connection(("::1", port))
         server, _ = listener.accept()
@@ -129,3 +137,32 @@ def test_one_tcp_walk_gives_what_a_walk_per_family_gives() -> None:
 
     assert common(v4, per4) == common(per4, v4) and common(v6, per6) == common(per6, v6)
     assert all(r[conns.C_LOCAL].startswith("[") for r in v6) and not any(r[conns.C_LOCAL].startswith("[") for r in v4)
+
+
+def test_the_top_processes_read_from_proc_say_what_psutil_says(tmp_path: Path) -> None:
+    """Name (the long one, past the kernel's 15 characters), RSS, user and fds, as psutil would show them."""
+    import subprocess
+
+    import psutil
+
+    long_named = tmp_path / "warroom-a-rather-long-process-name"
+    long_named.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    child = subprocess.Popen([str(long_named), "30"])
+    try:
+        time.sleep(0.2)
+        system._top_processes(10_000)  # the first reading only primes the CPU figures
+        rows = {row["pid"]: row for row in system._top_processes(10_000)}
+        for pid in (os.getpid(), child.pid):
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                expected = {"name": proc.name(), "user": proc.username(), "fds": proc.num_fds(),
+                            "rss_mb": proc.memory_info().rss / 1048576}
+            row = rows[pid]
+            assert (row["name"], row["user"]) == (expected["name"], expected["user"])
+            assert abs(row["rss_mb"] - expected["rss_mb"]) < 5.0
+            if pid == child.pid:  # ours changes with each file this test opens
+                assert row["fds"] == expected["fds"]
+        assert rows[child.pid]["name"] == "warroom-a-rather-long-process-name"
+    finally:
+        child.kill()
+        child.wait()

@@ -1,0 +1,87 @@
+"""Small readers of /proc shared by the host probes (system, conns): cheaper than psutil per call.
+
+The host probes read every process once a second on hosts the responder is
+triaging, so each read here is one open and one read (or one stat), with no
+per-process objects; psutil stays for what it does once (CPU and memory
+totals) and for other platforms' fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+
+def fd_count_by_stat(proc: str = "/proc") -> bool:
+    """Whether the size of /proc/PID/fd is its number of open fds here (Linux 6.2+), and we may read them all.
+
+    Only for the real /proc, as root: the kernel reports the count to anyone, but another user's fd
+    table is not this user's to read, and a full scan would count that process as unreadable.
+    """
+    if proc != "/proc" or os.geteuid() != 0:
+        return False
+    try:
+        return os.stat("/proc/self/fd").st_size > 0  # at least our stdin..stderr or this stat's own fd
+    except OSError:
+        return False
+
+
+def comm(pid: int, proc: str = "/proc") -> str:
+    """The kernel's name of the process (15 characters at most), or "?" when it is gone."""
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().rstrip("\n")
+    except OSError:
+        return "?"
+
+
+def read_small(path: str) -> bytes | None:
+    """One /proc file of a few KB in one read (os.open/os.read: a file object costs more than the read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 8192)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def real_uid(pid: int, proc: str = "/proc") -> int | None:
+    """The real uid of ``pid`` (the first of /proc/PID/status's Uid: line, as psutil's username uses)."""
+    status = read_small(f"{proc}/{pid}/status")
+    if status is None:
+        return None
+    at = status.find(b"\nUid:")
+    if at < 0:
+        return None
+    words = status[at + 5:status.find(b"\n", at + 5)].split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
+_user_names: dict[int, str] = {}
+
+
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` (its number when the host has no such user), looked up once per uid:
+    each getpwuid reads /etc/passwd (or asks NSS) again."""
+    name = _user_names.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _user_names[uid] = name
+    return name
+
+
+def fd_count(pid: int, by_stat: bool, proc: str = "/proc") -> int | None:
+    """How many fds ``pid`` holds (None: not ours to read or gone); by_stat: see fd_count_by_stat."""
+    try:
+        if by_stat:
+            return os.stat(f"{proc}/{pid}/fd").st_size
+        return len(os.listdir(f"{proc}/{pid}/fd"))
+    except OSError:
+        return None
