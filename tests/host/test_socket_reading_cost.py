@@ -166,3 +166,65 @@ def test_the_top_processes_read_from_proc_say_what_psutil_says(tmp_path: Path) -
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_process_that_wakes_up_and_spins_is_on_top_within_a_few_readings() -> None:
+    """Idle processes are read one reading in IDLE_EVERY; one that starts spinning still reaches the
+    top within IDLE_EVERY readings, and from then on every reading measures it."""
+    import subprocess
+    import sys
+
+    ticks = system.CpuTicks()
+    # Sleeps first (idle at the first three readings), then spins until killed.
+    child = subprocess.Popen([sys.executable, "-c", "import time\ntime.sleep(1.5)\nwhile True: pass"])
+    try:
+        time.sleep(0.2)  # past its start-up
+        ticks.busiest(5)  # the first reading: nothing measured yet
+        time.sleep(0.3)
+        ticks.busiest(5)  # measured: the child and most others idle
+        time.sleep(0.3)
+        ticks.busiest(5)
+        assert ticks.reads < ticks.count  # the idle majority was not read again
+        time.sleep(0.9)  # it spins now
+        found_at = None
+        for reading in range(1, system.IDLE_EVERY + 1):
+            time.sleep(0.25)
+            top = ticks.busiest(5)
+            if any(pid == child.pid and cpu > 20.0 for cpu, pid in top):
+                found_at = reading
+                break
+        assert found_at is not None, "a spinning process was not found within IDLE_EVERY readings"
+        time.sleep(0.25)
+        top = dict((pid, cpu) for cpu, pid in ticks.busiest(5))
+        assert top.get(child.pid, 0.0) > 20.0  # read at every reading now
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_that_starts_leaking_fds_is_counted_again_within_a_few_readings() -> None:
+    """Small fd tables are recounted one reading in FD_RECOUNT_EVERY; a process that opens many fds is
+    seen with its new count within FD_RECOUNT_EVERY readings, and counted at every reading after."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import os,sys,time\nsys.stdin.readline()\n"
+                              "fds=[os.open('/dev/null',os.O_RDONLY) for _ in range(200)]\n"
+                              "print('open',flush=True)\ntime.sleep(60)"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        scanner = conns.OwnerScan()
+        for _ in range(3):
+            small = scanner.scan([]).fds[child.pid]
+        assert small < conns.FD_CANDIDATE_MIN
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "open"
+        seen = [scanner.scan([]).fds[child.pid] for _ in range(conns.FD_RECOUNT_EVERY)]
+        assert max(seen) >= 200, seen
+        assert scanner.scan([]).fds[child.pid] >= 200  # above FD_CANDIDATE_MIN: counted every reading
+    finally:
+        child.kill()
+        child.wait()
