@@ -7,7 +7,9 @@
    target 1% of a core), the bytes the agent's output took on the channel
    (JSON lines as read, socket tables as changes) and on the wire (the SSH TCP
    connection's kernel byte counters from `ss -ti`, both directions, SSH framing,
-   compression and encryption included: target 2 KB/s).
+   compression and encryption included: target 2 KB/s). The plan runs a second time on a host with
+   --busy-processes more (sleeping) processes, as a production host has: the host probes read /proc
+   per process.
 2. Fan-out: --hosts sshd on 127.0.0.x; time from launching all RemoteHosts
    to the first Sample from each (target: all within 1.5 s).
 
@@ -17,7 +19,7 @@ test machine it runs `pyenv init`, 0.13-0.35 s of CPU per session) and the agent
 runs on this interpreter's real path instead of the pyenv shim (another 0.08 s).
 --login-shell keeps both, as a plain `ssh host cmd` on this machine has them.
 
-Run: python3 bench/ssh.py [--hosts 20] [--seconds 20] [--login-shell]   (as root: sshd needs it)
+Run: python3 bench/ssh.py [--hosts 20] [--seconds 20] [--busy-processes 500] [--login-shell]   (as root)
 """
 
 from __future__ import annotations
@@ -96,10 +98,11 @@ def host(name: str, login_shell: bool) -> HostConfig:
     return HostConfig(name) if login_shell else HostConfig(name, python=os.path.realpath(sys.executable))
 
 
-async def agent_costs(lab: Lab, seconds: float, login_shell: bool) -> None:
+async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processes: int) -> None:
     """Two runs, each on a fresh host: every probe (the worst case), then what the console itself asks
-    a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs). The HTTP
-    target is bench/_loopback_http.py, in a process of its own as bench/overhead.py runs it."""
+    a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs), then that plan
+    again with ``busy_processes`` sleeping processes more on the host. The HTTP target is
+    bench/_loopback_http.py, in a process of its own as bench/overhead.py runs it."""
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_loopback_http.py")], stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -111,9 +114,22 @@ async def agent_costs(lab: Lab, seconds: float, login_shell: bool) -> None:
             target = f"127.0.0.1:{listener.getsockname()[1]}"
             await agent_cost(lab, seconds, login_shell, "cost", "127.0.0.40", all_probe_specs(target),
                              "every probe in probes/", cold_line=True)
-            await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", remote_specs([target, url]),
+            plan = remote_specs([target, url])
+            await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", plan,
                              f"the console's own plan for {target} and {url} (no socket table: the console "
                              "asks a host for the summary only)", cold_line=False)
+            if busy_processes:
+                # A production host runs hundreds of processes; the host probes read /proc per process.
+                sleepers = [subprocess.Popen(["sleep", str(int(seconds) + 60)]) for _ in range(busy_processes)]
+                try:
+                    await agent_cost(lab, seconds, login_shell, "busy", "127.0.0.42", plan,
+                                     f"the same plan on a host running {busy_processes} more (sleeping) processes, "
+                                     f"{len(psutil.pids())} in all", cold_line=False)
+                finally:
+                    for sleeper in sleepers:
+                        sleeper.kill()
+                    for sleeper in sleepers:
+                        sleeper.wait()
     finally:
         server.terminate()
         server.wait(10)
@@ -158,7 +174,7 @@ async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, add
     cpu = sum(agent.cpu_times()[:2]) - start_cpu  # type: ignore[union-attr,operator]
     wire = wire_bytes(sshd.addr, sshd.port) - start_wire  # type: ignore[operator]
     channel = remote.bytes_received - start_channel  # type: ignore[operator]
-    await stream.aclose()
+    await stream.aclose()  # type: ignore[attr-defined]  # an async generator
     kind_names = tuple(sorted({s.kind for s in specs}))
     payload = len(build_payload(ship_for(specs), kind_names))
     if cold_line:
@@ -219,6 +235,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--busy-processes", type=int, default=500,
+                        help="sleeping processes added for the busy-host run of the plan (0: skip it)")
     parser.add_argument("--login-shell", action="store_true",
                         help="let sessions read root's ~/.bashrc and run python3 through PATH (pyenv shims here)")
     args = parser.parse_args()
@@ -228,7 +246,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lab = Lab(Path(tmp) / "lab", plain_shell=not args.login_shell)
         try:
-            await agent_costs(lab, args.seconds, args.login_shell)
+            await agent_costs(lab, args.seconds, args.login_shell, args.busy_processes)
             await fan_out(lab, args.hosts, args.login_shell)
         finally:
             lab.stop()
