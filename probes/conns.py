@@ -176,11 +176,11 @@ class OwnerScan:
         self._owners: dict[int, tuple[int, str]] = {}
         """socket inode -> (pid, fd) where it was last found."""
         self._names: dict[int, str] = {}
-        self._pids: set[int] = set()
         self._unowned: set[int] = set()
         """Sockets a full pass found no owner for: they do not trigger another full pass while they last."""
         self._count_by_stat = procfs.fd_count_by_stat(proc)
         self._counts: dict[int, int] = {}
+        """pid -> fd count at the last reading: every process it could read (and so which are new since)."""
         self._unreadable: set[int] = set()
         self._readings = 0
 
@@ -236,7 +236,7 @@ class OwnerScan:
             owning = {pid for pid, _ in self._owners.values()}
             # Those that hold sockets open more of them (the probes' own connections among them), then
             # the processes new since the last reading, then the rest.
-            order = sorted(counts, key=lambda pid: (pid not in owning, pid in self._pids))
+            order = sorted(counts, key=lambda pid: (pid not in owning, pid in last_counts))
             for pid in order:
                 self._search(pid, fds_of, missing, owners, found)
                 if not missing:
@@ -244,13 +244,11 @@ class OwnerScan:
             self._unowned = (self._unowned & wanted) | missing
         else:
             self._unowned &= wanted
-        alive = set(counts)
-        names = {pid: name for pid, name in self._names.items() if pid in alive and pid in self._pids}
+        names = {pid: name for pid, name in self._names.items() if pid in counts and pid in last_counts}
         for pid in set(owners.values()):
             if pid not in names:
                 names[pid] = procfs.comm(pid, proc)
-        self._owners, self._names, self._pids = found, names, alive
-        self._counts, self._unreadable = dict(counts), unreadable
+        self._owners, self._names, self._counts, self._unreadable = found, names, counts, unreadable
         result.unreadable = len(unreadable)
         result.owners = owners
         result.names = names

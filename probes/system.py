@@ -93,13 +93,8 @@ class CpuTicks:
                 stats[pid] = last_stat[pid]
                 usage.append((0.0, pid))
                 continue
-            try:  # os.open/os.read: a file object per process costs more than the read itself
-                fd = os.open(f"{self.proc}/{entry}/stat", os.O_RDONLY)
-                try:
-                    stat = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
-            except OSError:  # ended while we looked
+            stat = procfs.read_small(f"{self.proc}/{entry}/stat")
+            if stat is None:  # ended while we looked
                 continue
             reads += 1
             close = stat.rfind(b")")
