@@ -2,8 +2,11 @@
 
 The host probes read every process once a second on hosts the responder is
 triaging, so each read here is one open and one read (or one stat), with no
-per-process objects; psutil stays for what it does once (CPU and memory
-totals) and for other platforms' fallbacks.
+per-process objects. The host totals (CPU, memory, swap) come from two small
+files too, so the host probes need no psutil on Linux: a production host's
+python3 often has none and nothing can be installed there, and importing it
+was 18 of a fresh SSH agent's ~100 ms of CPU. psutil stays for other
+platforms' fallbacks.
 """
 
 from __future__ import annotations
@@ -85,3 +88,33 @@ def fd_count(pid: int, by_stat: bool, proc: str = "/proc") -> int | None:
         return len(os.listdir(f"{proc}/{pid}/fd"))
     except OSError:
         return None
+
+
+def meminfo(proc: str = "/proc") -> dict[bytes, int] | None:
+    """/proc/meminfo in bytes by field name (b"MemTotal"...), or None when it cannot be read."""
+    raw = read_small(f"{proc}/meminfo")
+    if raw is None:
+        return None
+    fields: dict[bytes, int] = {}
+    for line in raw.splitlines():
+        name, _, rest = line.partition(b":")
+        words = rest.split()
+        if words and words[0].isdigit():
+            fields[name] = int(words[0]) * (1024 if len(words) > 1 else 1)  # "kB", or a bare count
+    return fields
+
+
+def cpu_times(proc: str = "/proc") -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all CPUs since boot from /proc/stat's first line, as psutil counts
+    them for cpu_percent: total leaves out guest time (already inside user time), busy also idle and iowait."""
+    raw = read_small(f"{proc}/stat")
+    if raw is None or not raw.startswith(b"cpu "):
+        return None
+    try:
+        ticks = [int(word) for word in raw[4:raw.index(b"\n")].split()]
+    except ValueError:
+        return None
+    if len(ticks) < 5:
+        return None
+    total = sum(ticks[:8])  # user nice system idle iowait irq softirq steal; guest, guest_nice after
+    return total - ticks[3] - ticks[4], total

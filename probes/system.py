@@ -1,4 +1,9 @@
-"""Host pressure from psutil: CPU, memory, load, open file descriptors, top processes."""
+"""Host pressure: CPU, memory, load, open file descriptors, top processes.
+
+On Linux every figure is read from /proc (probes/procfs.py), so the probe runs
+on any python3 of a host, psutil or not; elsewhere CPU and memory come from
+psutil, imported only then.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-
-import psutil
 
 from probes import procfs
 from probes.runtime import ProbeSpec, scheduled
@@ -175,18 +178,56 @@ def _top_processes(limit: int) -> list[JSONValue]:
     return rows
 
 
+def _percent(used: float, total: float) -> float:
+    return round(100.0 * used / total, 1) if total > 0 else 0.0
+
+
+class CpuPercent:
+    """Whole-host CPU busy % since the previous call (since creation on the first), as
+    psutil.cpu_percent(interval=None) gives it, from /proc/stat's first line."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self._last = procfs.cpu_times(proc)
+
+    def __call__(self) -> float | None:
+        now = procfs.cpu_times(self.proc)
+        last, self._last = self._last, now
+        if now is None or last is None:
+            return None
+        busy, total = now[0] - last[0], now[1] - last[1]
+        return round(min(max(0.0, 100.0 * busy / total), 100.0), 1) if total > 0 else 0.0
+
+
+_cpu_percent = CpuPercent()
+
+
+def _cpu_and_memory() -> dict[str, JSONValue]:
+    """CPU %, CPU count, memory and swap: from /proc/stat and /proc/meminfo on Linux (the figures
+    psutil computes from the same files), from psutil where those are not there."""
+    mem = procfs.meminfo()
+    cpu = _cpu_percent()
+    if mem is not None and cpu is not None and b"MemAvailable" in mem:  # MemAvailable: Linux 3.14+
+        total, available = mem.get(b"MemTotal", 0), mem[b"MemAvailable"]
+        swap_total = mem.get(b"SwapTotal", 0)
+        return {"cpu_percent": cpu, "cpu_count": os.cpu_count() or 1,
+                "mem_percent": _percent(total - available, total),
+                "mem_used_mb": round((total - available) / 1048576, 1),
+                "mem_total_mb": round(total / 1048576, 1),
+                "swap_percent": _percent(swap_total - mem.get(b"SwapFree", 0), swap_total)}
+    import psutil  # not Linux (or a /proc without these files)
+
+    vm = psutil.virtual_memory()
+    return {"cpu_percent": psutil.cpu_percent(interval=None), "cpu_count": psutil.cpu_count() or 1,
+            "mem_percent": vm.percent, "mem_used_mb": round((vm.total - vm.available) / 1048576, 1),
+            "mem_total_mb": round(vm.total / 1048576, 1), "swap_percent": psutil.swap_memory().percent}
+
+
 def snapshot(top: int = TOP_PROCESSES) -> dict[str, JSONValue]:
-    """One reading of the host; blocking (psutil walks /proc), so call it in a thread."""
-    mem = psutil.virtual_memory()
-    swap = psutil.swap_memory()
+    """One reading of the host; blocking (it reads /proc), so call it in a thread."""
     load1, load5, load15 = os.getloadavg()
     return {
-        "cpu_percent": psutil.cpu_percent(interval=None),
-        "cpu_count": psutil.cpu_count() or 1,
-        "mem_percent": mem.percent,
-        "mem_used_mb": round((mem.total - mem.available) / 1048576, 1),
-        "mem_total_mb": round(mem.total / 1048576, 1),
-        "swap_percent": swap.percent,
+        **_cpu_and_memory(),
         "load1": round(load1, 2),
         "load5": round(load5, 2),
         "load15": round(load15, 2),

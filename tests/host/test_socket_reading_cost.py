@@ -168,6 +168,37 @@ def test_the_top_processes_read_from_proc_say_what_psutil_says(tmp_path: Path) -
         child.wait()
 
 
+def test_the_host_totals_read_from_proc_say_what_psutil_says() -> None:
+    """CPU %, CPU count, memory and swap from /proc/stat and /proc/meminfo, as psutil computes them from
+    the same files, over the same second: here one core of the two or more spins through it."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        ours = system.CpuPercent()
+        psutil.cpu_percent(interval=None)
+        time.sleep(1.0)
+        cpu, theirs = ours(), psutil.cpu_percent(interval=None)
+        assert cpu is not None and abs(cpu - theirs) < 3.0, (cpu, theirs)
+        assert cpu >= 100.0 / (os.cpu_count() or 1) * 0.8  # the spinner's core is in it
+        fields = system._cpu_and_memory()
+        vm, swap = psutil.virtual_memory(), psutil.swap_memory()
+        assert fields["cpu_count"] == psutil.cpu_count()
+        assert fields["mem_total_mb"] == round(vm.total / 1048576, 1)
+        assert abs(float(fields["mem_percent"]) - vm.percent) < 1.0  # type: ignore[arg-type]
+        assert abs(float(fields["mem_used_mb"]) - (vm.total - vm.available) / 1048576) < 64  # type: ignore[arg-type]
+        assert abs(float(fields["swap_percent"]) - swap.percent) < 1.0  # type: ignore[arg-type]
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert "psutil" not in subprocess.run(  # the probe itself imports no psutil on Linux
+        [sys.executable, "-c", "import sys, probes.system; probes.system.snapshot(); print(*sys.modules)"],
+        capture_output=True, text=True, check=True).stdout.split()
+
+
 def test_a_process_that_wakes_up_and_spins_is_on_top_within_a_few_readings() -> None:
     """Idle processes are read one reading in IDLE_EVERY; one that starts spinning still reaches the
     top within IDLE_EVERY readings, and from then on every reading measures it."""

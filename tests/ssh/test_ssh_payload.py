@@ -171,11 +171,13 @@ async def test_http_runs_on_a_host_without_h11_installed(lab: Lab) -> None:
     assert "package:h11" in remote._shipped
 
 
-async def first_system_sample(lab: Lab, python: str) -> Sample:
-    """The first system Sample of prod-1's agent run on ``python``."""
-    remote = RemoteHost(HostConfig("prod-1", python=python), [ProbeSpec("system", interval=0.3)], fast_settings(lab))
-    seen = await take(remote.stream(), lambda s: any(x.kind == "system" for x in s))
-    return next(s for s in seen if s.kind == "system")
+async def first_psutil_sample(lab: Lab, python: str) -> Sample:
+    """The first Sample of a probe that needs psutil from the host's site-packages (the socket table read
+    through psutil, the fallback of a host without netlink or ss), from prod-1's agent run on ``python``."""
+    spec = ProbeSpec("conns", interval=0.3, options={"method": "psutil", "table": False})
+    remote = RemoteHost(HostConfig("prod-1", python=python), [spec], fast_settings(lab))
+    seen = await take(remote.stream(), lambda s: any(x.kind == "conns" for x in s))
+    return next(s for s in seen if s.kind == "conns")
 
 
 def _pth_that_leaves_a_mark(site_packages: Path) -> Path:
@@ -192,8 +194,8 @@ async def test_the_agent_runs_no_pth_file_of_the_host(lab: Lab, tmp_path: Path) 
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     ran = _pth_that_leaves_a_mark(tmp_path / "lib" / version / "site-packages")
     python = f"env PYTHONUSERBASE={tmp_path} {sys.executable}"
-    system = await first_system_sample(lab, python)
-    assert system.ok, system.message  # psutil from the site-packages, found without site's start-up
+    conns = await first_psutil_sample(lab, python)
+    assert conns.ok and conns.fields["source"] == "psutil", conns.message  # found without site's start-up
     assert not ran.exists()
     started = subprocess.run([*python.split(), "-c", "pass"], check=True)  # the same python, started plainly
     assert started.returncode == 0 and ran.exists()  # does run it: the test's .pth works
@@ -208,8 +210,8 @@ async def test_a_venv_python_on_the_host_gets_its_own_packages(lab: Lab, tmp_pat
     extra.mkdir()
     (extra / "psutil").symlink_to(Path(psutil.__file__).parent)
     (site_packages / "extra.pth").write_text(f"{extra}\n")
-    system = await first_system_sample(lab, str(venv / "bin" / "python"))
-    assert system.ok, system.message  # not "missing module psutil"
+    conns = await first_psutil_sample(lab, str(venv / "bin" / "python"))
+    assert conns.ok and conns.fields["source"] == "psutil", conns.message  # not "No module named 'psutil'"
 
 
 def test_request_asks_for_deltas() -> None:

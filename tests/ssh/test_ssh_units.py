@@ -137,10 +137,11 @@ def test_agent_refuses_a_version_mismatch_with_a_clear_error() -> None:
 
 
 def test_agent_reports_missing_module_as_an_unavailable_sample() -> None:
-    # -S: no site-packages, so psutil is missing, as on a bare production host.
+    # -S: no site-packages, as on a bare production host: no h11 (a payload carries it; this agent has no
+    # payload) and no psutil, which the host probes do without.
     proc = _agent(["-S"])
     specs = [ProbeSpec("system", interval=0.2), ProbeSpec("tcp", "127.0.0.1:9", interval=0.2),
-             ProbeSpec("no_such_probe")]
+             ProbeSpec("http", "http://127.0.0.1:9/", interval=0.2), ProbeSpec("no_such_probe")]
     assert proc.stdin is not None
     proc.stdin.write(request_line("prod-9", specs))
     proc.stdin.flush()
@@ -148,11 +149,13 @@ def test_agent_reports_missing_module_as_an_unavailable_sample() -> None:
     proc.stdin.close()
     proc.wait(5)
     by_kind = {s.kind: s for s in got}
-    assert by_kind["system"].error == "unavailable"
-    assert str(by_kind["system"].message).startswith("probe system unavailable on prod-9: missing module psutil; "
-                                                     "install it there (package python3-psutil")
+    assert by_kind["http"].error == "unavailable"
+    assert str(by_kind["http"].message).startswith("probe http unavailable on prod-9: missing module h11; "
+                                                   "install it there or set python for prod-9")
     assert by_kind["no_such_probe"].error == "unavailable"
     assert by_kind["tcp"].error == "refused" and by_kind["tcp"].host == "prod-9"  # the other probes still run
+    system = by_kind["system"]  # from /proc alone
+    assert system.ok and system.fields["cpu_count"] == os.cpu_count() and system.fields["top"], system.message
 
 
 def test_agent_exits_on_stdin_eof() -> None:
