@@ -61,6 +61,12 @@ DELTA_KINDS = frozenset({"conns_table", "pools"})
 #: later and are imported in a worker thread, so the first Samples of a fresh agent do not queue behind
 #: those imports and the quick probes keep their 1 s beat while they run (the thread yields the GIL).
 QUICK_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})
+
+#: Kinds that never speak TLS. An agent started for these alone runs without the ssl module (the
+#: bootstrap's "nossl"): asyncio imports ssl only to offer TLS and does without it when a Python has
+#: none, and it was ~10 ms of a fresh agent's ~80 ms of CPU here (20 hosts at once: 200 ms of two
+#: cores). Specs that need TLS later need a kind outside this set, so the console starts a new agent.
+TLS_FREE_KINDS = frozenset({"tcp", "icmp", "system", "conns", "pools"})
 SLOW_IMPORT_DELAY_S = 0.05
 
 #: Seconds the agent holds a line for the ones that follow it (see serve's batched_write).
@@ -69,7 +75,7 @@ BATCH_S = 0.05
 #: Marker in the agent's argv so an operator (and the tests) can find it with ps.
 PROCESS_MARKER = "warroom-agent"
 
-# The bootstrap is run as ``python3 -S -c BOOTSTRAP warroom-agent NBYTES site``. It must
+# The bootstrap is run as ``python3 -S -c BOOTSTRAP warroom-agent NBYTES site [nossl]``. It must
 # run on old Pythons long enough to say they are too old, so: no f-strings, no
 # walrus. It reads exactly NBYTES of zip from fd 0 (unbuffered, so the JSON lines
 # that follow stay in the pipe for the agent), puts them in a memfd and imports
@@ -79,22 +85,24 @@ PROCESS_MARKER = "warroom-agent"
 # already says -S): the site-packages directories go on sys.path without their .pth files and
 # sitecustomize being run. Those are code nobody asked to run on a production
 # host, and they cost time: on the test machine site's .pth files took 30 of a cold agent's 100 ms of
-# CPU. A venv's python runs site.main() as a plain start would (only site knows a venv's packages),
-# and so does any python where psutil is not found without it (an install only a .pth names).
+# CPU. A venv's python runs site.main() as a plain start would (only site knows a venv's packages).
+# (The host probes need no psutil any more, so a host without it no longer runs site.main() to look
+# for one that only a .pth names: that cost every host without psutil those 30 ms and ran its .pth code.)
 BOOTSTRAP = (
     "import os,sys\n"
     "if sys.version_info<(3,10) or not hasattr(os,'memfd_create'):\n"
     " sys.stdout.write('{\"fatal\":\"python %s on this host is too old: the warroom agent needs 3.10+\"}\\n'"
     "%sys.version.split()[0]);sys.stdout.flush();sys.exit(3)\n"
-    "if sys.argv[3:]==['site']:\n"
-    " import site,importlib.util\n"
+    "f=sys.argv[3:]\n"
+    "if 'nossl' in f:sys.modules['ssl']=None\n"
+    "if 'site' in f:\n"
+    " import site\n"
     " e=os.path.dirname(os.path.abspath(sys.executable))\n"
     " if [1 for c in (e,os.path.dirname(e)) if os.path.isfile(os.path.join(c,'pyvenv.cfg'))]:site.main()\n"
     " else:\n"
     "  d=site.getsitepackages()\n"
     "  if site.check_enableusersite():d.insert(0,site.getusersitepackages())\n"
     "  sys.path.extend([p for p in d if os.path.isdir(p) and p not in sys.path])\n"
-    "  if importlib.util.find_spec('psutil') is None:site.main()\n"
     "n=int(sys.argv[2]);fd=os.memfd_create('warroom-agent');got=0\n"
     "while got<n:\n"
     " c=os.read(0,min(65536,n-got))\n"

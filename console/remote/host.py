@@ -408,7 +408,7 @@ class RemoteHost:
         ship, kinds = self._payload_args()
         # Only what these probes need travels (console/remote/payload.py); zipping it takes a while, off the loop.
         payload = await asyncio.to_thread(build_payload, ship, kinds)
-        command = agent_command(len(payload), self.host.python)
+        command = agent_command(len(payload), self.host.python, kinds)
         proc = await connection.conn.create_process(command, encoding=None)
         self._shipped = frozenset(kinds) | frozenset(f"package:{name}" for name in ship)
         self._snapshots.clear()

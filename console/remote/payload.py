@@ -33,7 +33,14 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from probes.agent import AGENT_VERSION, BOOTSTRAP, DEFAULT_KEEPALIVE_TIMEOUT, PROCESS_MARKER, QUICK_KINDS
+from probes.agent import (
+    AGENT_VERSION,
+    BOOTSTRAP,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    PROCESS_MARKER,
+    QUICK_KINDS,
+    TLS_FREE_KINDS,
+)
 from probes.runtime import ProbeSpec
 from probes.samples import SCHEMA_VERSION
 
@@ -197,12 +204,13 @@ def posix_command(script: str) -> str:
     return f"exec sh -c {shlex.quote(script)}"
 
 
-def agent_command(payload_size: int, python: str = "python3") -> str:
-    """The remote command that starts the agent, every word quoted.
+def agent_command(payload_size: int, python: str = "python3", kinds: Sequence[str] = ()) -> str:
+    """The remote command that starts the agent for probes of ``kinds``, every word quoted.
 
     When no interpreter is found the shell prints NO_PYTHON_MARK instead, so
     the console can fall back to what standard commands can tell (ss). The
     bootstrap travels base64-encoded so the command line has no newlines.
+    An agent whose probes never speak TLS starts without ssl (probes.agent.TLS_FREE_KINDS).
     """
     words = python_command(python)
     code = base64.b64encode(BOOTSTRAP.encode()).decode()
@@ -210,8 +218,9 @@ def agent_command(payload_size: int, python: str = "python3") -> str:
     # -S and "site": site-packages without .pth files or sitecustomize (see probes.agent.BOOTSTRAP).
     # A python configured with -S of its own keeps meaning no site-packages at all.
     site = [] if "-S" in words else ["-S"]
+    flags = (["site"] if site else []) + (["nossl"] if kinds and set(kinds) <= TLS_FREE_KINDS else [])
     argv = " ".join(shlex.quote(w) for w in [*words, *site, "-c", launcher, PROCESS_MARKER, str(payload_size),
-                                             *(["site"] if site else [])])
+                                             *flags])
     return posix_command(f"if command -v {shlex.quote(words[0])} >/dev/null 2>&1; then exec {argv}; "
                          f"else echo {NO_PYTHON_MARK}; fi")
 

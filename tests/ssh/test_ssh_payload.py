@@ -27,7 +27,7 @@ from probes import conns, pools
 from probes.agent import Agent
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
-from tests.ssh.sshd_harness import Lab, fast_settings
+from tests.ssh.sshd_harness import Lab, agent_processes, fast_settings
 from tests.ssh.test_ssh_hosts import states, take
 
 pytestmark = pytest.mark.system
@@ -144,6 +144,48 @@ async def test_a_target_that_is_a_name_restarts_an_agent_shipped_without_dnspyth
     assert remote.connects == 1
     assert states(seen) == ["connecting", "connected", "connected"]
     assert "package:dns" in remote._shipped  # the second agent came with dnspython
+
+
+def _loads_ssl(pid: int) -> bool:
+    """Whether the process has the ssl module's C part mapped (it is loaded once imported)."""
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+        return "/_ssl." in maps.read()
+
+
+async def test_an_agent_for_probes_without_tls_starts_without_ssl_and_one_for_http_with_it(lab: Lab) -> None:
+    """tcp alone never speaks TLS: its agent runs without ssl (less start-up CPU). Asked for http, the
+    console starts an agent that has it, on the same connection, and the http probe works."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    sshd = lab.hosts["prod-1"]
+    tcp = ProbeSpec("tcp", "127.0.0.1:9", interval=0.2)
+    remote = RemoteHost(HostConfig("prod-1"), [tcp], fast_settings(lab))
+    stream = remote.stream()
+    seen: list[Sample] = []
+    ssl_before: list[bool] = []
+    ssl_after: list[bool] = []
+    try:
+        async with asyncio.timeout(20):
+            async for sample in stream:
+                seen.append(sample)
+                if sample.kind == "tcp" and not ssl_before:
+                    ssl_before = [_loads_ssl(agent.pid) for agent in agent_processes(sshd.addr, sshd.port)]
+                    remote.set_specs([tcp, ProbeSpec("http", url, interval=0.2)])
+                if sample.kind == "http":
+                    ssl_after = [_loads_ssl(agent.pid) for agent in agent_processes(sshd.addr, sshd.port)]
+                    break
+    finally:
+        await stream.aclose()
+        server.shutdown()
+        server.server_close()
+    assert ssl_before == [False] and ssl_after == [True]  # one agent each time, the second with ssl
+    assert remote.connects == 1 and states(seen) == ["connecting", "connected", "connected"]
+    http_sample = next(s for s in seen if s.kind == "http")
+    assert http_sample.ok and http_sample.fields["status"] == 200, http_sample.message
 
 
 async def test_http_runs_on_a_host_without_h11_installed(lab: Lab) -> None:
