@@ -124,19 +124,28 @@ def scan_processes(proc: str = "/proc") -> ProcessScan:
             continue
         scan.fds[pid] = len(fds)
         has_socket = False
-        for _fd, ino in socket_fds(fd_dir, fds):
-            owners[ino] = pid
-            has_socket = True
+        try:
+            for _fd, ino in socket_fds(fd_dir, fds):
+                owners[ino] = pid
+                has_socket = True
+        except PermissionError:  # its count is known, its sockets' owner is not
+            continue
         if has_socket:
             scan.names[pid] = procfs.comm(pid, proc)
     return scan
 
 
 def socket_fds(fd_dir: str, fds: Iterable[str]) -> Iterator[tuple[str, int]]:
-    """(fd, socket inode) for each of ``fds`` in ``fd_dir`` (/proc/PID/fd) that is a socket."""
+    """(fd, socket inode) for each of ``fds`` in ``fd_dir`` (/proc/PID/fd) that is a socket.
+
+    Raises PermissionError, at the first fd, for a process whose fd table lists but whose links are
+    not ours to read (they are all alike; a host's init under some sandboxes, ~175 failed readlinks
+    every time it was searched)."""
     for fd in fds:
         try:
             link = os.readlink(f"{fd_dir}/{fd}")
+        except PermissionError:
+            raise
         except OSError:  # closed while we looked
             continue
         if link.startswith("socket:["):
@@ -181,6 +190,11 @@ class OwnerScan:
         self._counts: dict[int, int] = {}
         """pid -> fd count at the last reading: every process it could read (and so which are new since)."""
         self._unreadable: set[int] = set()
+        self._deferred: set[int] = set()
+        """Sockets first seen at the last reading and not found in the likely processes: searched for
+        everywhere if they are still there at this one."""
+        self._links_unreadable: set[int] = set()
+        """Processes whose fd table lists but whose links do not: not searched again until their recount turn."""
         self._readings = 0
 
     def scan(self, inodes: Iterable[int]) -> ProcessScan:
@@ -195,6 +209,7 @@ class OwnerScan:
         turn = self._readings % FD_RECOUNT_EVERY
         last_counts, last_unreadable = self._counts, self._unreadable
         unreadable: set[int] = set()
+        self._links_unreadable = {pid for pid in self._links_unreadable if pid % FD_RECOUNT_EVERY != turn}
         for entry in os.listdir(proc):
             if not entry.isdigit():
                 continue
@@ -231,23 +246,41 @@ class OwnerScan:
                 except OSError:
                     pass
         missing = wanted - owners.keys() - self._unowned
+        # A socket first seen now may belong to any process, but most that are not in the likely ones
+        # (this one, those that held sockets, those new since the last reading) are connections that
+        # closed within the second: the probes' own, which tick with this reading. Searching every
+        # process for them each second listed every fd table of the host (565 of them on a busy test
+        # host). They wait one reading; one still there then is searched for everywhere.
+        seen_before = missing & (self._owners.keys() | self._deferred)
+        deferred: set[int] = set()
         if missing:
             owning = {pid for pid, _ in self._owners.values()}
-            # Those that hold sockets open more of them (the probes' own connections among them), then
-            # the processes new since the last reading, then the rest.
-            order = sorted(counts, key=lambda pid: (pid not in owning, pid in last_counts))
-            for pid in order:
+            likely = [pid for pid in counts if (pid == me or pid in owning or pid not in last_counts)
+                      and pid not in self._links_unreadable]
+            likely.sort(key=lambda pid: pid not in owning)  # those that hold sockets open more of them
+            for pid in likely:
                 self._search(pid, fds_of, missing, owners, found)
                 if not missing:
                     break
+            deferred = missing - seen_before
+            missing &= seen_before
+            if missing:
+                searched = set(likely)
+                for pid in counts:
+                    if pid not in searched and pid not in self._links_unreadable:
+                        self._search(pid, fds_of, missing, owners, found)
+                        if not missing:
+                            break
             self._unowned = (self._unowned & wanted) | missing
         else:
             self._unowned &= wanted
+        self._deferred = deferred
         names = {pid: name for pid, name in self._names.items() if pid in counts and pid in last_counts}
         for pid in set(owners.values()):
             if pid not in names:
                 names[pid] = procfs.comm(pid, proc)
         self._owners, self._names, self._counts, self._unreadable = found, names, counts, unreadable
+        self._links_unreadable &= counts.keys()
         result.unreadable = len(unreadable)
         result.owners = owners
         result.names = names
@@ -263,11 +296,14 @@ class OwnerScan:
                 fds = os.listdir(fd_dir)
             except OSError:  # ended, or not ours to read
                 return
-        for fd, ino in socket_fds(fd_dir, fds):
-            if ino in missing:
-                missing.discard(ino)
-                owners[ino] = pid
-                found[ino] = (pid, fd)
+        try:
+            for fd, ino in socket_fds(fd_dir, fds):
+                if ino in missing:
+                    missing.discard(ino)
+                    owners[ino] = pid
+                    found[ino] = (pid, fd)
+        except PermissionError:
+            self._links_unreadable.add(pid)
 
 
 _owner_scan = OwnerScan()

@@ -76,6 +76,65 @@ def test_owner_scan_says_what_a_full_scan_says_as_sockets_come_and_go() -> None:
             listener.close()
 
 
+def test_a_socket_opened_by_a_process_that_held_none_is_placed_a_reading_later() -> None:
+    """A socket first seen in a process that held no sockets and is not new is looked for everywhere at
+    the next reading (not at once: most such sockets are connections gone within the second)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import socket, sys\nsys.stdin.readline()\n"
+                              "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+                              "print(s.getsockname()[1], flush=True)\nsys.stdin.readline()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    scanner = conns.OwnerScan()
+    try:
+        def owner_of(port: int | None) -> int | None:
+            rows, _ = conns.read_sockets()
+            scan = scanner.scan([r[conns.C_INO] for r in rows if r[conns.C_INO]])
+            inos = [r[conns.C_INO] for r in rows if r[conns.C_LOCAL] == f"127.0.0.1:{port}"]
+            return scan.owners.get(inos[0]) if inos else None
+
+        owner_of(None)  # the first reading: every process is searched
+        owner_of(None)  # the child is an old process now, holding no socket
+        child.stdin.write("listen\n")
+        child.stdin.flush()
+        port = int(child.stdout.readline())
+        assert owner_of(port) in (None, child.pid)  # first seen: the likely processes only
+        assert owner_of(port) == child.pid  # still there: searched for everywhere
+        assert owner_of(port) == child.pid == conns.scan_processes().owners.get(
+            next(r[conns.C_INO] for r in conns.read_sockets()[0] if r[conns.C_LOCAL] == f"127.0.0.1:{port}"))
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_socket_gone_within_the_second_is_not_searched_for_in_every_process() -> None:
+    """A connection in the dump that no process holds by the time of the scan (the probes' own, which
+    tick with the reading) costs a look in the likely processes, not in every fd table of the host."""
+    scanner = conns.OwnerScan()
+    rows, _ = conns.read_sockets()
+    inodes = [r[conns.C_INO] for r in rows if r[conns.C_INO]]
+    scanner.scan(inodes)
+    scanner.scan(inodes)  # steady: every socket placed or known unowned
+    searched: list[int] = []
+    search = scanner._search
+
+    def counting(pid: int, *args: object) -> None:
+        searched.append(pid)
+        search(pid, *args)  # type: ignore[arg-type]
+
+    scanner._search = counting  # type: ignore[method-assign]
+    gone = 2**40  # a socket inode no process holds
+    scanner.scan([*inodes, gone])
+    processes = len(os.listdir("/proc"))
+    assert len(searched) < processes / 2, (len(searched), processes)
+    assert os.getpid() in searched  # this process is always a likely owner
+    searched.clear()
+    scanner.scan(inodes)  # gone from the next dump: nothing to look for
+    assert searched == []
+
+
 def test_cpu_per_process_from_proc_stat() -> None:
     ticks = system.CpuTicks()
     ticks.busiest(5)
