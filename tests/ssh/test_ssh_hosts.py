@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -76,7 +77,9 @@ async def test_agent_host_streams_samples_under_its_own_name(lab: Lab) -> None:
             if agent_seen:  # while it runs: what is it, and what does it have open?
                 fds.append(" ".join(agent_seen[0].cmdline()))
                 fd_dir = f"/proc/{agent_seen[0].pid}/fd"
-                fds.extend(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
+                for fd in os.listdir(fd_dir):
+                    with contextlib.suppress(FileNotFoundError):  # a probe's socket, closed meanwhile
+                        fds.append(os.readlink(f"{fd_dir}/{fd}"))
         return sum(s.kind == "tcp" for s in seen) >= 2 and any(s.kind == "system" for s in seen)
 
     seen = await take(remote.stream(), enough)
