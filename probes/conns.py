@@ -251,12 +251,15 @@ class OwnerScan:
         # closed within the second: the probes' own, which tick with this reading. Searching every
         # process for them each second listed every fd table of the host (565 of them on a busy test
         # host). They wait one reading; one still there then is searched for everywhere.
-        seen_before = missing & (self._owners.keys() | self._deferred)
         deferred: set[int] = set()
         if missing:
+            seen_before = missing & (self._owners.keys() | self._deferred)
             owning = {pid for pid, _ in self._owners.values()}
-            likely = [pid for pid in counts if (pid == me or pid in owning or pid not in last_counts)
-                      and pid not in self._links_unreadable]
+            likely: list[int] = []
+            rest: list[int] = []
+            for pid in counts:
+                if pid not in self._links_unreadable:
+                    (likely if pid == me or pid in owning or pid not in last_counts else rest).append(pid)
             likely.sort(key=lambda pid: pid not in owning)  # those that hold sockets open more of them
             for pid in likely:
                 self._search(pid, fds_of, missing, owners, found)
@@ -264,13 +267,10 @@ class OwnerScan:
                     break
             deferred = missing - seen_before
             missing &= seen_before
-            if missing:
-                searched = set(likely)
-                for pid in counts:
-                    if pid not in searched and pid not in self._links_unreadable:
-                        self._search(pid, fds_of, missing, owners, found)
-                        if not missing:
-                            break
+            for pid in rest if missing else ():
+                self._search(pid, fds_of, missing, owners, found)
+                if not missing:
+                    break
             self._unowned = (self._unowned & wanted) | missing
         else:
             self._unowned &= wanted
