@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from console.engine.collector import collector_paused
 from console.settings.errors import EXIT_BAD_INPUT, Stopped, UsageError, interrupted_status
 
 #: Sub-command name -> module with ``main(argv: list[str]) -> int``.
@@ -78,11 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
     try:
         if name is not None:
-            return int(importlib.import_module(SUBCOMMANDS[name]).main(args_list[1:]))
+            with collector_paused():
+                command = importlib.import_module(SUBCOMMANDS[name])
+            return int(command.main(args_list[1:]))
         problem = not_a_command_or_target(args_list[0]) if args_list else None
         if problem is not None:
             return fail(problem)
-        return int(importlib.import_module(CONSOLE_COMMAND).main(args_list))
+        with collector_paused():
+            command = importlib.import_module(CONSOLE_COMMAND)
+        return int(command.main(args_list))
     except UsageError as exc:
         return fail(f"{exc} (see warroom {name + ' ' if name else ''}--help)")
     except KeyboardInterrupt as exc:

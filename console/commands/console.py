@@ -7,6 +7,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from console.engine.collector import collector_paused
 from console.engine.hub import Hub
 from console.engine.probe_plan import host_specs, specs_for_target
 from console.engine.recorder import Recorder, RecordingError, open_recorder
@@ -21,6 +22,7 @@ from probes.targets import TargetError
 
 if TYPE_CHECKING:
     from console.incident.folder import IncidentFolder
+    from console.ui.app import WarroomApp
 
 
 def plan(targets: list[str], interval: float, pools: PoolsConfig | None = None) -> list[ProbeSpec]:
@@ -136,16 +138,23 @@ def open_incident(settings: Settings) -> IncidentFolder | None:
     return folder
 
 
-def prune_recordings(settings: Settings) -> list[str]:
-    """Retention at start (console/engine/retention.py): the line saying what went, on stderr; returned too,
-    for the console to show once its screen is up."""
+def prune_recordings(settings: Settings) -> None:
+    """Retention at start (console/engine/retention.py): the line saying what went, on stderr.
+
+    A run with a screen prunes once its first frame is up instead (WarroomApp.prune_recordings)."""
     from console.engine.retention import prune_at_start
 
     line = prune_at_start(settings.retention)
-    if line is None:
-        return []
-    say(line)
-    return [line]
+    if line is not None:
+        say(line)
+
+
+def run_screen(app: WarroomApp) -> int:
+    """Run the console's screen; then print what its retention removed, as a headless run does at start."""
+    status = int(app.run() or 0)
+    for line in app.retention_lines:
+        say(line)
+    return status
 
 
 def run(settings: Settings) -> int:
@@ -160,7 +169,8 @@ def run(settings: Settings) -> int:
     specs = plan(settings.targets, settings.interval, settings.pools)
     if settings.capture is not None:
         specs.append(settings.capture)
-    notices = prune_recordings(settings)
+    if settings.json:
+        prune_recordings(settings)
     try:
         # The recorder's notices (disk full ...) go to stderr in a headless run; the console shows them itself.
         # An incident records into its own folder (console/incident/recording.py): no second, per-run recording.
@@ -180,9 +190,10 @@ def run(settings: Settings) -> int:
                 return asyncio.run(stream_json(specs, settings.duration, recorder, settings.interval))
             except BrokenPipeError:
                 return 0  # the reader (head, jq) went away: that is a normal end
-        from console.ui.app import app_config, create_app, require_terminal
+        with collector_paused():  # the screen's ~150 ms of imports (console/engine/collector.py)
+            from console.ui.app import app_config, create_app, require_terminal
 
-        return int(create_app(app_config(settings, record=recorder, incident=incident, notices=notices)).run() or 0)
+        return run_screen(create_app(app_config(settings, record=recorder, incident=incident, prune=True)))
     finally:
         if recorder is not None:
             recorder.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from console.commands.console import prune_recordings
+from console.commands.console import run_screen
+from console.engine.collector import collector_paused
 from console.engine.recorder import RecordingError, open_recorder
 from console.settings.arguments import Parser, add_retention_arguments
 from console.settings.errors import UsageError
@@ -23,16 +24,16 @@ def main(argv: list[str]) -> int:
     settings = build_settings(args, use_config=False)
     settings.retention = build_retention_settings(args)
     settings.demo = True
-    from console.ui.app import app_config, create_app, require_terminal
+    with collector_paused():  # the screen's ~150 ms of imports (console/engine/collector.py)
+        from console.ui.app import app_config, create_app, require_terminal
 
     require_terminal("warroom check or warroom --json")
-    notices = prune_recordings(settings)
     try:
         recorder = open_recorder(settings)
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return int(create_app(app_config(settings, record=recorder, notices=notices)).run() or 0)
+        return run_screen(create_app(app_config(settings, record=recorder, prune=True)))
     finally:
         if recorder is not None:
             recorder.close()

@@ -24,45 +24,38 @@ from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 if TYPE_CHECKING:
+    from console.engine.live_feed import LiveFeed
+    from console.engine.replay import Recording
     from console.incident.folder import IncidentFolder
     from console.incident.session import IncidentSession
     from console.remote.host import RemoteHost
+    from widgets.capture_view import CaptureView
+    from widgets.checklist_pane import ChecklistPane, ChecklistRow
 
 import themes
 from console.diagnosis.engine import FindingsEngine
 from console.engine.aliases import aliases_path
 from console.engine.hub import Hub, ProbeLoop
-from console.engine.live_feed import LiveFeed
 from console.engine.probe_plan import host_specs, remote_specs, specs_for_target
 from console.engine.recorder import Recorder, console_state
-from console.engine.replay import Recording, ReplayPlayer
 from console.engine.store import Store
 from console.engine.target_state import TargetStates
 from console.settings.errors import UsageError
 from console.settings.hosts import HostConfig, SSHSettings
 from console.settings.pools import PoolsConfig
-from console.settings.settings import Settings
+from console.settings.settings import RetentionSettings, Settings
 from console.ui.recording_controls import REPLAY_BINDINGS, ReplayControls
-from console.ui.screens import AddTargetScreen, HelpScreen
 from console.ui.share import ShareMode
 from probes.redact import redact_url as shown
 from probes.runtime import ProbeSpec
 from probes.samples import Sample
 from themes import DEFAULT_THEME, THEME_NAMES, THEMES
-from widgets.capture_view import CaptureView
-from widgets.checklist_pane import ChecklistPane, ChecklistRow
-from widgets.conn_table import ConnTable
-from widgets.findings_pane import FindingsPane
 from widgets.grid_header import GridHeader
-from widgets.hosts_view import HostsView
 from widgets.incident_strip import IncidentStrip
 from widgets.layers_pane import LayersPane
-from widgets.pool_gauges import PoolGauges
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
-from widgets.timeline_pane import TimelinePane
 from widgets.too_small import TooSmall
-from widgets.vantage_table import VantageTable
 from widgets.visibility import every, refresh_shown
 
 THEMES_DIR = Path(themes.__file__).resolve().parent
@@ -117,8 +110,8 @@ class AppConfig:
     record_incident: bool = True
     """--incident NAME records its Samples in its folder; False with --no-record (the checklist and timeline
     are kept all the same)."""
-    notices: list[str] = field(default_factory=list)
-    """Lines to show once the screen is up (what start-up's retention removed)."""
+    retention: RetentionSettings | None = None
+    """Prune the automatic recordings with this policy once the first frame is up (None: not at all)."""
 
 
 #: Seconds Textual gets to end the process after a stop signal, once our own work has stopped.
@@ -176,6 +169,8 @@ class WarroomApp(ReplayControls, App[int]):
         self.probe_loop = ProbeLoop() if config.live else None
         self.hub = Hub(self.store, probe_loop=self.probe_loop)
         if config.replay is not None:
+            from console.engine.replay import ReplayPlayer
+
             self.replay = ReplayPlayer(config.replay, self.store, self.hub.publish, speed=config.replay_speed,
                                        follow=config.replay_follow)
             self.store.clock = self.replay.clock
@@ -215,6 +210,9 @@ class WarroomApp(ReplayControls, App[int]):
             self.recorder = config.record
         self._incident: IncidentSession | None = None
         self._incident_attached = False
+        self._prune_task: asyncio.Task[None] | None = None
+        self.retention_lines: list[str] = []
+        """What start-up's retention removed (one line, or none), for the command to print at the end."""
 
     @property
     def incident(self) -> IncidentSession:
@@ -256,17 +254,28 @@ class WarroomApp(ReplayControls, App[int]):
         yield Footer()
 
     def other_tab_panes(self, tab_id: str) -> list[Widget]:
-        """What tab ``tab_id`` holds (every tab but the Overview)."""
+        """What tab ``tab_id`` holds (every tab but the Overview).
+
+        Their modules are imported here, after the first frame (~20 ms of imports, DataTable's among them,
+        that the Overview does not draw with)."""
         if tab_id == "layers":
             return [self.layers_pane]
         if tab_id == "findings":
+            from widgets.findings_pane import FindingsPane
+
             return [FindingsPane(self.findings, id="findings-pane")]
         if tab_id == "conns":
+            from widgets.conn_table import ConnTable
+
             return [ConnTable(self.store, id="conn-table")]
         if tab_id == "pools":
+            from widgets.pool_gauges import PoolGauges
+
             return [PoolGauges(self.store, warning=self.config.pools.thresholds.warning,
                                critical=self.config.pools.thresholds.critical, id="pool-gauges")]
         if tab_id == "capture":
+            from widgets.capture_view import CaptureView
+
             interface = str(self.config.capture.options.get("interface", "any")) if self.config.capture else "any"
             bpf = str(self.config.capture.options.get("filter", "")) if self.config.capture else ""
             view = CaptureView(self.store, interface=interface, bpf=bpf,
@@ -274,11 +283,17 @@ class WarroomApp(ReplayControls, App[int]):
             view.refused_actions = self.capture_refused_actions
             return [view]
         if tab_id == "hosts":
+            from widgets.hosts_view import HostsView
+            from widgets.vantage_table import VantageTable
+
             return [HostsView(self.store, [h.name for h in self.config.remote_hosts], id="hosts-view"),
                     VantageTable(self.store, states=self.target_states, id="vantage"),
                     # each host's own pressure, as the overview shows ours
                     *(SystemPane(self.store, host=host.name) for host in self.config.remote_hosts)]
         if tab_id == "checklist":
+            from widgets.checklist_pane import ChecklistPane
+            from widgets.timeline_pane import TimelinePane
+
             return [ChecklistPane(lambda: _checklist_rows(self.incident), id="checklist-pane"),
                     TimelinePane(lambda: _timeline_events(self.incident), id="timeline")]
         raise ValueError(tab_id)
@@ -305,8 +320,6 @@ class WarroomApp(ReplayControls, App[int]):
         if self.config.incident is not None:
             self._attach_incident()
         self.announce_state()
-        for notice in self.config.notices:
-            self.notify(notice, timeout=10)
         self.set_class(self.share.on, "-share")
         # Viewers and the console share one alias file: take in names the others added.
         every(self, 1.0, self._follow_aliases)
@@ -324,13 +337,29 @@ class WarroomApp(ReplayControls, App[int]):
 
     async def after_first_frame(self) -> None:
         self._attach_incident()
+        if self.config.retention is not None:
+            # Beside the tabs and probes, not before them (asyncio keeps only a weak reference: hold it).
+            self._prune_task = asyncio.create_task(self.prune_recordings(self.config.retention))
         await self.mount_other_tabs()
         if self.config.live:
             await self.start_live()
         if self.config.live_feed:
             await self.start_feed()
 
+    async def prune_recordings(self, policy: RetentionSettings) -> None:
+        """Retention, in a thread beside the screen: with hundreds of past runs to weigh, scanning
+        them before the first frame held it back by tens of ms. This run's own folder is locked,
+        so it is never among those removed. The line is shown here and printed when the console ends."""
+        from console.engine.retention import prune_at_start
+
+        line = await asyncio.to_thread(prune_at_start, policy)
+        if line is not None:
+            self.retention_lines.append(line)
+            self.notify(line, timeout=10)
+
     async def start_feed(self) -> None:
+        from console.engine.live_feed import LiveFeed
+
         feed = LiveFeed(self.store, self.feed_state)
         try:
             await feed.start()
@@ -584,6 +613,8 @@ class WarroomApp(ReplayControls, App[int]):
         self.incident.decide(message.key, message.verdict, title)
 
     def action_note(self) -> None:
+        from widgets.checklist_pane import ChecklistPane
+
         step = self.query_one(ChecklistPane).current_step() if self.query_one(TabbedContent).active == "checklist" \
             else None
         from console.ui import incident_actions
@@ -616,6 +647,8 @@ class WarroomApp(ReplayControls, App[int]):
         return rows + self.EXTRA_HELP
 
     def action_help(self) -> None:
+        from console.ui.screens import HelpScreen
+
         self.push_screen(HelpScreen(self.help_rows()))
 
     def action_cycle_theme(self) -> None:
@@ -633,6 +666,8 @@ class WarroomApp(ReplayControls, App[int]):
         self.sub_title = self._base_subtitle() + ("  PAUSED (probes still recording; p resumes)" if paused else "")
 
     def action_add_target(self) -> None:
+        from console.ui.screens import AddTargetScreen
+
         def added(target: str | None) -> None:
             if target:
                 self.add_target(target)
@@ -707,14 +742,16 @@ def _timeline_events(session: IncidentSession) -> tuple[int, list[tuple[str, str
 
 
 def app_config(settings: Settings, *, record: Recorder | None = None,
-               incident: IncidentFolder | None = None, notices: list[str] | None = None) -> AppConfig:
-    """The app's start-up from the command's Settings (the tests build AppConfig themselves)."""
+               incident: IncidentFolder | None = None, prune: bool = False) -> AppConfig:
+    """The app's start-up from the command's Settings (the tests build AppConfig themselves).
+
+    ``prune``: run retention on the automatic recordings once the screen is up."""
     return AppConfig(targets=list(settings.targets), interval=settings.interval, demo=settings.demo,
                      theme=settings.theme or DEFAULT_THEME, record=record, remote_hosts=list(settings.hosts),
                      ssh_settings=settings.ssh, pools=settings.pools, capture=settings.capture,
                      incident=incident, secrets=list(settings.secrets),
                      share=settings.share, live_feed=True, record_incident=not settings.no_record,
-                     notices=list(notices or []))
+                     retention=settings.retention if prune else None)
 
 
 def require_terminal(json_hint: str = "--json") -> None:

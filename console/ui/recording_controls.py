@@ -17,13 +17,14 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from console.engine.replay import ReplayPlayer, parse_seek_time
-from widgets.replay_scrubber import ReplayScrubber, ScrubberState
 from widgets.visibility import refresh_shown
 
 if TYPE_CHECKING:
+    # The player and scrubber are imported where a replay uses them: a live console's first frame does not.
     from console.diagnosis.engine import FindingsEngine
     from console.engine.recorder import Recorder
+    from console.engine.replay import ReplayPlayer
+    from widgets.replay_scrubber import ReplayScrubber, ScrubberState
 
 #: How often playback moves on (wall seconds): 10 Hz is smooth enough and cheap.
 TICK_S = 0.1
@@ -80,6 +81,8 @@ class JumpScreen(ModalScreen[float | None]):
             yield Label("", id="error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        from console.engine.replay import parse_seek_time
+
         try:
             ts = parse_seek_time(event.value, self.start, self.end)
         except ValueError as exc:
@@ -107,6 +110,8 @@ class ReplayControls(App[int]):
         """Per recorder (by id): how many of its notices the screen has shown."""
 
     def scrubber_state(self) -> ScrubberState:
+        from widgets.replay_scrubber import ScrubberState
+
         player = self.replay
         assert player is not None
         rec = player.recording
@@ -116,6 +121,8 @@ class ReplayControls(App[int]):
 
     def compose_scrubber(self) -> ComposeResult:
         if self.replay is not None:
+            from widgets.replay_scrubber import ReplayScrubber
+
             yield ReplayScrubber(self.scrubber_state, id="scrubber")
 
     def start_replay(self, at: float | None) -> None:

@@ -17,7 +17,7 @@ import pytest
 from console.engine.recorder import LOCK_NAME, lock_holder
 from console.engine.recording import read_recording
 from console.incident.folder import IncidentFolder
-from tests.recording.user_env import UserEnv, automatic_recording, set_age, size_of
+from tests.recording.user_env import Tmux, UserEnv, automatic_recording, set_age, size_of
 from tests.unit.test_cli import ROOT
 
 
@@ -75,6 +75,26 @@ def test_start_removes_what_retention_no_longer_keeps_and_says_so_in_one_line(
 
     again = user.run("--json", "--duration", "1", "--no-record", "127.0.0.1:9")
     assert again.returncode == 0 and again.stderr == ""  # nothing more to remove: nothing said
+
+
+def test_the_console_prunes_once_its_screen_is_up_and_says_so_there_and_when_it_ends(user: UserEnv) -> None:
+    """Retention runs beside the screen (weighing hundreds of past runs held the first frame back by tens
+    of ms; test_screen_craft checks it has not run by then): its line shows on the screen, and is printed
+    on the terminal once the console ends, as a headless run prints it when it starts."""
+    old = automatic_recording(user, "2021-03-04_10-00-00", age_days=45)
+    recent = automatic_recording(user, "2021-05-01_10-00-00", age_days=3)
+    terminal = Tmux(width=160, height=40)
+    try:
+        terminal.start(user.command_line("--no-record", "127.0.0.1:9") + "; echo console-ended; sleep 60")
+        screen = terminal.wait_for("Targets", "removed 1 automatic", timeout=40)
+        assert "127.0.0.1:9" in screen
+        assert not old.exists() and recent.exists()
+        terminal.keys("q")
+        after = terminal.wait_for("console-ended", timeout=30)
+        ended = [line for line in after.splitlines() if line.startswith("warroom: removed")]
+        assert len(ended) == 1 and ended[0].startswith("warroom: removed 1 automatic recording ("), after
+    finally:
+        terminal.close()
 
 
 def test_the_size_limit_removes_the_oldest_first_and_the_list_says_so_beforehand(user: UserEnv) -> None:
