@@ -208,6 +208,7 @@ async def fan_out(lab: Lab, n: int, login_shell: bool) -> None:
     specs = [ProbeSpec("tcp", "127.0.0.1:9", interval=1.0), ProbeSpec("system", interval=1.0)]
     first: dict[str, float] = {}
     connected: dict[str, float] = {}
+    busy_before, console_before = machine_busy_s(), time.process_time()
     start = time.monotonic()
     hosts = [host(name, login_shell) for name in names]
     async for sample in stream_remote(hosts, specs, settings=fast_settings(lab, connect_timeout=30.0),
@@ -222,6 +223,8 @@ async def fan_out(lab: Lab, n: int, login_shell: bool) -> None:
         first.setdefault(sample.host, now)
         if len(first) == n:
             break
+    wall = time.monotonic() - start
+    busy, console_cpu = machine_busy_s() - busy_before, time.process_time() - console_before
     times = sorted(first.values())
     print(f"fan-out to {n} hosts (connect + ship agent + first Sample), all launched at once:")
     print(f"  first Sample: fastest {times[0]:.2f} s, median {statistics.median(times):.2f} s, "
@@ -229,6 +232,20 @@ async def fan_out(lab: Lab, n: int, login_shell: bool) -> None:
           f"{times[-1] / FAN_OUT_TARGET_S:.2f}x)")
     print(f"  connected (agent hello): median {statistics.median(connected.values()):.2f} s, "
           f"last {max(connected.values()):.2f} s")
+    cpus = os.cpu_count() or 1
+    # Every "host" here shares this machine's CPUs: when they are all busy, the figure is the CPU
+    # of n sshd sessions and n agent starts divided by the cores, not a wait of the console's.
+    print(f"  CPU meanwhile: the machine {busy:.2f} core-s of {cpus * wall:.2f} ({cpus} CPUs x {wall:.2f} s: "
+          f"{busy / (cpus * wall):.0%} busy); the console {console_cpu:.2f} s "
+          f"({console_cpu / n * 1000:.0f} ms a host), "
+          f"the {n} sshd sessions and agent starts the rest ({(busy - console_cpu) / n * 1000:.0f} ms a host)")
+
+
+def machine_busy_s() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores, /proc/stat: all but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
