@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from console.engine.collector import collector_paused
+from console.engine.collector import collector_paused, freeze_what_starts_import
 from console.settings.errors import EXIT_BAD_INPUT, Stopped, UsageError, interrupted_status
 
 #: Sub-command name -> module with ``main(argv: list[str]) -> int``.
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, _stop)  # the screen replaces these with a clean exit while it runs
+        freeze_what_starts_import()
     args_list = list(sys.argv[1:] if argv is None else argv)
     name = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None
     try:

@@ -768,6 +768,7 @@ def create_app(config: AppConfig | None = None) -> WarroomApp:
         # as long as the process: out of the collector's sight, its full passes while the first frame is built,
         # and every one after, no longer walk them. CPU to the first frame: 395 -> 356 ms (medians of
         # 12 interleaved starts of `warroom demo` at 120x40). Once per process: a test that builds many
-        # apps must not freeze the garbage of the ones before.
+        # apps must not freeze the garbage of the ones before. (A start through console/cli.py has frozen
+        # them already, as its imports ended: console/engine/collector.py.)
         gc.freeze()
     return WarroomApp(config or AppConfig())
