@@ -136,6 +136,50 @@ def test_agent_refuses_a_version_mismatch_with_a_clear_error() -> None:
     assert proc.returncode == 0
 
 
+#: Run before the bootstrap, in the agent's own process: says on stderr when its collector goes off, and
+#: when it comes back on how many objects were frozen then.
+_COLLECTOR_WATCH = """
+import gc, sys, threading, time
+def watch():
+    while gc.isenabled():
+        time.sleep(0.001)
+    sys.stderr.write('collector off\\n')
+    while not gc.isenabled():
+        time.sleep(0.001)
+    sys.stderr.write('collector on, frozen %d\\n' % gc.get_freeze_count())
+    sys.stderr.flush()
+threading.Thread(target=watch, daemon=True).start()
+time.sleep(0.01)
+"""
+
+
+def test_the_agent_starts_with_its_collector_off_and_resumes_it_with_its_imports_frozen() -> None:
+    """The real bootstrap and payload, as sshd would start them: the collector stays off while the start
+    imports (its passes there walk only what lives as long as the agent), and is on again, with those
+    objects frozen, by the time the probes stream. An agent left with it off would grow without end."""
+    from probes.agent import BOOTSTRAP
+
+    specs = [ProbeSpec("tcp", "127.0.0.1:9", interval=0.2), ProbeSpec("system", interval=0.2)]
+    payload = build_payload(ship_for(specs), ("system", "tcp"))
+    proc = subprocess.Popen([sys.executable, "-S", "-c", _COLLECTOR_WATCH + BOOTSTRAP, "warroom-agent",
+                             str(len(payload)), "site", "nossl"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(payload + request_line("prod-9", specs))
+    proc.stdin.flush()
+    kinds = {str(line.get("kind")) for line in _lines(proc, 5)[1:]}
+    time.sleep(0.5)
+    proc.stdin.close()  # the agent stops
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.wait(10)
+    assert kinds <= {"tcp", "system"} and "tcp" in kinds
+    lines = err.decode().splitlines()
+    assert lines[0] == "collector off", err
+    on = next(line for line in lines if line.startswith("collector on"))
+    assert int(on.rsplit(" ", 1)[1]) > 10_000, on  # the modules, classes and functions of its start
+
+
 def test_agent_reports_missing_module_as_an_unavailable_sample() -> None:
     # -S: no site-packages, as on a bare production host: no h11 (a payload carries it; this agent has no
     # payload) and no psutil, which the host probes do without.
