@@ -53,6 +53,7 @@ from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
 from console.remote.payload import build_payload, probe_modules  # noqa: E402
 from console.remote.stream import stream_remote  # noqa: E402
 from console.settings.hosts import HostConfig  # noqa: E402
+from probes import procfs  # noqa: E402
 from probes.runtime import ProbeSpec  # noqa: E402
 
 
@@ -242,10 +243,11 @@ async def fan_out(lab: Lab, n: int, login_shell: bool) -> None:
 
 
 def machine_busy_s() -> float:
-    """Seconds of CPU the whole machine has spent busy (all cores, /proc/stat: all but idle and iowait)."""
-    with open("/proc/stat", encoding="ascii") as fh:
-        ticks = [int(x) for x in fh.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    """Seconds of CPU the whole machine has spent busy since boot (all cores), as the system probe counts them."""
+    times = procfs.cpu_times()
+    if times is None:
+        raise SystemExit("bench/ssh.py needs /proc/stat to say how busy the machine was")
+    return times[0] / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
