@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +80,20 @@ def all_probe_specs(tcp_target: str) -> list[ProbeSpec]:
     return specs
 
 
+def accept_and_close(listener: socket.socket) -> None:
+    """Serve the TCP target as a server does: accept each connection and close it.
+
+    A listener that never accepts keeps every probe connection in its queue as a CLOSE-WAIT socket
+    with tcp_info for as long as the bench runs, and the agent reads them all every second: the runs
+    measured the socket table of a host whose server hangs, growing from run to run."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # the listener closed: the bench is done with it
+            return
+        conn.close()
+
+
 def wire_bytes(addr: str, port: int) -> int:
     """Bytes acked + received on the SSH connections to addr:port, from the kernel (ss -ti)."""
     out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"], capture_output=True,
@@ -112,25 +127,29 @@ async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processe
         with socket.socket() as listener:  # a TCP target that answers, on loopback
             listener.bind(("127.0.0.1", 0))
             listener.listen(512)
-            target = f"127.0.0.1:{listener.getsockname()[1]}"
-            await agent_cost(lab, seconds, login_shell, "cost", "127.0.0.40", all_probe_specs(target),
-                             "every probe in probes/", cold_line=True)
-            plan = remote_specs([target, url])
-            await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", plan,
-                             f"the console's own plan for {target} and {url} (no socket table: the console "
-                             "asks a host for the summary only)", cold_line=False)
-            if busy_processes:
-                # A production host runs hundreds of processes; the host probes read /proc per process.
-                sleepers = [subprocess.Popen(["sleep", str(int(seconds) + 60)]) for _ in range(busy_processes)]
-                try:
-                    await agent_cost(lab, seconds, login_shell, "busy", "127.0.0.42", plan,
-                                     f"the same plan on a host running {busy_processes} more (sleeping) processes, "
-                                     f"{len(psutil.pids())} in all", cold_line=False)
-                finally:
-                    for sleeper in sleepers:
-                        sleeper.kill()
-                    for sleeper in sleepers:
-                        sleeper.wait()
+            threading.Thread(target=accept_and_close, args=(listener,), daemon=True).start()
+            try:
+                target = f"127.0.0.1:{listener.getsockname()[1]}"
+                await agent_cost(lab, seconds, login_shell, "cost", "127.0.0.40", all_probe_specs(target),
+                                 "every probe in probes/", cold_line=True)
+                plan = remote_specs([target, url])
+                await agent_cost(lab, seconds, login_shell, "plan", "127.0.0.41", plan,
+                                 f"the console's own plan for {target} and {url} (no socket table: the console "
+                                 "asks a host for the summary only)", cold_line=False)
+                if busy_processes:
+                    # A production host runs hundreds of processes; the host probes read /proc per process.
+                    sleepers = [subprocess.Popen(["sleep", str(int(seconds) + 60)]) for _ in range(busy_processes)]
+                    try:
+                        await agent_cost(lab, seconds, login_shell, "busy", "127.0.0.42", plan,
+                                         f"the same plan on a host running {busy_processes} more (sleeping) processes, "
+                                         f"{len(psutil.pids())} in all", cold_line=False)
+                    finally:
+                        for sleeper in sleepers:
+                            sleeper.kill()
+                        for sleeper in sleepers:
+                            sleeper.wait()
+            finally:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
     finally:
         server.terminate()
         server.wait(10)
