@@ -54,7 +54,7 @@ from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
 from console.remote.payload import build_payload, probe_modules  # noqa: E402
 from console.remote.stream import stream_remote  # noqa: E402
 from console.settings.hosts import HostConfig  # noqa: E402
-from probes import procfs  # noqa: E402
+from probes import procfs, sockdiag  # noqa: E402
 from probes.runtime import ProbeSpec  # noqa: E402
 
 
@@ -211,6 +211,8 @@ async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, add
     rate = 100 * cpu / wall
     print(f"  agent CPU: {rate:.2f} % of one core (user+sys {cpu:.2f} s; target <= {CPU_TARGET}%: "
           f"{rate / CPU_TARGET:.2f}x)")
+    if "conns" in kind_names or "pools" in kind_names:
+        print(f"  of which the socket table's floor: {hash_walk_line()}")
     print(f"  channel: {channel / wall:,.0f} B/s as sent (socket tables as changes); the same Samples whole: "
           f"{sample_bytes / wall:,.0f} B/s")
     print(f"  wire (SSH, both directions, zlib): {wire / wall:,.0f} B/s (target <= {WIRE_TARGET:,.0f} B/s: "
@@ -259,6 +261,23 @@ async def fan_out(lab: Lab, n: int, login_shell: bool) -> None:
           f"{busy / (cpus * wall):.0%} busy); the console {console_cpu:.2f} s "
           f"({console_cpu / n * 1000:.0f} ms a host), "
           f"the {n} sshd sessions and agent starts the rest ({(busy - console_cpu) / n * 1000:.0f} ms a host)")
+
+
+def hash_walk_line() -> str:
+    """What one reading of the socket table costs the kernel however few sockets there are: the walk of
+    its whole established-connections hash (sized by the machine's memory at boot), timed by dumping a
+    state no socket is in (CLOSING) on this machine, which is the bench's host too."""
+    sockdiag.dump_tcp(states=1 << 11)
+    start = time.process_time()
+    for _ in range(50):
+        sockdiag.dump_tcp(states=1 << 11)
+    walk_ms = (time.process_time() - start) / 50 * 1000
+    try:
+        buckets = f"{abs(int(Path('/proc/sys/net/ipv4/tcp_ehash_entries').read_text().split()[0])):,} buckets"
+    except (OSError, ValueError, IndexError):
+        buckets = "size unknown"
+    return (f"the kernel's walk of its established hash ({buckets}) takes {walk_ms:.1f} ms a reading, "
+            f"{walk_ms / 10:.2f}% of a core at 1 Hz, before the first socket")
 
 
 def machine_busy_s() -> float:

@@ -7,7 +7,9 @@ read back with `tmux capture-pane`. The polling adds up to ~5 ms to both.
 Each program runs from a venv of its own, installed by pip as a user installs
 it (bench/_installed.py says why this machine's own site-packages would not
 compare like with like); --here runs this source tree and the glances installed
-beside this Python instead.
+beside this Python instead. A third program is the floor Textual itself sets:
+an app of the same tabs and footer and one line, on warroom's Python and
+Textual; the difference is what warroom's own code adds.
 
     python3 bench/startup.py [--runs 11] [--here]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,14 +46,41 @@ def measure(programs: dict[str, tuple[str, str]], runs: int) -> dict[str, list[f
     return times
 
 
-def commands(here: bool) -> tuple[str, str | None]:
-    """The shell commands that start warroom's demo and glances (None: glances is not installed)."""
+#: The framework's own floor: a Textual app with what warroom's first frame is built of (the tabs, the
+#: footer) and nothing of warroom's, run by the same interpreter and Textual as warroom.
+FLOOR_APP = """
+from textual.app import App
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+
+class Floor(App[None]):
+    def compose(self):
+        with TabbedContent():
+            with TabPane("1 Overview"):
+                yield Static("Targets")
+        yield Footer()
+
+
+Floor().run()
+"""
+
+
+def commands(here: bool, floor_script: Path) -> tuple[str, str, str | None]:
+    """The shell commands that start warroom's demo, the Textual floor app and glances (None: glances
+    is not installed)."""
     if here:
         compile_tree()  # as pip install does (bench/_installed.py)
         glances = peer("glances")
-        return f"cd {ROOT} && exec {sys.executable} -m console demo", None if glances is None else f"exec {glances}"
+        return (f"cd {ROOT} && exec {sys.executable} -m console demo", f"exec {sys.executable} {floor_script}",
+                None if glances is None else f"exec {glances}")
     ours, theirs = fresh_install("."), fresh_install("glances")
-    return f"cd /tmp && exec {ours / 'warroom'} demo", f"exec {theirs / 'glances'}"
+    return (f"cd /tmp && exec {ours / 'warroom'} demo", f"exec {ours / 'python'} {floor_script}",
+            f"exec {theirs / 'glances'}")
+
+
+def line(name: str, times: list[float], extra: str = "") -> None:
+    print(f"{name:13s} first frame: median {statistics.median(times):.3f} s "
+          f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)}){extra}")
 
 
 def main() -> int:
@@ -59,23 +89,25 @@ def main() -> int:
     parser.add_argument("--here", action="store_true",
                         help="this source tree and the glances beside this Python, not fresh venvs")
     args = parser.parse_args()
-    warroom, glances = commands(args.here)
-    print("installs: " + ("this source tree and this Python's site-packages" if args.here else
-                          "a fresh venv each, by pip (--here: this machine's own)"))
-    programs = {"warroom": (warroom, "Targets")}
-    if glances is not None:
-        programs["glances"] = (glances, "CPU")
-    times = measure(programs, args.runs)
-    ours = times["warroom"]
-    print(f"warroom demo  first frame: median {statistics.median(ours):.3f} s "
-          f"(min {min(ours):.3f}, max {max(ours):.3f}, n={len(ours)})  target <= {TARGET_S} s: "
-          f"{statistics.median(ours) / TARGET_S:.2f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        floor_script = Path(tmp) / "textual_floor.py"
+        floor_script.write_text(FLOOR_APP)
+        warroom, floor, glances = commands(args.here, floor_script)
+        print("installs: " + ("this source tree and this Python's site-packages" if args.here else
+                              "a fresh venv each, by pip (--here: this machine's own)"))
+        programs = {"warroom": (warroom, "Targets"), "floor": (floor, "Targets")}
+        if glances is not None:
+            programs["glances"] = (glances, "CPU")
+        times = measure(programs, args.runs)
+    ours, bare = times["warroom"], times["floor"]
+    line("warroom demo", ours, f"  target <= {TARGET_S} s: {statistics.median(ours) / TARGET_S:.2f}x")
+    line("Textual floor", bare, f"  (tabs, footer and one line, same Python and Textual): warroom's own "
+                                f"share {1000 * (statistics.median(ours) - statistics.median(bare)):.0f} ms")
     if glances is None:
         print("glances not installed: pip install 'warroom[bench]' to compare")
         return 0
     theirs = times["glances"]
-    print(f"glances       first frame: median {statistics.median(theirs):.3f} s "
-          f"(min {min(theirs):.3f}, max {max(theirs):.3f}, n={len(theirs)})")
+    line("glances", theirs)
     print(f"ratio warroom/glances: {statistics.median(ours) / statistics.median(theirs):.2f}")
     return 0
 

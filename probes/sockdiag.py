@@ -63,15 +63,16 @@ def dump(family: int, protocol: int) -> list[list[Any]]:
     return v4 if family == socket.AF_INET else v6
 
 
-def dump_tcp() -> tuple[list[list[Any]], list[list[Any]]]:
-    """Every TCP socket, IPv4 and IPv6, in one walk of the kernel's tables: (IPv4 rows, IPv6 rows).
+def dump_tcp(states: int = _ALL_STATES) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Every TCP socket (of ``states``, a mask of 1 << state), IPv4 and IPv6, in one walk of the
+    kernel's tables: (IPv4 rows, IPv6 rows).
 
     The sock_diag request names one family, and each TCP dump walks the whole established
     hash, shared by both families (1.5-3 ms however few sockets there are). The older
     TCPDIAG_GETSOCK request still served by the kernel asks for both families at once, so
     one walk does. Each family's rows come in the order a dump of that family alone gives.
     """
-    request = _REQUEST_V1.pack(socket.AF_UNSPEC, 0, 0, 1 << (INET_DIAG_INFO - 1), _ALL_STATES, 0)
+    request = _REQUEST_V1.pack(socket.AF_UNSPEC, 0, 0, 1 << (INET_DIAG_INFO - 1), states, 0)
     v4: list[list[Any]] = []
     v6: list[list[Any]] = []
     _dump(TCPDIAG_GETSOCK, request, "tcp", v4, v6)
