@@ -198,6 +198,29 @@ def test_one_tcp_walk_gives_what_a_walk_per_family_gives() -> None:
     assert all(r[conns.C_LOCAL].startswith("[") for r in v6) and not any(r[conns.C_LOCAL].startswith("[") for r in v4)
 
 
+def test_a_tcp_walk_for_some_states_gives_the_sockets_in_those_states_only() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                server_port, client_port = listener.getsockname()[1], client.getsockname()[1]
+                ours = {server_port, client_port}
+
+                def mine(rows: list[list[object]]) -> set[tuple[object, object]]:
+                    return {(r[conns.C_STATE], r[conns.C_LOCAL]) for r in rows
+                            if conns.port_of(str(r[conns.C_LOCAL])) in ours}
+
+                listen_only = mine(sockdiag.dump_tcp(states=1 << 10)[0])  # TCP_LISTEN
+                established = mine(sockdiag.dump_tcp(states=1 << 1)[0])  # TCP_ESTABLISHED
+                closing = sockdiag.dump_tcp(states=1 << 11)  # TCP_CLOSING: walks the hash, finds none of ours
+    assert listen_only == {("LISTEN", f"127.0.0.1:{server_port}")}
+    assert ("ESTAB", f"127.0.0.1:{client_port}") in established
+    assert all(state == "ESTAB" for state, _ in established)
+    assert not mine(closing[0] + closing[1])
+
+
 def test_the_top_processes_read_from_proc_say_what_psutil_says(tmp_path: Path) -> None:
     """Name (the long one, past the kernel's 15 characters), RSS, user and fds, as psutil would show them."""
     import subprocess
