@@ -32,6 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _installed import compile_tree, peer
+from _machine import machine_busy_s
 from _tmux import TmuxSession
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,9 @@ class Reading:
     """Percent of one core over the window."""
     rss: list[float]
     """MB, sampled through the window."""
+    others: float = 0.0
+    """Percent of one core the rest of the machine used meanwhile: other work (a test suite, another
+    bench) makes the figures contended, and its sockets and processes go through the console's panes."""
 
     @property
     def rss_max(self) -> float:
@@ -75,15 +79,15 @@ def rss_mb(proc: psutil.Process) -> float:
 
 def measure(proc: psutil.Process, seconds: float, every: float = 5.0) -> Reading:
     rss: list[float] = []
-    start_cpu, start = cpu_seconds(proc), time.monotonic()
+    start_cpu, start_busy, start = cpu_seconds(proc), machine_busy_s(), time.monotonic()
     while True:
         rss.append(rss_mb(proc))
         left = seconds - (time.monotonic() - start)
         if left <= 0:
             break
         time.sleep(min(every, left))
-    used = cpu_seconds(proc) - start_cpu
-    return Reading(100.0 * used / (time.monotonic() - start), rss)
+    used, busy, wall = cpu_seconds(proc) - start_cpu, machine_busy_s() - start_busy, time.monotonic() - start
+    return Reading(100.0 * used / wall, rss, 100.0 * max(0.0, busy - used) / wall)
 
 
 def in_tmux(command: str, marker: str, seconds: float, warmup: float, every: float = 5.0) -> Reading:
@@ -114,7 +118,7 @@ def console(targets: list[str]) -> str:
 
 def line(name: str, reading: Reading, note: str = "") -> None:
     print(f"  {name:<26} CPU {reading.cpu:5.2f}%   RSS max {reading.rss_max:5.1f} MB (growth {reading.growth:+.1f})"
-          f"{'   ' + note if note else ''}", flush=True)
+          f"   rest of the machine {reading.others:5.1f}%{'   ' + note if note else ''}", flush=True)
 
 
 def main() -> int:
@@ -168,7 +172,9 @@ def main() -> int:
             later = soak.rss[len(soak.rss) // 6:]  # after the first sixth: caches have filled once
             print(f"  RSS start {soak.rss[0]:.1f} MB, end {soak.rss[-1]:.1f} MB, max {soak.rss_max:.1f} MB "
                   f"(target < {RSS_TARGET_MB:.0f} MB); growth after the first sixth {later[-1] - later[0]:+.1f} MB "
-                  f"(flat: within {FLAT_MB:g} MB); CPU {soak.cpu:.2f}%")
+                  f"(flat: within {FLAT_MB:g} MB); CPU {soak.cpu:.2f}%; the rest of the machine {soak.others:.1f}% "
+                  "of a core meanwhile (run it on an idle machine: other work's sockets and processes fill the "
+                  "console's tables)")
     finally:
         server.terminate()
         server.wait(10)

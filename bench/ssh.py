@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ssh"))
 
+from _machine import machine_busy_s  # noqa: E402
 from sshd_harness import Lab, agent_processes, fast_settings  # noqa: E402
 
 import probes  # noqa: E402
@@ -54,7 +55,7 @@ from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
 from console.remote.payload import build_payload, probe_modules  # noqa: E402
 from console.remote.stream import stream_remote  # noqa: E402
 from console.settings.hosts import HostConfig  # noqa: E402
-from probes import procfs, sockdiag  # noqa: E402
+from probes import sockdiag  # noqa: E402
 from probes.runtime import ProbeSpec  # noqa: E402
 
 
@@ -278,14 +279,6 @@ def hash_walk_line() -> str:
         buckets = "size unknown"
     return (f"the kernel's walk of its established hash ({buckets}) takes {walk_ms:.1f} ms a reading, "
             f"{walk_ms / 10:.2f}% of a core at 1 Hz, before the first socket")
-
-
-def machine_busy_s() -> float:
-    """Seconds of CPU the whole machine has spent busy since boot (all cores), as the system probe counts them."""
-    times = procfs.cpu_times()
-    if times is None:
-        raise SystemExit("bench/ssh.py needs /proc/stat to say how busy the machine was")
-    return times[0] / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
