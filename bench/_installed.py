@@ -69,4 +69,5 @@ def _pip(python: Path, *args: str) -> None:
                           capture_output=True, text=True)
     if done.returncode != 0:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise SystemExit(f"pip install {' '.join(args)} failed in {python.parent.parent}: {tail}")
+        raise SystemExit(f"pip install {' '.join(args)} failed in {python.parent.parent}: {tail} "
+                         "(a fresh venv needs PyPI; --here measures this machine's installs instead)")
