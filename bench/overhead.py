@@ -49,7 +49,7 @@ class Reading:
     """Percent of one core over the window."""
     rss: list[float]
     """MB, sampled through the window."""
-    others: float = 0.0
+    others: float
     """Percent of one core the rest of the machine used meanwhile: other work (a test suite, another
     bench) makes the figures contended, and its sockets and processes go through the console's panes."""
 
