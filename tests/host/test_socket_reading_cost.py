@@ -221,6 +221,19 @@ def test_a_tcp_walk_for_some_states_gives_the_sockets_in_those_states_only() -> 
     assert not mine(closing[0] + closing[1])
 
 
+def test_a_tcp_socket_bound_and_not_listening_is_not_read_as_a_socket_as_with_ss() -> None:
+    # ss -tan and /proc/net/tcp leave out a socket that is only bound (the kernel's TCP_BOUND_INACTIVE,
+    # Linux 6.5+); asking the kernel for it showed it as an "UNCONN" row, among the listeners.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        local = f"127.0.0.1:{bound.getsockname()[1]}"
+        before = {r[conns.C_LOCAL] for r in sockdiag.dump_all()}
+        bound.listen(1)
+        after = {(r[conns.C_STATE], r[conns.C_LOCAL]) for r in sockdiag.dump_all()}
+    assert local not in before
+    assert ("LISTEN", local) in after
+
+
 def test_the_top_processes_read_from_proc_say_what_psutil_says(tmp_path: Path) -> None:
     """Name (the long one, past the kernel's 15 characters), RSS, user and fds, as psutil would show them."""
     import subprocess
