@@ -8,12 +8,14 @@ a taller window shows both.
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.markup import escape
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 
 from console.engine.store import Store
@@ -156,6 +158,21 @@ class LayersPane(Vertical):
             hint.update(f"RTT chart hidden ({self.size.height} rows; it needs {CHART_MIN_HEIGHT}): press v to show it, "
                         "or enlarge the window")
 
+    def on_descendant_blur(self, _event: events.DescendantBlur) -> None:
+        # The part just hidden may hold the focus (the chart after a resize, the rows after v): Textual then
+        # drops it, to nothing, and with it this pane's keys (v would do nothing). Keep it in the pane.
+        self.call_after_refresh(self._focus_shown)
+
+    def _focus_shown(self) -> None:
+        if not self.is_attached or self.screen.focused is not None:
+            return  # focus went somewhere (another tab, a dialog): it is where the user put it
+        if not all(node.display for node in self.ancestors_with_self if isinstance(node, Widget)):
+            return  # this tab is not shown: focusing in it would switch tabs
+        for widget in self.screen.focus_chain:  # the chain leaves out what is hidden
+            if self in widget.ancestors:
+                widget.focus()
+                return
+
     # -- the state word on each target's name line --------------------------------------
 
     def refresh_now(self) -> None:
@@ -167,7 +184,7 @@ class LayersPane(Vertical):
         if not slot.children:
             from widgets.rtt_chart import RttChart
 
-            slot.mount(RttChart(self.store, kind="tcp", field="rtt_ms"))
+            slot.mount(RttChart(self.store, kind="tcp", field="rtt_ms", labels=self.labels))
 
     def _poll(self) -> None:
         self._mount_chart()

@@ -29,6 +29,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from console.engine.store import SeriesKey, SeriesStats, Store
+from probes.samples import LOCAL_HOST
 from widgets.bars import nice_ceiling
 from widgets.format import ms
 from widgets.visibility import every
@@ -48,7 +49,15 @@ def _short(target: str, width: int) -> str:
     return target if len(target) <= width else target[: width - 1] + "…"
 
 
-def summary(target: str, stats: SeriesStats, width: int = 22) -> str:
+#: Columns of a summary line besides the target's name (percentiles, jitter, loss, a failure kind).
+SUMMARY_FIGURES_WIDTH = 64
+#: The name column's width at 80 columns; a wider pane gives names the rest of its room.
+NAME_WIDTH_MIN = 22
+#: Longest name shown in the combined chart's legend (it sits inside the plot).
+LEGEND_NAME_WIDTH = 32
+
+
+def summary(target: str, stats: SeriesStats, width: int = NAME_WIDTH_MIN) -> str:
     """One line per target (fits 80 columns): percentiles, RFC 3550 jitter, loss, last failure kind."""
     loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
     text = (f"{_short(target, width):<{width}} p50 {ms(stats.p50)} p95 {ms(stats.p95)} "
@@ -116,6 +125,7 @@ class RttChart(Widget, can_focus=True):
 
     def __init__(self, store: Store, *, kind: str = "tcp", field: str = "rtt_ms", minutes: float = 5.0,
                  mode: str = "combined", host: str | None = None, refresh_hz: float = 1.0,
+                 labels: dict[str, str] | None = None,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         if mode not in MODES:
@@ -124,6 +134,8 @@ class RttChart(Widget, can_focus=True):
         self.kind = kind
         self.field = field
         self.host = host
+        self.labels = labels if labels is not None else {}
+        """target -> the name the other panes give it (the caller's dict: targets added later are named too)."""
         self.refresh_hz = min(refresh_hz, 2.0)  # the brief's cap: timers at most 2 Hz
         self.set_reactive(RttChart.minutes, minutes)
         self.set_reactive(RttChart.mode, mode)
@@ -167,6 +179,9 @@ class RttChart(Widget, can_focus=True):
         self._seen_version = self.store.version
         self.redraw()
 
+    def on_resize(self) -> None:
+        self.redraw()  # the summaries' name column follows the width
+
     def watch_mode(self) -> None:
         if self.is_mounted:
             self.redraw()
@@ -209,15 +224,25 @@ class RttChart(Widget, can_focus=True):
             return
         now = time.time()
         window = self.minutes * 60
+        names = [self.series_name(key) for key in keys]
+        marker_width = 2 if self.mode == "combined" else 0
+        room = self.size.width - SUMMARY_FIGURES_WIDTH - marker_width
+        width = max(NAME_WIDTH_MIN, min(max(len(n) for n in names), room))
         lines = [f"{SERIES_MARKERS[index % len(SERIES_MARKERS)]} " * (self.mode == "combined")
-                 + summary(target if self.host else (target if host == "local" else f"{host}:{target}"),
-                           self.store.stats(key, self.field, seconds=window, now=now))
-                 for index, key in enumerate(keys) for host, _kind, target in [key]]
+                 + summary(name, self.store.stats(key, self.field, seconds=window, now=now), width)
+                 for index, (key, name) in enumerate(zip(keys, names, strict=True))]
         self.query_one("#rtt-summary", Static).update("\n".join(lines))
         if self.mode == "combined":
             self._draw_combined(keys, now)
         else:
             self._draw_grid(keys, now)
+
+    def series_name(self, key: SeriesKey) -> str:
+        """The target as the Overview and the layer rows name it (its label), with its host when the
+        chart shows every host's series."""
+        host, _kind, target = key
+        name = self.labels.get(target, target)
+        return name if self.host or host == LOCAL_HOST else f"{host}:{name}"
 
     def _setup(self, plot: PlotextPlot, title: str) -> None:
         plt = plot.plt
@@ -245,7 +270,8 @@ class RttChart(Widget, can_focus=True):
         for index, key in enumerate(keys):
             xs, ys = self._points(key, now)
             if xs:
-                plot.plt.plot(xs, ys, label=key[2], marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
+                plot.plt.plot(xs, ys, label=_short(self.series_name(key), LEGEND_NAME_WIDTH),
+                              marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
                               color=self._colour(index))
                 shown += ys
         self._y_axis(plot, shown)
@@ -265,7 +291,7 @@ class RttChart(Widget, can_focus=True):
             loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
             failure = f" ✗{stats.last_error}" if stats.last_error else ""
             # The title is a Static, not plotext's title: plotext drops a title wider than its plot.
-            title.update(f"{key[2]}  p95 {ms(stats.p95)} ms  loss {loss}{failure}")
+            title.update(f"{self.series_name(key)}  p95 {ms(stats.p95)} ms  loss {loss}{failure}")
             plot.plt.clear_figure()
             plot.plt.xlim(-self.minutes * 60, 0)
             xs, ys = self._points(key, now)

@@ -714,9 +714,11 @@ class WarroomApp(ReplayControls, App[int]):
         self.call_after_refresh(refresh_shown, event.pane)
         focused = self.focused
         if focused is None or event.pane not in focused.ancestors:
-            # Keys like the connection table's / s r g work at once, without tabbing into it.
-            for widget in event.pane.query("*"):
-                if widget.focusable:
+            # Keys like the connection table's / s r g work at once, without tabbing into it. The focus
+            # chain, not every focusable widget: it leaves out what the pane hides (the Layers chart at
+            # 80x24), which would give the focus up at once, and the pane's keys with it.
+            for widget in self.screen.focus_chain:
+                if event.pane in widget.ancestors:
                     widget.focus()
                     break
 

@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Static, TabbedContent
 
 from console.engine.target_state import FAIL, LOSS, OK
 from console.remote.host import status_sample
@@ -202,6 +202,16 @@ async def test_the_layers_chart_is_hidden_at_80x24_with_a_way_to_see_it() -> Non
         labels = [float(m.group(1)) for line in plot.render().plain.splitlines()  # type: ignore[union-attr]
                   if (m := re.match(r"\s*([\d.]+)┤", line))]
         assert len(labels) >= 3 and labels == sorted(labels, reverse=True), labels  # largest at the top
+        # The window shrinks with the chart focused: hiding it must not take the focus, and v, with it.
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        assert pane.query_one("#layer-rows").display and not pane.query_one("#chart-slot").display
+        for chart_shown in (True, False):
+            await pilot.press("v")
+            await pilot.pause(0.5)
+            assert pane.query_one("#chart-slot").display is chart_shown
+            assert pane.query_one("#layer-rows").display is not chart_shown
+        assert app.query_one(TabbedContent).active == "layers"
 
 
 async def test_kernel_rtts_of_microseconds_do_not_read_as_zero_in_the_layer_rows() -> None:

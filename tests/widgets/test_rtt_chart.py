@@ -92,3 +92,35 @@ async def test_keys_switch_to_one_chart_per_target_and_change_window() -> None:
         assert chart.minutes == 10.0
         await pilot.press("m")
         assert chart.mode == "combined"
+
+
+class LabelledChartApp(App[None]):
+    def __init__(self, store: Store, labels: dict[str, str]) -> None:
+        super().__init__()
+        self.store = store
+        self.labels = labels
+
+    def compose(self) -> ComposeResult:
+        yield RttChart(self.store, refresh_hz=2.0, labels=self.labels)
+
+
+async def test_targets_go_by_the_names_the_other_panes_give_them_with_room_to_read_them() -> None:
+    store = Store()
+    fill(store, time.time())
+    labels = {TARGETS[1]: "orders-db: primary behind pgbouncer"}
+    app = LabelledChartApp(store, labels)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        summary = str(app.query_one("#rtt-summary", Static).render())
+        assert "orders-db: primary behind pgbouncer" in summary  # whole: the pane has the room
+        assert TARGETS[0] in summary  # a target without a name keeps its address
+        assert "orders-db: primary" in rendered(app.query_one("#rtt-combined", PlotextPlot))  # the legend
+        labels["10.254.0.2:8080"] = "edge"  # named later (a target added with a name): the next redraw says so
+        store.add(Sample(kind="tcp", target=TARGETS[0], ts=time.time(), fields={"rtt_ms": 41.0}))
+        await pilot.pause(0.8)
+        assert "edge " in str(app.query_one("#rtt-summary", Static).render())
+    async with LabelledChartApp(store, dict(labels)).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(pilot.app.query_one("#rtt-summary", Static).render()).splitlines()
+        assert all(len(line) <= 78 for line in lines), lines  # 80 columns: names are cut, figures stay
+        assert any("orders-db: primary be…" in line for line in lines)
