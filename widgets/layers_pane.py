@@ -15,14 +15,13 @@ from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.markup import escape
 from textual.reactive import reactive
-from textual.widget import Widget
 from textual.widgets import Static
 
 from console.engine.store import Store
 from console.engine.target_state import FAIL, LOSS, SLOW, WAIT, TargetStates
 from probes.samples import LOCAL_HOST
 from widgets.layer_row import LayerRow
-from widgets.visibility import every
+from widgets.visibility import displayed, every, focus_first_shown
 
 EMPTY_TEXT = "no targets: run warroom HOST:PORT or a URL, or press a to add one"
 #: Below this height the tab shows the layer rows only (the chart would be a line or two of noise).
@@ -166,12 +165,9 @@ class LayersPane(Vertical):
     def _focus_shown(self) -> None:
         if not self.is_attached or self.screen.focused is not None:
             return  # focus went somewhere (another tab, a dialog): it is where the user put it
-        if not all(node.display for node in self.ancestors_with_self if isinstance(node, Widget)):
+        if not displayed(self):
             return  # this tab is not shown: focusing in it would switch tabs
-        for widget in self.screen.focus_chain:  # the chain leaves out what is hidden
-            if self in widget.ancestors:
-                widget.focus()
-                return
+        focus_first_shown(self)
 
     # -- the state word on each target's name line --------------------------------------
 

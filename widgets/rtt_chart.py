@@ -233,9 +233,9 @@ class RttChart(Widget, can_focus=True):
                  for index, (key, name) in enumerate(zip(keys, names, strict=True))]
         self.query_one("#rtt-summary", Static).update("\n".join(lines))
         if self.mode == "combined":
-            self._draw_combined(keys, now)
+            self._draw_combined(keys, names, now)
         else:
-            self._draw_grid(keys, now)
+            self._draw_grid(keys, names, now)
 
     def series_name(self, key: SeriesKey) -> str:
         """The target as the Overview and the layer rows name it (its label), with its host when the
@@ -263,21 +263,21 @@ class RttChart(Widget, can_focus=True):
         plot.plt.ylim(0, top)
         plot.plt.yticks(ticks, [ms(t) if t else "0" for t in ticks])
 
-    def _draw_combined(self, keys: list[SeriesKey], now: float) -> None:
+    def _draw_combined(self, keys: list[SeriesKey], names: list[str], now: float) -> None:
         plot = self.query_one("#rtt-combined", PlotextPlot)
         self._setup(plot, f"{self.kind} RTT ms, last {self.minutes:g} min")
         shown: list[float] = []
-        for index, key in enumerate(keys):
+        for index, (key, name) in enumerate(zip(keys, names, strict=True)):
             xs, ys = self._points(key, now)
             if xs:
-                plot.plt.plot(xs, ys, label=_short(self.series_name(key), LEGEND_NAME_WIDTH),
+                plot.plt.plot(xs, ys, label=_short(name, LEGEND_NAME_WIDTH),
                               marker=SERIES_MARKERS[index % len(SERIES_MARKERS)],
                               color=self._colour(index))
                 shown += ys
         self._y_axis(plot, shown)
         plot.refresh()
 
-    def _draw_grid(self, keys: list[SeriesKey], now: float) -> None:
+    def _draw_grid(self, keys: list[SeriesKey], names: list[str], now: float) -> None:
         grid = self.query_one("#rtt-grid", Grid)
         while len(self._cells) < len(keys):  # one cell (title + chart) per target, kept between redraws
             title, plot = Static("", classes="rtt-title"), PlotextPlot(classes="rtt-small")
@@ -291,7 +291,7 @@ class RttChart(Widget, can_focus=True):
             loss = "-" if stats.loss_pct is None else f"{stats.loss_pct:.0f}%"
             failure = f" ✗{stats.last_error}" if stats.last_error else ""
             # The title is a Static, not plotext's title: plotext drops a title wider than its plot.
-            title.update(f"{self.series_name(key)}  p95 {ms(stats.p95)} ms  loss {loss}{failure}")
+            title.update(f"{names[index]}  p95 {ms(stats.p95)} ms  loss {loss}{failure}")
             plot.plt.clear_figure()
             plot.plt.xlim(-self.minutes * 60, 0)
             xs, ys = self._points(key, now)

@@ -26,6 +26,18 @@ def displayed(widget: Widget) -> bool:
     return _mounted_and_shown(widget)[1]
 
 
+def focus_first_shown(root: Widget) -> None:
+    """Focus the first widget under ``root`` that can take the focus and is displayed.
+
+    From the screen's focus chain, which leaves out hidden widgets: a hidden one (the Layers chart at
+    80x24) gives the focus up as soon as it gets it, and with it the keys of the pane it is in.
+    """
+    for widget in root.screen.focus_chain:
+        if root in widget.ancestors:
+            widget.focus()
+            return
+
+
 def refresh_shown(root: Widget) -> None:
     """Redraw every pane under ``root`` now (a tab that has just been shown)."""
     for widget in root.query("*"):

@@ -56,7 +56,7 @@ from widgets.layers_pane import LayersPane
 from widgets.system_pane import SystemPane
 from widgets.targets_pane import TargetsPane
 from widgets.too_small import TooSmall
-from widgets.visibility import every, refresh_shown
+from widgets.visibility import every, focus_first_shown, refresh_shown
 
 THEMES_DIR = Path(themes.__file__).resolve().parent
 #: Every tab but the Overview, in order: (id, title).
@@ -714,13 +714,8 @@ class WarroomApp(ReplayControls, App[int]):
         self.call_after_refresh(refresh_shown, event.pane)
         focused = self.focused
         if focused is None or event.pane not in focused.ancestors:
-            # Keys like the connection table's / s r g work at once, without tabbing into it. The focus
-            # chain, not every focusable widget: it leaves out what the pane hides (the Layers chart at
-            # 80x24), which would give the focus up at once, and the pane's keys with it.
-            for widget in self.screen.focus_chain:
-                if event.pane in widget.ancestors:
-                    widget.focus()
-                    break
+            # Keys like the connection table's / s r g work at once, without tabbing into it.
+            focus_first_shown(event.pane)
 
 
 # The incident's views, imported with the incident (see WarroomApp.incident), not before the first frame.
