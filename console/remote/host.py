@@ -22,11 +22,18 @@ import os
 import random
 import shlex
 import time
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncssh
+from cryptography.utils import CryptographyDeprecationWarning
+
+with warnings.catch_warnings():
+    # cryptography deprecates DSA (51.0 here warns), and asyncssh names its DSA classes as it is imported: ten
+    # lines of a library's warning on the stderr of every console, `--json` and `check` using a host.
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    import asyncssh
 
 from console.remote.payload import NO_PYTHON_MARK, agent_command, build_payload, posix_command, request_line
 from console.settings.hosts import HostConfig, HostConfigError, SSHSettings, parse_host_arg
