@@ -130,6 +130,73 @@ async def test_concurrent_echoes_share_one_socket_without_crossing_replies(netns
     assert all(v < 15.0 for v in by_target[netns.host_addr] + by_target["127.0.0.1"])
 
 
+def echo_requests_received(netns: Namespace) -> int:
+    """Echo requests the namespace's kernel has received (IcmpMsg InType8 of its /proc/net/snmp)."""
+    lines = [line.split() for line in netns.run("cat", "/proc/net/snmp").stdout.splitlines()
+             if line.startswith("IcmpMsg:")]
+    if not lines:  # no ICMP message of any type counted yet
+        return 0
+    names, values = lines[0], lines[1]
+    return int(values[names.index("InType8")]) if "InType8" in names else 0
+
+
+async def echo_run(netns: Namespace, targets: list[str], samples_each: int) -> tuple[dict[str, list[float]], int]:
+    """Run an icmp probe per target (10 Hz) until each has ``samples_each`` Samples: each target's
+    round trips, and how many echo requests reached the namespace meanwhile."""
+    before = echo_requests_received(netns)
+    store = Store()
+    hub = Hub(store)
+    for target in targets:
+        hub.start_probe(ProbeSpec("icmp", target, interval=0.1, timeout=0.5))
+    for _ in range(100):
+        keys = store.keys(kind="icmp")
+        if len(keys) == len(targets) and all(len(store.series(k)) >= samples_each for k in keys):
+            break
+        await asyncio.sleep(0.05)
+    await hub.stop()
+    return ({key[2]: store.values(key, "rtt_ms") for key in store.keys(kind="icmp")},
+            echo_requests_received(netns) - before)
+
+
+async def test_targets_on_one_address_share_an_echo_and_a_lone_target_never_reuses_its_own(
+        netns: Namespace) -> None:
+    """A TCP target and a URL of the same backend: one echo a tick reaches it, not one per target.
+
+    Counted where the echoes arrive (the namespace's own ICMP counters). A lone probe sends
+    one echo per Sample, so its figures are always fresh."""
+    netns.shape(5.0, 0.0, 0.0)  # a reply takes longer than the second probe's tick is late
+    alone, sent_alone = await echo_run(netns, [netns.addr], 20)
+    (rtts,) = alone.values()
+    assert len(rtts) >= 20 and all(v >= 4.5 for v in rtts), rtts
+    assert len(rtts) <= sent_alone <= len(rtts) + 2, (len(rtts), sent_alone)  # +2: one in flight at stop
+
+    both, sent_both = await echo_run(netns, [netns.addr, f"{netns.addr}:5432"], 20)
+    assert set(both) == {netns.addr, f"{netns.addr}:5432"}
+    most = max(len(v) for v in both.values())
+    assert all(len(v) >= 20 and all(x >= 4.5 for x in v) for v in both.values()), both
+    # Shared: about one echo per tick for both targets (a tick apart at start or stop: a few more).
+    assert most <= sent_both <= most + 4, (most, sent_both, {k: len(v) for k, v in both.items()})
+
+
+async def test_a_lost_shared_echo_is_a_timeout_for_every_target_of_the_address(netns: Namespace) -> None:
+    netns.drop_all()
+    store = Store()
+    hub = Hub(store)
+    for target in (netns.addr, f"{netns.addr}:443"):
+        hub.start_probe(ProbeSpec("icmp", target, interval=0.2, timeout=0.3))
+    for _ in range(60):
+        keys = store.keys(kind="icmp")
+        if len(keys) == 2 and all(len(store.series(k)) >= 3 for k in keys):
+            break
+        await asyncio.sleep(0.1)
+    await hub.stop()
+    keys = store.keys(kind="icmp")
+    assert len(keys) == 2
+    for key in keys:
+        stats = store.stats(key, seconds=None)
+        assert stats.count >= 3 and stats.loss_pct == 100.0 and stats.last_error == "timeout", (key, stats)
+
+
 def test_raw_socket_filter_lets_only_our_replies_in() -> None:
     """The BPF filter on a raw socket: other pings' replies and all requests stay in the kernel.
 
