@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ssh"))
 
 from _machine import machine_busy_s  # noqa: E402
-from sshd_harness import Lab, agent_processes, fast_settings  # noqa: E402
+from sshd_harness import SSHD, Lab, agent_processes, fast_settings  # noqa: E402
 
 import probes  # noqa: E402
 from console.engine.probe_plan import remote_specs  # noqa: E402
@@ -288,6 +288,9 @@ async def main() -> None:
     parser.add_argument("--login-shell", action="store_true",
                         help="let sessions read root's ~/.bashrc and run python3 through PATH (pyenv shims here)")
     args = parser.parse_args()
+    if not Path(SSHD).is_file():
+        raise SystemExit(f"bench/ssh.py: no sshd at {SSHD}: run `bash scripts/install-test-deps.sh` first "
+                         "(it installs openssh-server and the rest the tests and benches use)")
     print("sessions: " + ("the login shell as configured (~/.bashrc, python3 from PATH)" if args.login_shell else
                           f"SHLVL=1 (no ~/.bashrc), agent on {os.path.realpath(sys.executable)}; "
                           "--login-shell for the shell as configured"))
