@@ -266,7 +266,9 @@ class TargetRow(Widget, can_focus=True):
         if not self._badge.has_class(badge):
             self._badge.set_classes(f"badge {badge}")
             self._badge.update(BADGE_TEXT[state.word])
-        big = ms(state.stats.last) if state.stats is not None else "-"
+        # The latest RTT; none when the latest probe failed (the badge says how): an older success shown
+        # as the last figure beside a FAIL badge read as if the target had just answered.
+        big = ms(state.stats.last) if state.stats is not None and not state.stats.newest_failed else "-"
         if big != self._rtt_big.value:
             self._rtt_big.update(big)
 
@@ -274,7 +276,8 @@ class TargetRow(Widget, can_focus=True):
     def _compact_body(state: TargetState, points: Sequence[Point]) -> Line:
         stats = state.stats
         assert stats is not None
-        numbers = (f" {ms(stats.last)}ms p50 {ms(stats.p50)} p95 {ms(stats.p95)} p99 {ms(stats.p99)}"
+        last = LOSS_MARK if stats.newest_failed else f"{ms(stats.last)}ms"
+        numbers = (f" {last} p50 {ms(stats.p50)} p95 {ms(stats.p95)} p99 {ms(stats.p99)}"
                    f" jit {ms(stats.jitter)} loss {pct(stats.loss_pct)}")
         return [*_runs(sparkline(points, SPARK_WIDTH), ""), (numbers, "muted")]
 
@@ -284,7 +287,8 @@ class TargetRow(Widget, can_focus=True):
         height = max(2, self.lines - 2)  # the state line above, the axis line below
         columns = max(10, width - LABEL_WIDTH - 2 - NUMBERS_WIDTH)
         chart = bar_chart(points, columns, height)
-        figures = [f"last {ms(stats.last)} ms  loss {pct(stats.loss_pct)}",
+        last = f"{LOSS_MARK} failed" if stats.newest_failed else f"{ms(stats.last)} ms"
+        figures = [f"last {last}  loss {pct(stats.loss_pct)}",
                    f"p50 {ms(stats.p50)}  p95 {ms(stats.p95)}",
                    f"p99 {ms(stats.p99)}  jit {ms(stats.jitter)}"]
         if stats.cold_ms is not None:

@@ -354,6 +354,8 @@ class SeriesStats:
     last_message: str | None
     cold_ms: float | None = None
     """The series' first measurement when it is in the window and was left out of the figures (a cold start)."""
+    newest_failed: bool = False
+    """The window's newest Sample is a failure: ``last`` is then an older success, not the latest word."""
 
 
 class Store:
@@ -503,6 +505,7 @@ class Store:
             last_error=last_failure.error if last_failure else None,
             last_message=last_failure.message if last_failure else None,
             cold_ms=cold_ms,
+            newest_failed=bool(window) and not window[-1].ok,
         )
 
     def __iter__(self) -> Iterator[Sample]:

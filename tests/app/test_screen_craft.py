@@ -140,6 +140,21 @@ async def test_the_first_measurement_stays_out_of_the_percentiles_on_screen() ->
             assert "1st 192 ms: not counted" in numbers  # one target: its row is tall at both sizes
 
 
+async def test_a_target_whose_latest_probe_failed_shows_no_older_rtt_as_its_last() -> None:
+    """The demo's backlog target: one early connect answered (0.005 ms), every one since timed out.
+    "last 0.005 ms" beside "FAIL ... last: TIMEOUT" read as if it had just answered."""
+    for size in ((80, 24), (120, 40)):
+        app = create_app(AppConfig(targets=[REFUSED], live=False, hostname="h"))
+        now = time.time()
+        app.hub.publish(Sample("tcp", REFUSED, now - 12, {"rtt_ms": 0.005}))
+        for i in range(1, 12):
+            app.hub.publish(Sample("tcp", REFUSED, now - 12 + i, {}, error="timeout", message="timed out"))
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(1.2)
+            text = rows(app)[REFUSED].text
+        assert "FAIL" in text and "last ✖ failed" in text and "last 0.005" not in text, (size, text)
+
+
 async def test_the_fd_line_leads_with_the_process_nearest_its_own_limit() -> None:
     app = fixed_app()
     app.hub.publish(Sample("conns", "", time.time(), {"fd_top": [

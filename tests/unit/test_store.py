@@ -59,6 +59,7 @@ def test_stats_over_a_window() -> None:
     assert recent.jitter == pytest.approx(0.41845703125)
     assert recent.last_error == "timeout"
     assert recent.last_message == "no result within 2 s"
+    assert recent.newest_failed  # ``last`` (15.0) is an older success, not the newest word
 
     everything = store.stats(key, seconds=None)
     assert (everything.count, everything.ok) == (7, 6)
@@ -83,6 +84,7 @@ def test_a_cold_start_stays_out_of_the_percentiles() -> None:
     store.add(Sample("http", key[2], now - 20, {"total_ms": 190.0, "cold": True}))
     only_cold = store.stats(key, "total_ms", seconds=60, now=now)
     assert only_cold.last == 190.0 and only_cold.cold_ms == 190.0  # shown as the last value, marked cold
+    assert not only_cold.newest_failed
     assert (only_cold.p50, only_cold.p95, only_cold.p99, only_cold.mean) == (None, None, None, None)
     for i in range(1, 20):
         store.add(Sample("http", key[2], now - 20 + i, {"total_ms": 4.0 + (i % 3) * 0.5}))
