@@ -10,6 +10,7 @@ wraps under its text and keeps its indent at any width.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
@@ -35,16 +36,20 @@ def since_text(state: FindingState | None, now: float) -> str:
     return f"since {time.strftime('%H:%M:%S', time.localtime(state.first_seen))} ({span})"
 
 
-def finding_text(finding: Finding, state: FindingState | None = None, now: float | None = None) -> str:
+def finding_text(finding: Finding, state: FindingState | None = None, now: float | None = None,
+                 labels: Mapping[str, str] | None = None) -> str:
     """A finding as plain text lines (what the pane shows, without colour), for tests and copying."""
     lines = [f"{SEVERITY_MARK.get(finding.severity, finding.severity)} {finding.layer} {finding.title}",
-             f"    {_where_line(finding, state, now)}"]
+             f"    {_where_line(finding, state, now, labels)}"]
     lines += [f"    {label}: {text}" for label, text in describe(finding)]
     return "\n".join(lines)
 
 
-def _where_line(finding: Finding, state: FindingState | None, now: float | None) -> str:
-    parts = [where(finding)]
+def _where_line(finding: Finding, state: FindingState | None, now: float | None,
+                labels: Mapping[str, str] | None = None) -> str:
+    # The target's label first, where it has one (the demo's): the Overview and Layers name it so.
+    label = (labels or {}).get(finding.target) if finding.target else None
+    parts = [f"{label} · {where(finding)}" if label else where(finding)]
     since = since_text(state, time.time() if now is None else now)
     if since:
         parts.append(since)
@@ -68,18 +73,20 @@ class FindingView(Vertical):
     FindingView .sev-info { color: $primary; }
     """
 
-    def __init__(self, finding: Finding, state: FindingState | None, now: float) -> None:
+    def __init__(self, finding: Finding, state: FindingState | None, now: float,
+                 labels: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.finding = finding
         self.state = state
         self.now = now
+        self.labels = labels
 
     def compose(self):  # type: ignore[no-untyped-def]
         f = self.finding
         with Horizontal():
             yield Static(SEVERITY_MARK.get(f.severity, f.severity), classes=f"mark sev-{f.severity}", markup=False)
             yield Static(f"[b]{escape(f.layer)}[/] {escape(f.title)}", classes="text")
-        rows = [("where", _where_line(f, self.state, self.now)), *describe(f)]
+        rows = [("where", _where_line(f, self.state, self.now, self.labels)), *describe(f)]
         for label, text in rows:
             with Horizontal():
                 yield Static(label, classes="label", markup=False)
@@ -100,9 +107,12 @@ class FindingsPane(VerticalScroll):
 
     paused: reactive[bool] = reactive(False)
 
-    def __init__(self, engine: FindingsEngine, *, id: str | None = None) -> None:
+    def __init__(self, engine: FindingsEngine, *, labels: Mapping[str, str] | None = None,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.engine = engine
+        self.labels = labels if labels is not None else {}
+        """Target -> the name the Overview shows for it (the console's own dict: labels added later show)."""
         self.findings: list[Finding] = []
         """What the pane shows, in its order: the targets' findings, then this host's."""
         self._seen_version = -1
@@ -135,7 +145,7 @@ class FindingsPane(VerticalScroll):
             for title, found in groups:
                 if found:
                     widgets.append(Static(f"{title} ({len(found)})", classes="group", markup=False))
-                    widgets += [FindingView(f, self.engine.state_of(f), now) for f in found]
+                    widgets += [FindingView(f, self.engine.state_of(f), now, self.labels) for f in found]
             if widgets:
                 self.mount_all(widgets)
 
@@ -149,5 +159,5 @@ class FindingsPane(VerticalScroll):
             found = [f for f in self.findings if f.about_target == targets]
             if found:
                 out.append(f"{title} ({len(found)})")
-                out += [finding_text(f, self.engine.state_of(f), now) for f in found]
+                out += [finding_text(f, self.engine.state_of(f), now, self.labels) for f in found]
         return "\n".join(out)

@@ -263,7 +263,7 @@ class WarroomApp(ReplayControls, App[int]):
         if tab_id == "findings":
             from widgets.findings_pane import FindingsPane
 
-            return [FindingsPane(self.findings, id="findings-pane")]
+            return [FindingsPane(self.findings, labels=self.config.labels, id="findings-pane")]
         if tab_id == "conns":
             from widgets.conn_table import ConnTable
 

@@ -6,10 +6,13 @@ import asyncio
 import statistics
 import time
 
+from textual.widgets import Static
+
 from console.engine.demo_lab import DemoLab
 from console.ui.app import AppConfig, create_app
 from probes import tcp
 from probes.targets import parse_target
+from widgets.findings_pane import FindingsPane
 from widgets.target_row import TargetRow
 
 
@@ -61,3 +64,14 @@ async def test_live_demo_shows_failures_within_seconds() -> None:
         assert "REFUSED" in rows["refused"]
         assert "TIMEOUT" in rows["backlog"]
         assert "OK" in rows["api"]
+        # The Findings tab names the demo's targets as the Overview does, beside their addresses.
+        await pilot.press("3")
+        pane = app.query_one(FindingsPane)
+        refused = next(t for t in app.config.labels if app.config.labels[t].startswith("refused:"))
+        for _ in range(40):
+            await pilot.pause(0.25)
+            if any(f.target == refused for f in pane.findings):
+                break
+        assert f"{app.config.labels[refused]} · {refused} from local" in pane.text()
+        shown = " ".join(str(w.render()) for w in pane.query(Static))  # what the pane draws, not only its text()
+        assert f"{app.config.labels[refused]} · {refused} from local" in shown
