@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
 from console.engine.target_state import FAIL, LOSS, OK
@@ -191,41 +193,58 @@ async def test_the_empty_layers_tab_says_how_to_get_data_not_how_the_code_works(
         assert "press a" in text.lower() or "Press a" in text
 
 
+async def shown_within(pilot: Pilot[None], what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Pause until ``predicate`` holds (a loaded machine lays a tab out later than an idle one)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        await pilot.pause(0.05)
+
+
 async def test_the_layers_chart_is_hidden_at_80x24_with_a_way_to_see_it() -> None:
     from widgets.rtt_chart import RttChart
 
     app = fixed_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
-        await pilot.pause(0.5)
+        await shown_within(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)))
         pane = app.query_one(LayersPane)
+        await shown_within(pilot, "the chart hint", lambda: bool(pane.query("#chart-hint"))
+                           and pane.query_one("#chart-hint").display)
         hint = pane.query_one("#chart-hint", Static)
-        assert hint.display and "press v" in str(hint.render())
+        assert "press v" in str(hint.render())
         assert not pane.query_one("#chart-slot").display
         await pilot.press("v")
-        await pilot.pause(0.5)
-        chart = pane.query_one(RttChart)
-        assert pane.query_one("#chart-slot").display and chart.size.height >= 15
+        await shown_within(pilot, "the chart, shown by v", lambda: bool(pane.query(RttChart))
+                           and pane.query_one("#chart-slot").display and pane.query_one(RttChart).size.height >= 15)
         assert not pane.query_one("#layer-rows").display
     app = fixed_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
-        await pilot.pause(1.0)
+        await shown_within(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)))
         pane = app.query_one(LayersPane)
+
+        def chart_labels() -> list[float]:
+            plots = pane.query("#rtt-combined")
+            if not plots:
+                return []
+            return [float(m.group(1)) for line in plots.first().render().plain.splitlines()  # type: ignore[union-attr]
+                    if (m := re.match(r"\s*([\d.]+)┤", line))]
+
+        await shown_within(pilot, "the chart's y labels", lambda: len(chart_labels()) >= 3)
         assert not pane.query_one("#chart-hint", Static).display and pane.query_one("#layer-rows").display
-        plot = pane.query_one("#rtt-combined")
-        labels = [float(m.group(1)) for line in plot.render().plain.splitlines()  # type: ignore[union-attr]
-                  if (m := re.match(r"\s*([\d.]+)┤", line))]
-        assert len(labels) >= 3 and labels == sorted(labels, reverse=True), labels  # largest at the top
+        labels = chart_labels()
+        assert labels == sorted(labels, reverse=True), labels  # largest at the top
         # The window shrinks with the chart focused: hiding it must not take the focus, and v, with it.
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.5)
-        assert pane.query_one("#layer-rows").display and not pane.query_one("#chart-slot").display
+        await shown_within(pilot, "the chart hidden at 80x24", lambda: pane.query_one("#layer-rows").display
+                           and not pane.query_one("#chart-slot").display)
         for chart_shown in (True, False):
             await pilot.press("v")
-            await pilot.pause(0.5)
-            assert pane.query_one("#chart-slot").display is chart_shown
-            assert pane.query_one("#layer-rows").display is not chart_shown
+            await shown_within(pilot, f"v to {'show' if chart_shown else 'hide'} the chart",
+                               lambda shown=chart_shown: pane.query_one("#chart-slot").display is shown  # type: ignore[misc]
+                               and pane.query_one("#layer-rows").display is not shown)
         assert app.query_one(TabbedContent).active == "layers"
 
 
