@@ -22,8 +22,7 @@ Each measurement is one echo; its Sample has ``rtt_ms``. A lost echo is a
 one address (a TCP port and a URL of the same backend, the demo's five
 servers) share an echo when their ticks fall together: the round trip to an
 address is the same whichever port a target names, and one echo a tick
-instead of one per target is less traffic for the host under incident and
-less CPU (each echo and its reply cost ~0.25 ms a second on the test machine).
+instead of one per target is less traffic toward a host under incident.
 
 A name is looked up first (probes/resolve.py), on its own clock and under its
 own timeout (options resolve_timeout, resolv_conf, hosts_file): ``rtt_ms`` and
