@@ -62,6 +62,10 @@ THEMES_DIR = Path(themes.__file__).resolve().parent
 #: Every tab but the Overview, in order: (id, title).
 OTHER_TABS = (("layers", "2 Layers"), ("findings", "3 Findings"), ("conns", "4 Conns"), ("pools", "5 Pools"),
               ("capture", "6 Capture"), ("hosts", "7 Hosts"), ("checklist", "8 Checklist"))
+#: Columns the tab strip takes with Textual's padding of one cell each side of a title (85): at 80x24 the
+#: strip scrolled, and the Overview's or the Checklist's title was cut off. Narrower, the App takes the
+#: -narrow class and a tab keeps only its left cell (77 columns): every tab in view.
+TAB_STRIP_WIDTH = sum(len(title) + 2 for title in ("1 Overview", *(title for _, title in OTHER_TABS)))
 
 
 @dataclass
@@ -313,6 +317,7 @@ class WarroomApp(ReplayControls, App[int]):
         # Below the smallest useful size the panes would shrink to empty borders: say so instead.
         small = self.query_one(TooSmall).fit(event.size.width, event.size.height)
         self.query_one(TabbedContent).display = not small
+        self.set_class(event.size.width < TAB_STRIP_WIDTH, "-narrow")
 
     def on_mount(self) -> None:
         self.sub_title = self._base_subtitle()
@@ -707,15 +712,27 @@ class WarroomApp(ReplayControls, App[int]):
         if not self.other_tabs_mounted:  # a key in the first frame's ~0.1 s: shown once the tabs are in
             self._tab_asked = tab
             return
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != tab:
+            # Take the focus out of the tab being left first. Textual hands a widget hidden with the
+            # focus to a sibling that can take it (the Checklist's timeline once it scrolls), and
+            # TabbedContent, which follows the focus, switched straight back: 8 then 7 stayed on 8.
+            self.set_focus(None)
+        tabs.active = tab
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        # Panes in hidden tabs skip their timers; draw this one's now, not a second later.
-        self.call_after_refresh(refresh_shown, event.pane)
-        focused = self.focused
-        if focused is None or event.pane not in focused.ancestors:
-            # Keys like the connection table's / s r g work at once, without tabbing into it.
-            focus_first_shown(event.pane)
+        pane = event.pane
+
+        def show() -> None:
+            # Panes in hidden tabs skip their timers; draw this one's now, not a second later.
+            refresh_shown(pane)
+            focused = self.focused
+            if focused is None or pane not in focused.ancestors:
+                # Keys like the connection table's / s r g work at once, without tabbing into it. After
+                # the redraw: a table a pane shows once it has rows (the Hosts tab's) is not focusable before.
+                focus_first_shown(pane)
+
+        self.call_after_refresh(show)
 
 
 # The incident's views, imported with the incident (see WarroomApp.incident), not before the first frame.

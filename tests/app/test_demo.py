@@ -75,3 +75,33 @@ async def test_live_demo_shows_failures_within_seconds() -> None:
         assert f"{app.config.labels[refused]} · {refused} from local" in pane.text()
         shown = " ".join(str(w.render()) for w in pane.query(Static))  # what the pane draws, not only its text()
         assert f"{app.config.labels[refused]} · {refused} from local" in shown
+
+
+async def test_every_tab_key_shows_its_tab_from_every_side_and_focuses_inside_it() -> None:
+    """1..8 then 8..1 on the live demo at 80x24. The Checklist's timeline takes the focus once it has
+    events enough to scroll: Textual handed it the focus of the pane being hidden, and TabbedContent,
+    which follows the focus, went straight back to the Checklist (8 then 7 stayed on 8)."""
+    from textual.widgets import Tab, TabbedContent
+
+    app = create_app(AppConfig(demo=True, hostname="h"))
+    order = ["overview", "layers", "findings", "conns", "pools", "capture", "hosts", "checklist"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(3.0)  # findings and timeline events come in: the timeline can scroll
+        tabs = app.query_one(TabbedContent)
+        for number in [*range(1, 9), *range(8, 0, -1)]:
+            # Every tab's title in view at 80 columns, whichever tab is shown (the strip scrolled, and
+            # cut the Overview's or the Checklist's title off).
+            titles = [tab.region for tab in app.query(Tab)]
+            assert len(titles) == 8 and all(r.width and r.x >= 0 and r.right <= 80 for r in titles), titles
+            await pilot.press(str(number))
+            expected = order[number - 1]
+            for _ in range(40):
+                await pilot.pause(0.05)
+                focused = app.focused
+                if tabs.active == expected and focused is not None and tabs.get_pane(expected) in focused.ancestors:
+                    break
+            assert tabs.active == expected, (number, tabs.active)
+            await pilot.pause(0.3)  # a bounce back would come by now
+            assert tabs.active == expected, (number, tabs.active)
+            focused = app.focused
+            assert focused is not None and tabs.get_pane(expected) in focused.ancestors, (number, focused)
