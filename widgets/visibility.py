@@ -34,7 +34,9 @@ def focus_first_shown(root: Widget) -> None:
     """
     for widget in root.screen.focus_chain:
         if root in widget.ancestors:
-            widget.focus()
+            # At once, not widget.focus()'s call_later: a focus that lands after the user has asked for
+            # another tab takes TabbedContent (which follows the focus) back to this one.
+            root.screen.set_focus(widget)
             return
 
 

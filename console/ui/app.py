@@ -721,18 +721,20 @@ class WarroomApp(ReplayControls, App[int]):
         tabs.active = tab
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        pane = event.pane
+        pane, tabs = event.pane, event.tabbed_content
+        # Panes in hidden tabs skip their timers; draw this one's now, not a second later.
+        self.call_after_refresh(refresh_shown, pane)
 
-        def show() -> None:
-            # Panes in hidden tabs skip their timers; draw this one's now, not a second later.
-            refresh_shown(pane)
+        def focus_in_pane() -> None:
             focused = self.focused
-            if focused is None or pane not in focused.ancestors:
-                # Keys like the connection table's / s r g work at once, without tabbing into it. After
-                # the redraw: a table a pane shows once it has rows (the Hosts tab's) is not focusable before.
+            if tabs.active_pane is pane and (focused is None or pane not in focused.ancestors):
+                # Keys like the connection table's / s r g work at once, without tabbing into it.
                 focus_first_shown(pane)
 
-        self.call_after_refresh(show)
+        focus_in_pane()
+        # Again after the redraw: a table a pane shows once it has rows (the Hosts tab's) cannot take
+        # the focus before.
+        self.call_after_refresh(focus_in_pane)
 
 
 # The incident's views, imported with the incident (see WarroomApp.incident), not before the first frame.
