@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
+import psutil
 import pytest
 
 from console.engine.hub import Hub, ProbeLoop
@@ -34,15 +35,21 @@ def knock(addr: str, port: int) -> None:
         s.connect((addr, port))
 
 
+def command_line(proc: psutil.Process) -> list[str]:
+    """The command line agent_processes read: reading it again races a process that ends meanwhile
+    (a tcpdump wrapper or ss loop between two seconds: NoSuchProcess failed a CI run)."""
+    return list(proc.info.get("cmdline") or [])
+
+
 def tcpdumps(addr: str, port: int) -> list[int]:
-    return [p.pid for p in agent_processes(addr, port) if "tcpdump" in " ".join(p.cmdline())]
+    return [p.pid for p in agent_processes(addr, port) if "tcpdump" in " ".join(command_line(p))]
 
 
 def capture_interfaces(addr: str, port: int) -> set[str]:
     """The -i arguments of the tcpdump processes (and their wrappers) on the host."""
     found = set()
     for proc in agent_processes(addr, port):
-        words = proc.cmdline()
+        words = command_line(proc)
         if "tcpdump" in words and "-i" in words:
             found.add(words[words.index("-i") + 1])
     return found
