@@ -252,6 +252,10 @@ class _EchoAbandoned(Exception):
     """The probe that sent a shared echo stopped before it was answered: send one of your own."""
 
 
+def _no_reply(address: str, timeout: float) -> EchoFailure:
+    return EchoFailure(ERROR_TIMEOUT, f"no echo reply from {address} within {timeout * 1000:.0f} ms")
+
+
 class EchoMux:
     """One ICMP socket per address family, shared by every icmp probe in the process.
 
@@ -298,8 +302,7 @@ class EchoMux:
             try:
                 return await within(asyncio.shield(shared.future), timeout)
             except (TimeoutError, asyncio.TimeoutError):
-                raise EchoFailure(ERROR_TIMEOUT,
-                                  f"no echo reply from {address} within {timeout * 1000:.0f} ms") from None
+                raise _no_reply(address, timeout) from None
             except EchoFailure as exc:
                 raise EchoFailure(exc.kind, str(exc)) from None  # the same outcome, a traceback of our own
             except _EchoAbandoned:
@@ -327,8 +330,7 @@ class EchoMux:
                 # Shielded: our timeout or cancellation must not cancel the future others share.
                 return await within(asyncio.shield(future), timeout)
             except (TimeoutError, asyncio.TimeoutError):
-                raise EchoFailure(ERROR_TIMEOUT,
-                                  f"no echo reply from {address} within {timeout * 1000:.0f} ms") from None
+                raise _no_reply(address, timeout) from None
         except EchoFailure as exc:
             outcome = exc
             raise
@@ -337,8 +339,8 @@ class EchoMux:
             if not future.done():  # those sharing it learn what we learnt (or to send their own)
                 future.set_exception(outcome)
                 future.exception()  # retrieved: nobody need be waiting on it
-            if isinstance(outcome, _EchoAbandoned) and self.recent.get(address) is not None \
-                    and self.recent[address].future is future:
+            if isinstance(outcome, _EchoAbandoned) and (last := self.recent.get(address)) is not None \
+                    and last.future is future:
                 del self.recent[address]
 
     def _resolve(self, seq: int, source: str | None, outcome: str, received_ns: int | None) -> None:

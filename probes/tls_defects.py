@@ -38,13 +38,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from probes.samples import JSONValue
 
 with warnings.catch_warnings():
     # Newer cryptography releases deprecate DSA (51.0 warns on the name): a DSA key is still weak-key
     # evidence while the library can load one, without the library's warning on our stderr.
-    warnings.simplefilter("ignore")
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
     _DSA_PUBLIC_KEY: type | None = getattr(dsa, "DSAPublicKey", None)
 
 #: Kinds in the order they are listed after the one OpenSSL named (which always comes first).

@@ -59,13 +59,14 @@ from widgets.too_small import TooSmall
 from widgets.visibility import every, focus_first_shown, refresh_shown
 
 THEMES_DIR = Path(themes.__file__).resolve().parent
+OVERVIEW_TITLE = "1 Overview"
 #: Every tab but the Overview, in order: (id, title).
 OTHER_TABS = (("layers", "2 Layers"), ("findings", "3 Findings"), ("conns", "4 Conns"), ("pools", "5 Pools"),
               ("capture", "6 Capture"), ("hosts", "7 Hosts"), ("checklist", "8 Checklist"))
 #: Columns the tab strip takes with Textual's padding of one cell each side of a title (85): at 80x24 the
 #: strip scrolled, and the Overview's or the Checklist's title was cut off. Narrower, the App takes the
 #: -narrow class and a tab keeps only its left cell (77 columns): every tab in view.
-TAB_STRIP_WIDTH = sum(len(title) + 2 for title in ("1 Overview", *(title for _, title in OTHER_TABS)))
+TAB_STRIP_WIDTH = sum(len(title) + 2 for title in (OVERVIEW_TITLE, *(title for _, title in OTHER_TABS)))
 
 
 @dataclass
@@ -246,7 +247,7 @@ class WarroomApp(ReplayControls, App[int]):
     def compose(self) -> ComposeResult:
         yield GridHeader(show_clock=self.config.live, icon="▣")
         with TabbedContent(initial="overview"):
-            with TabPane("1 Overview", id="overview"):
+            with TabPane(OVERVIEW_TITLE, id="overview"):
                 if self.config.incident is not None:
                     yield IncidentStrip(lambda: _strip_markup(self.incident), id="incident-strip")
                 yield TargetsPane(self.store, states=self.target_states, id="targets")

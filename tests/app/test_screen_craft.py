@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
 from console.engine.target_state import FAIL, LOSS, OK
@@ -16,6 +14,7 @@ from console.remote.host import status_sample
 from console.ui.app import AppConfig, WarroomApp, create_app
 from probes.samples import Sample
 from tests.conftest import DEMO_TARGETS, fixed_app
+from tests.incident.scenario import wait_until
 from tests.recording.user_env import UserEnv, automatic_recording
 from tests.unit.test_cli import ROOT
 from widgets.bars import LOSS_MARK
@@ -193,36 +192,28 @@ async def test_the_empty_layers_tab_says_how_to_get_data_not_how_the_code_works(
         assert "press a" in text.lower() or "Press a" in text
 
 
-async def shown_within(pilot: Pilot[None], what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Pause until ``predicate`` holds (a loaded machine lays a tab out later than an idle one)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g} s for {what}")
-        await pilot.pause(0.05)
-
-
 async def test_the_layers_chart_is_hidden_at_80x24_with_a_way_to_see_it() -> None:
     from widgets.rtt_chart import RttChart
 
     app = fixed_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
-        await shown_within(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)))
+        await wait_until(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)), timeout=10.0)
         pane = app.query_one(LayersPane)
-        await shown_within(pilot, "the chart hint", lambda: bool(pane.query("#chart-hint"))
-                           and pane.query_one("#chart-hint").display)
+        await wait_until(pilot, "the chart hint", lambda: bool(pane.query("#chart-hint"))
+                           and pane.query_one("#chart-hint").display, timeout=10.0)
         hint = pane.query_one("#chart-hint", Static)
         assert "press v" in str(hint.render())
         assert not pane.query_one("#chart-slot").display
         await pilot.press("v")
-        await shown_within(pilot, "the chart, shown by v", lambda: bool(pane.query(RttChart))
-                           and pane.query_one("#chart-slot").display and pane.query_one(RttChart).size.height >= 15)
+        await wait_until(pilot, "the chart, shown by v", lambda: bool(pane.query(RttChart))
+                         and pane.query_one("#chart-slot").display and pane.query_one(RttChart).size.height >= 15,
+                         timeout=10.0)
         assert not pane.query_one("#layer-rows").display
     app = fixed_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
-        await shown_within(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)))
+        await wait_until(pilot, "the Layers pane", lambda: bool(app.query(LayersPane)), timeout=10.0)
         pane = app.query_one(LayersPane)
 
         def chart_labels() -> list[float]:
@@ -232,19 +223,19 @@ async def test_the_layers_chart_is_hidden_at_80x24_with_a_way_to_see_it() -> Non
             return [float(m.group(1)) for line in plots.first().render().plain.splitlines()  # type: ignore[union-attr]
                     if (m := re.match(r"\s*([\d.]+)┤", line))]
 
-        await shown_within(pilot, "the chart's y labels", lambda: len(chart_labels()) >= 3)
+        await wait_until(pilot, "the chart's y labels", lambda: len(chart_labels()) >= 3, timeout=10.0)
         assert not pane.query_one("#chart-hint", Static).display and pane.query_one("#layer-rows").display
         labels = chart_labels()
         assert labels == sorted(labels, reverse=True), labels  # largest at the top
         # The window shrinks with the chart focused: hiding it must not take the focus, and v, with it.
         await pilot.resize_terminal(80, 24)
-        await shown_within(pilot, "the chart hidden at 80x24", lambda: pane.query_one("#layer-rows").display
-                           and not pane.query_one("#chart-slot").display)
+        await wait_until(pilot, "the chart hidden at 80x24", lambda: pane.query_one("#layer-rows").display
+                           and not pane.query_one("#chart-slot").display, timeout=10.0)
         for chart_shown in (True, False):
             await pilot.press("v")
-            await shown_within(pilot, f"v to {'show' if chart_shown else 'hide'} the chart",
+            await wait_until(pilot, f"v to {'show' if chart_shown else 'hide'} the chart",
                                lambda shown=chart_shown: pane.query_one("#chart-slot").display is shown  # type: ignore[misc]
-                               and pane.query_one("#layer-rows").display is not shown)
+                               and pane.query_one("#layer-rows").display is not shown, timeout=10.0)
         assert app.query_one(TabbedContent).active == "layers"
 
 
