@@ -9,7 +9,8 @@
    connection's kernel byte counters from `ss -ti`, both directions, SSH framing,
    compression and encryption included: target 2 KB/s). The plan runs a second time on a host with
    --busy-processes more (sleeping) processes, as a production host has: the host probes read /proc
-   per process.
+   per process; and a third time on a host holding --time-wait TIME-WAIT sockets, as a host whose
+   clients close their connections first (no keep-alive) holds: the socket reading reads every one.
 2. Fan-out: --hosts sshd on 127.0.0.x; time from launching all RemoteHosts
    to the first Sample from each (target: all within 1.5 s).
 
@@ -19,7 +20,8 @@ test machine it runs `pyenv init`, 0.13-0.35 s of CPU per session) and the agent
 runs on this interpreter's real path instead of the pyenv shim (another 0.08 s).
 --login-shell keeps both, as a plain `ssh host cmd` on this machine has them.
 
-Run: python3 bench/ssh.py [--hosts 20] [--seconds 20] [--busy-processes 500] [--login-shell]   (as root)
+Run: python3 bench/ssh.py [--hosts 20] [--seconds 20] [--busy-processes 500] [--time-wait 10000] [--login-shell]
+(as root)
 """
 
 from __future__ import annotations
@@ -115,7 +117,22 @@ def host(name: str, login_shell: bool) -> HostConfig:
     return HostConfig(name) if login_shell else HostConfig(name, python=os.path.realpath(sys.executable))
 
 
-async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processes: int) -> None:
+def leave_time_wait(count: int) -> int:
+    """``count`` loopback connections closed by their client first: each leaves a TIME-WAIT socket for
+    the kernel's 60 s, as a service calling its backend without keep-alive does. Returns how many the
+    kernel's counts show now (sockstat's tw: every TIME-WAIT on the host)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        for _ in range(count):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            client.close()  # first: the TIME-WAIT is the client's, on an ephemeral port
+            server.close()
+    return sockdiag.sockstat().get("TCP.tw", 0)
+
+
+async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processes: int, time_wait: int) -> None:
     """Two runs, each on a fresh host: every probe (the worst case), then what the console itself asks
     a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs), then that plan
     again with ``busy_processes`` sleeping processes more on the host. The HTTP target is
@@ -149,6 +166,11 @@ async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processe
                             sleeper.kill()
                         for sleeper in sleepers:
                             sleeper.wait()
+                if time_wait:
+                    held = leave_time_wait(time_wait)  # they last 60 s: the run below is within it
+                    await agent_cost(lab, min(seconds, 40.0), login_shell, "time-wait", "127.0.0.43", plan,
+                                     f"the same plan on a host holding {held:,} TIME-WAIT sockets (its clients "
+                                     "close first, as without keep-alive)", cold_line=False)
             finally:
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
     finally:
@@ -285,6 +307,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--busy-processes", type=int, default=500,
                         help="sleeping processes added for the busy-host run of the plan (0: skip it)")
+    parser.add_argument("--time-wait", type=int, default=10000,
+                        help="TIME-WAIT sockets left on the host for the last run of the plan (0: skip it)")
     parser.add_argument("--login-shell", action="store_true",
                         help="let sessions read root's ~/.bashrc and run python3 through PATH (pyenv shims here)")
     args = parser.parse_args()
@@ -297,7 +321,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lab = Lab(Path(tmp) / "lab", plain_shell=not args.login_shell)
         try:
-            await agent_costs(lab, args.seconds, args.login_shell, args.busy_processes)
+            await agent_costs(lab, args.seconds, args.login_shell, args.busy_processes, args.time_wait)
             await fan_out(lab, args.hosts, args.login_shell)
         finally:
             lab.stop()

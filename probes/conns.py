@@ -39,8 +39,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from probes import procfs, sockdiag
@@ -446,43 +447,53 @@ def fd_pressure(scan: ProcessScan, top: int = TOP_FD_PROCESSES, proc: str = "/pr
     return [row for _, _, row in out[:top]]
 
 
-def summarize(rows: list[Row], scan: ProcessScan | None, *,
-              expect_listen: Iterable[int] = (), source: str = "ss") -> dict[str, Any]:
-    """The summary fields of the ``conns`` Sample (see the module docstring)."""
-    by_state: Counter[str] = Counter()
-    listeners: list[JSONValue] = []
+def summarize(rows: list[Row], scan: ProcessScan | None, *, expect_listen: Iterable[int] = (),
+              source: str = "ss", time_wait: Sequence[tuple[int, str]] = ()) -> dict[str, Any]:
+    """The summary fields of the ``conns`` Sample (see the module docstring), of ``rows`` and the
+    TIME-WAIT sockets read as ``time_wait`` pairs instead of rows (Snapshot.time_wait).
+
+    Run on every socket every second, so the per-socket work is left to C where it can be: the states
+    are counted by Counter over itemgetter, and only TCP sockets that are not listening go through the
+    loop over local ports. A host whose clients close first holds tens of thousands of TIME-WAIT sockets.
+    """
+    by_pair: Counter[tuple[str, str]] = Counter(map(itemgetter(C_PROTO, C_STATE), rows))
+    if time_wait:
+        by_pair["tcp", "TIME-WAIT"] += len(time_wait)
+    listening = [row for row in rows if row[C_STATE] == "LISTEN"]
     # Inbound connections share their listener's port: only outbound ones use ephemeral ports.
-    listen_ports: set[int] = {p for r in rows if r[C_STATE] == "LISTEN" and (p := port_of(str(r[C_LOCAL])))}
+    listen_ports: set[int] = {p for r in listening if (p := port_of(str(r[C_LOCAL])))}
+    listeners: list[JSONValue] = [{"proto": r[C_PROTO], "local": str(r[C_LOCAL]), "pid": r[C_PID],
+                                   "process": r[C_PROCESS]} for r in listening[:LISTENERS_SHOWN]]
     eph = ephemeral_range()
     eph_ports: set[int] = set()
     per_remote: Counter[str] = Counter()
-    hidden = 0
-    hidden_uids: set[int] = set()
-    for row in rows:
-        proto, state = row[C_PROTO], row[C_STATE]
-        by_state[f"{proto}:{state}"] += 1
-        if row[C_HIDDEN]:
-            hidden += 1
-            if isinstance(row[C_UID], int):
-                hidden_uids.add(row[C_UID])
-        local = str(row[C_LOCAL])
-        if state == "LISTEN":
-            if len(listeners) < LISTENERS_SHOWN:
-                listeners.append({"proto": proto, "local": local, "pid": row[C_PID], "process": row[C_PROCESS]})
-        elif proto == "tcp" and eph is not None:
-            port = port_of(local)
-            if port is not None and eph[0] <= port <= eph[1] and port not in listen_ports:
+    if eph is not None:
+        low, high = eph
+        for row in rows:
+            if row[C_PROTO] != "tcp" or row[C_STATE] == "LISTEN":
+                continue
+            port_text = str(row[C_LOCAL]).rpartition(":")[2]
+            if not port_text.isdigit():
+                continue
+            port = int(port_text)
+            if low <= port <= high and port not in listen_ports:
                 eph_ports.add(port)
                 # Exhaustion happens per destination: each needs its own local port.
                 per_remote[str(row[C_REMOTE])] += 1
+        for port, remote in time_wait:
+            if low <= port <= high and port not in listen_ports:
+                eph_ports.add(port)
+                per_remote[remote] += 1
+    hidden_rows = [row for row in rows if row[C_HIDDEN]]
+    hidden_uids = {row[C_UID] for row in hidden_rows if isinstance(row[C_UID], int)}
     ct_count, ct_max = conntrack()
     eph_size = eph[1] - eph[0] + 1 if eph else None
     top_remote = per_remote.most_common(1)
     top_count = top_remote[0][1] if top_remote else 0
     return {
         "source": source,
-        "total": len(rows),
-        "by_state": dict(by_state),
+        "total": len(rows) + len(time_wait),
+        "by_state": {f"{proto}:{state}": count for (proto, state), count in by_pair.items()},
         "listeners": listeners,
         "listen_ports": sorted(listen_ports),
         "listen_missing": sorted(set(expect_listen) - listen_ports),
@@ -497,7 +508,7 @@ def summarize(rows: list[Row], scan: ProcessScan | None, *,
         "conntrack_max": ct_max,
         "conntrack_pct": round(100.0 * ct_count / ct_max, 1) if ct_count is not None and ct_max else None,
         "fd_top": fd_pressure(scan) if scan else [],
-        "hidden_sockets": hidden,
+        "hidden_sockets": len(hidden_rows),
         "hidden_uids": sorted(hidden_uids),
         "unreadable_processes": scan.unreadable if scan else None,
         "euid": os.geteuid(),
@@ -510,22 +521,25 @@ class Snapshot:
     scan: ProcessScan | None
     source: str
     elapsed_ms: float
+    time_wait: sockdiag.TimeWait = field(default_factory=list)
+    """TIME-WAIT sockets as pairs, not rows, when no table was asked for (see collect)."""
 
 
 METHODS = ("auto", "netlink", "ss", "psutil")
 
 
-def read_sockets(method: str = "auto") -> tuple[list[Row], str]:
+def read_sockets(method: str = "auto", time_wait: sockdiag.TimeWait | None = None) -> tuple[list[Row], str]:
     """Every socket, without processes, and how it was read. Blocking: run it in a thread.
 
     "auto" tries the kernel's sock_diag netlink dump (probes.sockdiag), then
-    ``ss -tuanieOH``, then psutil (which fills processes itself).
+    ``ss -tuanieOH``, then psutil (which fills processes itself). With ``time_wait`` (a list), the
+    netlink dump puts TIME-WAIT sockets there as pairs instead of rows; the others still give rows.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if method in ("auto", "netlink"):
         try:
-            return sockdiag.dump_all(), "netlink"
+            return sockdiag.dump_all(time_wait), "netlink"
         except OSError:
             if method == "netlink":
                 raise
@@ -556,53 +570,64 @@ def attach_owners(rows: list[Row], scan: ProcessScan) -> None:
             row[C_HIDDEN] = True
 
 
-async def collect(method: str = "auto") -> Snapshot:
+async def collect(method: str = "auto", *, time_wait_rows: bool = True) -> Snapshot:
     """One full reading: sockets with tcp_info and their owning processes.
 
     The /proc scan follows the dump, so that it reads fd links only where the
-    dump has sockets whose owner it does not know yet (OwnerScan).
+    dump has sockets whose owner it does not know yet (OwnerScan). Without
+    ``time_wait_rows`` the TIME-WAIT sockets are pairs in Snapshot.time_wait,
+    not rows: for readers of the summary and pools only (an SSH agent's).
     """
     start = time.perf_counter()
     if method == "psutil":
         rows = await asyncio.to_thread(psutil_rows)
         return Snapshot(rows, None, "psutil", (time.perf_counter() - start) * 1000.0)
+    time_wait: sockdiag.TimeWait = []
 
     def read() -> tuple[list[Row], str, ProcessScan | None]:
-        rows, source = read_sockets(method)
+        rows, source = read_sockets(method, None if time_wait_rows else time_wait)
         if source == "psutil":
             return rows, source, None
         return rows, source, _owner_scan.scan(row[C_INO] for row in rows if isinstance(row[C_INO], int))
 
     rows, source, scan = await asyncio.to_thread(read)
     if scan is None:
-        return Snapshot(rows, None, source, (time.perf_counter() - start) * 1000.0)
+        return Snapshot(rows, None, source, (time.perf_counter() - start) * 1000.0, time_wait)
     attach_owners(rows, scan)
-    return Snapshot(rows, scan, source, (time.perf_counter() - start) * 1000.0)
+    return Snapshot(rows, scan, source, (time.perf_counter() - start) * 1000.0, time_wait)
 
 
-_shared: list[tuple[asyncio.AbstractEventLoop, float, asyncio.Future[Snapshot]]] = []
+_shared: list[tuple[asyncio.AbstractEventLoop, float, asyncio.Future[Snapshot], bool]] = []
+_table_streams = 0
+"""How many conns streams send the whole table: while there is one, the shared reading keeps TIME-WAIT
+sockets as rows (the table shows them); otherwise they are pairs (Snapshot.time_wait), which the
+summary and the pools read at a third of a row's cost."""
 
 
-async def collect_shared(max_age: float = 0.25, method: str = "auto") -> Snapshot:
+async def collect_shared(max_age: float = 0.25, method: str = "auto", *, time_wait_rows: bool = False) -> Snapshot:
     """collect(), shared by every caller within ``max_age`` seconds (conns and pools tick together).
 
     The conns and pools probes both need the socket list every second; one
     reading serves both instead of running ss and the /proc scan twice. A
     caller that arrives while a reading is in flight waits for that reading.
+    TIME-WAIT sockets are rows when ``time_wait_rows`` or while a table stream
+    runs (_table_streams), pairs otherwise; a caller that wants rows never
+    gets a reading that has pairs.
     """
     loop = asyncio.get_running_loop()
     now = time.monotonic()
+    rows_wanted = time_wait_rows or _table_streams > 0
     if _shared:
-        owner, started, pending = _shared[0]
+        owner, started, pending, with_rows = _shared[0]
         fresh = not pending.done() or (now - started <= max_age and pending.exception() is None)
-        if owner is loop and fresh and method == "auto":
+        if owner is loop and fresh and method == "auto" and (with_rows or not rows_wanted):
             return await asyncio.shield(pending)
     if method != "auto":  # an explicit method (tests, a host without netlink) is not shared
         return await collect(method)
     future: asyncio.Future[Snapshot] = loop.create_future()
-    _shared[:] = [(loop, now, future)]
+    _shared[:] = [(loop, now, future, rows_wanted)]
     try:
-        snap = await collect()
+        snap = await collect(time_wait_rows=rows_wanted)
     except BaseException as exc:
         # Waiters get an error they turn into an error Sample, never our cancellation.
         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("socket reading cancelled"))
@@ -620,8 +645,9 @@ def _int_list(value: JSONValue) -> list[int]:
 
 async def measure(host: str = LOCAL_HOST, *, table: bool = True, max_rows: int = DEFAULT_MAX_ROWS,
                   expect_listen: Iterable[int] = (), method: str = "auto") -> list[Sample]:
-    snap = await collect_shared(method=method)
-    summary = summarize(snap.rows, snap.scan, expect_listen=expect_listen, source=snap.source)
+    snap = await collect_shared(method=method, time_wait_rows=table)
+    summary = summarize(snap.rows, snap.scan, expect_listen=expect_listen, source=snap.source,
+                        time_wait=snap.time_wait)
     summary["collect_ms"] = round(snap.elapsed_ms, 1)
     now = time.time()
     samples = [Sample(kind=KIND, target="", ts=now, host=host, fields=summary)]
@@ -648,6 +674,19 @@ def stream(spec: ProbeSpec, host: str = LOCAL_HOST) -> AsyncIterator[Sample]:
     max_rows = opts.get("max_rows", DEFAULT_MAX_ROWS)
     limit = max_rows if isinstance(max_rows, int) and max_rows > 0 else DEFAULT_MAX_ROWS
     expect = _int_list(opts.get("expect_listen"))
-    return scheduled(lambda: measure(host, table=table, max_rows=limit, expect_listen=expect,
-                                     method=str(method)), kind=KIND,
-                     target="", interval=spec.interval, timeout=spec.timeout, host=host)
+    readings = scheduled(lambda: measure(host, table=table, max_rows=limit, expect_listen=expect,
+                                         method=str(method)), kind=KIND,
+                         target="", interval=spec.interval, timeout=spec.timeout, host=host)
+    return _counted_as_table(readings) if table else readings
+
+
+async def _counted_as_table(readings: AsyncIterator[Sample]) -> AsyncIterator[Sample]:
+    """``readings``, counted in _table_streams from its first step to its end (the shared reading then
+    keeps TIME-WAIT sockets as rows)."""
+    global _table_streams
+    _table_streams += 1
+    try:
+        async for sample in readings:
+            yield sample
+    finally:
+        _table_streams -= 1

@@ -38,7 +38,10 @@ _REQUEST_V1 = struct.Struct("=BBBB48xII")
 # if; cookie), expires, rqueue, wqueue, uid, inode - we read family, state, the sockid's ports and addresses and
 # the last four
 _MSG = struct.Struct("=BB2x2s2s16s16s4x8x4xIIII")
+#: The same message without the ports, which are big-endian (read with _PORTS at offset 4).
+_MSG_HEAD = struct.Struct("=BB6x16s16s4x8x4xIIII")
 _PORTS = struct.Struct(">HH")
+_LENGTH_TYPE = struct.Struct("=IH")
 _RTATTR = struct.Struct("=HH")
 # struct tcp_info: last_data_sent @44, last_data_recv @52, rtt (us) @68, total_retrans @100,
 # bytes_acked @120, bytes_received @128 (the last two since Linux 4.1)
@@ -49,26 +52,36 @@ _ERRNO = struct.Struct("=i")
 #: Kernel TCP states (include/net/tcp_states.h) by the names ss prints.
 STATES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
           7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING", 12: "SYN-RECV"}
+#: STATES by number, for the decode loop (a tuple index costs less than a dict lookup, per socket).
+_STATE_NAMES = tuple(STATES.get(number, str(number)) for number in range(13))
 #: Every state `ss -ta` and /proc/net/tcp show: 0-12 (TCP_ESTABLISHED to TCP_NEW_SYN_RECV). Not 13,
 #: TCP_BOUND_INACTIVE (Linux 6.5+): a socket bound and neither listening nor connecting, which ss
 #: shows only when asked (--bound-inactive) and /proc/net/tcp never. Asking for it made the kernel walk
 #: its bind hash too (65,536 buckets here, ~0.3-0.5 ms a reading), and showed such a socket as an
 #: "UNCONN" row that the ss and psutil readings do not have, among the listeners.
 _ALL_STATES = (1 << 13) - 1
+TIME_WAIT = 6
+
+#: TIME-WAIT sockets as (local port, remote "address:port") pairs instead of rows. A host whose clients
+#: close first (no keep-alive) holds tens of thousands of them for 60 s each, and a summary needs of each
+#: only its state, local port and destination (ephemeral port use per destination): not its queues, owner
+#: (none: no process holds one) or tcp_info (none either).
+TimeWait = list[tuple[int, str]]
 
 
-def dump(family: int, protocol: int) -> list[list[Any]]:
-    """All sockets of one family (AF_INET/AF_INET6) and protocol (TCP/UDP)."""
+def dump(family: int, protocol: int, time_wait: TimeWait | None = None) -> list[list[Any]]:
+    """All sockets of one family (AF_INET/AF_INET6) and protocol (TCP/UDP); see _dump for ``time_wait``."""
     tcp = protocol == socket.IPPROTO_TCP
     ext = 1 << (INET_DIAG_INFO - 1) if tcp else 0
     request = _REQUEST.pack(family, protocol, ext, _ALL_STATES)
     v4: list[list[Any]] = []
     v6: list[list[Any]] = []
-    _dump(SOCK_DIAG_BY_FAMILY, request, "tcp" if tcp else "udp", v4, v6)
+    _dump(SOCK_DIAG_BY_FAMILY, request, "tcp" if tcp else "udp", v4, v6, time_wait)
     return v4 if family == socket.AF_INET else v6
 
 
-def dump_tcp(states: int = _ALL_STATES) -> tuple[list[list[Any]], list[list[Any]]]:
+def dump_tcp(states: int = _ALL_STATES,
+             time_wait: TimeWait | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
     """Every TCP socket (of ``states``, a mask of 1 << state), IPv4 and IPv6, in one walk of the
     kernel's tables: (IPv4 rows, IPv6 rows).
 
@@ -80,24 +93,28 @@ def dump_tcp(states: int = _ALL_STATES) -> tuple[list[list[Any]], list[list[Any]
     request = _REQUEST_V1.pack(socket.AF_UNSPEC, 0, 0, 1 << (INET_DIAG_INFO - 1), states, 0)
     v4: list[list[Any]] = []
     v6: list[list[Any]] = []
-    _dump(TCPDIAG_GETSOCK, request, "tcp", v4, v6)
+    _dump(TCPDIAG_GETSOCK, request, "tcp", v4, v6, time_wait)
     return v4, v6
 
 
-def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v6: list[list[Any]]) -> None:
-    """Run one dump request, appending each socket's row to ``v4`` or ``v6`` by its family."""
+def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v6: list[list[Any]],
+          time_wait: TimeWait | None = None) -> None:
+    """Run one dump request, appending each socket's row to ``v4`` or ``v6`` by its family.
+
+    With ``time_wait`` (a list), a TIME-WAIT socket is not a row but one (local port, remote) pair in
+    it: all a summary needs of one (see TimeWait), at a third of a row's cost."""
     tcp = proto_name == "tcp"
     header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), msg_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-    names: dict[bytes, str] = {}  # most sockets share a handful of addresses: format each once
     inet6 = socket.AF_INET6
-
-    def address(family: int, raw: bytes) -> str:
-        key = raw if family == inet6 else raw[:4]
-        text = names.get(key)
-        if text is None:
-            text = names[key] = (f"[{socket.inet_ntop(inet6, raw)}]" if family == inet6
-                                 else socket.inet_ntop(socket.AF_INET, key))
-        return text
+    # Most sockets share a handful of addresses: each is formatted once, per family (an IPv4 address is
+    # the first 4 of the 16 bytes, the rest zero, so it could equal an IPv6 one's bytes).
+    names4: dict[bytes, str] = {}
+    names6: dict[bytes, str] = {}
+    state_names = _STATE_NAMES
+    message_head = _MSG_HEAD.unpack_from
+    ports = _PORTS.unpack_from
+    bare = _NLMSGHDR.size + _MSG.size  # a message without attributes: every TIME-WAIT socket's
+    remotes: dict[tuple[int, bytes, int], str] = {}  # TIME-WAIT sockets pile up toward a few destinations
 
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -108,21 +125,44 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                 return
             offset, size = 0, len(buf)
             while offset + _NLMSGHDR.size <= size:
-                length, kind = _NLMSGHDR.unpack_from(buf, offset)[:2]
+                length, kind = _LENGTH_TYPE.unpack_from(buf, offset)
                 if kind == NLMSG_DONE:
                     return
                 if kind == NLMSG_ERROR:
                     code = -_ERRNO.unpack_from(buf, offset + _NLMSGHDR.size)[0]
                     raise OSError(code, f"sock_diag dump failed: {errno.errorcode.get(code, str(code))}")
                 body = offset + _NLMSGHDR.size
-                (family, state, sport_raw, dport_raw, src, dst, rqueue, wqueue, uid,
-                 inode) = _MSG.unpack_from(buf, body)
-                sport, dport = _PORTS.unpack(sport_raw + dport_raw)
-                state_name = STATES.get(state, str(state))
-                local = f"{address(family, src)}:{sport}" if sport else f"{address(family, src)}:*"
-                remote = f"{address(family, dst)}:{dport}" if dport else f"{address(family, dst)}:*"
+                family, state, src, dst, rqueue, wqueue, uid, inode = message_head(buf, body)
+                sport, dport = ports(buf, body + 4)
+                if state == TIME_WAIT and time_wait is not None:
+                    remote_key = (family, dst, dport)
+                    remote_text = remotes.get(remote_key)
+                    if remote_text is None:
+                        remote_text = remotes[remote_key] = _endpoint(family, dst, dport)
+                    time_wait.append((sport, remote_text))
+                    offset += (length + 3) & ~3
+                    continue
+                state_name = state_names[state] if state < len(state_names) else str(state)
+                if family == inet6:
+                    rows = v6
+                    src_text = names6.get(src)
+                    if src_text is None:
+                        src_text = names6[src] = f"[{socket.inet_ntop(inet6, src)}]"
+                    dst_text = names6.get(dst)
+                    if dst_text is None:
+                        dst_text = names6[dst] = f"[{socket.inet_ntop(inet6, dst)}]"
+                else:
+                    rows = v4
+                    src_text = names4.get(src)
+                    if src_text is None:
+                        src_text = names4[src] = socket.inet_ntop(socket.AF_INET, src[:4])
+                    dst_text = names4.get(dst)
+                    if dst_text is None:
+                        dst_text = names4[dst] = socket.inet_ntop(socket.AF_INET, dst[:4])
+                local = f"{src_text}:{sport}" if sport else f"{src_text}:*"
+                remote = f"{dst_text}:{dport}" if dport else f"{dst_text}:*"
                 info = None
-                if tcp:
+                if tcp and length > bare:
                     attr, end = body + _MSG.size, offset + length
                     while attr + 4 <= end:
                         attr_len, attr_type = _RTATTR.unpack_from(buf, attr)
@@ -136,7 +176,6 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                                 info = (*_TCP_INFO_OLD.unpack_from(buf, attr + 4), None, None)
                             break
                         attr += (attr_len + 3) & ~3
-                rows = v6 if family == inet6 else v4
                 # Like ss -i: tcp_info only for sockets with a measured RTT (not listeners, not TIME-WAIT).
                 if info is not None and info[2]:
                     lastsnd, lastrcv, rtt_us, retrans, acked, received = info
@@ -146,6 +185,13 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                     rows.append([proto_name, state_name, local, remote, rqueue, wqueue, None, None, uid, inode,
                                  None, None, None, None, None, None, False])
                 offset += (length + 3) & ~3
+
+
+def _endpoint(family: int, raw: bytes, port: int) -> str:
+    """"1.2.3.4:80" or "[::1]:80" (port 0: "*"), as the rows write an address and port."""
+    address = f"[{socket.inet_ntop(socket.AF_INET6, raw)}]" if family == socket.AF_INET6 \
+        else socket.inet_ntop(socket.AF_INET, raw[:4])
+    return f"{address}:{port}" if port else f"{address}:*"
 
 
 def sockstat(paths: tuple[str, ...] = ("/proc/net/sockstat", "/proc/net/sockstat6")) -> dict[str, int]:
@@ -182,8 +228,10 @@ def _none_v6(before: dict[str, int], after: dict[str, int], name: str, v4_time_w
     return before.get("TCP.tw") == after.get("TCP.tw") == v4_time_wait
 
 
-def dump_all() -> list[list[Any]]:
+def dump_all(time_wait: TimeWait | None = None) -> list[list[Any]]:
     """TCP and UDP sockets over IPv4 and IPv6, as rows (no processes yet). Blocking: run in a thread.
+
+    With ``time_wait`` (a list), TIME-WAIT sockets go there as pairs instead of rows (see TimeWait).
 
     Rows come as tcp4, udp4, tcp6, udp6. TCP is one walk for both families (``dump_tcp``), then one
     UDP dump per family: two reads of /proc/net/sockstat{,6} cost more than the IPv6 UDP dump they
@@ -192,20 +240,23 @@ def dump_all() -> list[list[Any]]:
     (``_none_v6``): the TCP walk is the costly one (1.5-3 ms, the whole established hash).
     """
     try:
-        tcp4, tcp6 = dump_tcp()
+        tcp4, tcp6 = dump_tcp(time_wait=time_wait)
     except OSError:
-        return _dump_all_by_family()
+        if time_wait is not None:
+            del time_wait[:]  # a partial dump's pairs: the one by family counts them again
+        return _dump_all_by_family(time_wait)
     return tcp4 + dump(socket.AF_INET, socket.IPPROTO_UDP) + tcp6 + dump(socket.AF_INET6, socket.IPPROTO_UDP)
 
 
-def _dump_all_by_family() -> list[list[Any]]:
+def _dump_all_by_family(time_wait: TimeWait | None = None) -> list[list[Any]]:
     """dump_all on a kernel without the both-families TCP request."""
     before = sockstat()
-    tcp4 = dump(socket.AF_INET, socket.IPPROTO_TCP)
+    tcp4 = dump(socket.AF_INET, socket.IPPROTO_TCP, time_wait)
     udp4 = dump(socket.AF_INET, socket.IPPROTO_UDP)
     after = sockstat()
-    v4_time_wait = sum(1 for row in tcp4 if row[1] == "TIME-WAIT")
-    tcp6 = [] if _none_v6(before, after, "TCP6", v4_time_wait) else dump(socket.AF_INET6, socket.IPPROTO_TCP)
+    v4_time_wait = len(time_wait) if time_wait is not None else sum(1 for row in tcp4 if row[1] == "TIME-WAIT")
+    tcp6 = [] if _none_v6(before, after, "TCP6", v4_time_wait) else \
+        dump(socket.AF_INET6, socket.IPPROTO_TCP, time_wait)
     rows = tcp4 + udp4 + tcp6
     if not _none_v6(before, after, "UDP6"):
         rows.extend(dump(socket.AF_INET6, socket.IPPROTO_UDP))

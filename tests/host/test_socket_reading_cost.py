@@ -354,3 +354,62 @@ def test_a_process_that_starts_leaking_fds_is_counted_again_within_a_few_reading
     finally:
         child.kill()
         child.wait()
+
+
+def _time_wait_to(family: int, host: str, count: int, *, client_closes_first: bool) -> int:
+    """``count`` connections to a fresh listener on ``host``, closed so that TIME-WAIT stays on the
+    client's side (client_closes_first) or on the listener's; returns the listener's port."""
+    with socket.socket(family) as listener:
+        listener.bind((host, 0))
+        listener.listen(count)
+        port = listener.getsockname()[1]
+        for _ in range(count):
+            client = socket.create_connection((host, port))
+            server, _ = listener.accept()
+            first, second = (client, server) if client_closes_first else (server, client)
+            first.close()
+            second.recv(1)  # the FIN has arrived: the second close is the passive one
+            second.close()
+    return port
+
+
+def test_time_wait_read_as_pairs_gives_the_summary_the_rows_give() -> None:
+    # A host whose clients close first holds TIME-WAIT sockets by the ten thousand: read as pairs
+    # (local port, remote) instead of rows, they must still count in every figure the summary gives.
+    out_port = _time_wait_to(socket.AF_INET, "127.0.0.1", 60, client_closes_first=True)
+    in_port = _time_wait_to(socket.AF_INET, "127.0.0.1", 20, client_closes_first=False)
+    v6_port = _time_wait_to(socket.AF_INET6, "::1", 10, client_closes_first=True)
+    time.sleep(0.05)
+    rows = sockdiag.dump_all()
+    pairs: sockdiag.TimeWait = []
+    other_rows = sockdiag.dump_all(pairs)
+    assert all(r[conns.C_STATE] != "TIME-WAIT" for r in other_rows if r[conns.C_PROTO] == "tcp")
+    ours = {f"127.0.0.1:{out_port}", f"127.0.0.1:{in_port}", f"[::1]:{v6_port}"}
+
+    def from_rows(remote_port: int) -> set[tuple[int, str]]:
+        return {(conns.port_of(r[conns.C_LOCAL]) or 0, r[conns.C_REMOTE]) for r in rows
+                if r[conns.C_STATE] == "TIME-WAIT" and conns.port_of(r[conns.C_REMOTE]) == remote_port}
+
+    assert {p for p in pairs if p[1] in ours} == from_rows(out_port) | from_rows(v6_port)
+    assert len(from_rows(out_port)) == 60 and len(from_rows(v6_port)) == 10
+    # The listener's side of the 20 it closed first: TIME-WAIT from its own port, to the clients.
+    assert sum(1 for port, _ in pairs if port == in_port) == 20
+    whole = conns.summarize(rows, None)
+    paired = conns.summarize(other_rows, None, time_wait=pairs)
+    for key in ("total", "by_state", "ephemeral_used", "ephemeral_top_remote", "ephemeral_top_count"):
+        assert paired[key] == whole[key], key
+    assert whole["by_state"]["tcp:TIME-WAIT"] >= 90
+    assert whole["ephemeral_used"] >= 70  # the clients' 70 ports; the listener's own port is not one
+
+
+async def test_a_table_reader_never_gets_a_reading_whose_time_wait_is_pairs() -> None:
+    port = _time_wait_to(socket.AF_INET, "127.0.0.1", 5, client_closes_first=True)
+    # The pools probe (or a summary-only conns) reads first: pairs; the table asks within the same tick.
+    summary_only = await conns.collect_shared()
+    assert sum(1 for _, remote in summary_only.time_wait if remote == f"127.0.0.1:{port}") == 5
+    samples = await conns.measure(table=True)
+    table = next(s for s in samples if s.kind == conns.TABLE_KIND).fields["rows"]
+    assert isinstance(table, list)
+    assert sum(1 for r in table if r[conns.C_STATE] == "TIME-WAIT" and r[conns.C_REMOTE] == f"127.0.0.1:{port}") == 5
+    summary = next(s for s in samples if s.kind == conns.KIND).fields
+    assert summary["ephemeral_top_count"] >= 5

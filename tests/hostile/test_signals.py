@@ -21,7 +21,8 @@ import pytest
 from tests.tmux_server import stop_tmux_server
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# Faulthandler: a run that does not end gets SIGABRT (see stopped_within) and prints every thread's stack.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
 STOP_SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
 
 pytestmark = pytest.mark.system
@@ -49,6 +50,22 @@ def assert_gone(children: list[psutil.Process], within: float) -> None:
     assert not alive, f"left running: {[p.pid for p in alive]}"
 
 
+def stopped_within(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """The exit status of ``proc`` once it ends within ``timeout`` s; else the test fails with where each of
+    its threads was (faulthandler's dump on SIGABRT), to tell which part of the exit path hung."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+        stacks = err.decode(errors="replace")[-6000:]
+        pytest.fail(f"still running {timeout:g} s after the signal; its threads then:\n{stacks}")
+
+
 def run_and_signal(argv: list[str], signum: int) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "console.cli", *argv], cwd=ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -58,7 +75,7 @@ def run_and_signal(argv: list[str], signum: int) -> int:
         assert isinstance(children, list)
         time.sleep(0.3)
         proc.send_signal(signum)
-        code = proc.wait(timeout=8)
+        code = stopped_within(proc, 8)
         assert_gone(children, within=1.0)
         return code
     finally:
