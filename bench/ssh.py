@@ -7,9 +7,9 @@
    target 1% of a core), the bytes the agent's output took on the channel
    (JSON lines as read, socket tables as changes) and on the wire (the SSH TCP
    connection's kernel byte counters from `ss -ti`, both directions, SSH framing,
-   compression and encryption included: target 2 KB/s). The plan runs a second time on a host with
+   compression and encryption included: target 2 KB/s). The plan runs again on a host with
    --busy-processes more (sleeping) processes, as a production host has: the host probes read /proc
-   per process; and a third time on a host holding --time-wait TIME-WAIT sockets, as a host whose
+   per process; and again on a host holding --time-wait TIME-WAIT sockets, as a host whose
    clients close their connections first (no keep-alive) holds: the socket reading reads every one.
 2. Fan-out: --hosts sshd on 127.0.0.x; time from launching all RemoteHosts
    to the first Sample from each (target: all within 1.5 s).
@@ -133,9 +133,10 @@ def leave_time_wait(count: int) -> int:
 
 
 async def agent_costs(lab: Lab, seconds: float, login_shell: bool, busy_processes: int, time_wait: int) -> None:
-    """Two runs, each on a fresh host: every probe (the worst case), then what the console itself asks
+    """Runs, each on a fresh host: every probe (the worst case), then what the console itself asks
     a host to run for a TCP and an HTTP target (console.engine.probe_plan.remote_specs), then that plan
-    again with ``busy_processes`` sleeping processes more on the host. The HTTP target is
+    again with ``busy_processes`` sleeping processes more on the host, and again with ``time_wait``
+    TIME-WAIT sockets on it (0 skips either). The HTTP target is
     bench/_loopback_http.py, in a process of its own as bench/overhead.py runs it."""
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_loopback_http.py")], stdout=subprocess.PIPE,
                               text=True)

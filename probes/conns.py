@@ -472,11 +472,8 @@ def summarize(rows: list[Row], scan: ProcessScan | None, *, expect_listen: Itera
         for row in rows:
             if row[C_PROTO] != "tcp" or row[C_STATE] == "LISTEN":
                 continue
-            port_text = str(row[C_LOCAL]).rpartition(":")[2]
-            if not port_text.isdigit():
-                continue
-            port = int(port_text)
-            if low <= port <= high and port not in listen_ports:
+            port = port_of(str(row[C_LOCAL]))
+            if port is not None and low <= port <= high and port not in listen_ports:
                 eph_ports.add(port)
                 # Exhaustion happens per destination: each needs its own local port.
                 per_remote[str(row[C_REMOTE])] += 1

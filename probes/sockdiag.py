@@ -35,11 +35,9 @@ _REQUEST = struct.Struct("=BBBxI48x")
 # struct inet_diag_req (the request before v2): family, src_len, dst_len, ext, inet_diag_sockid (zero), states, dbs
 _REQUEST_V1 = struct.Struct("=BBBB48xII")
 # struct inet_diag_msg (72 bytes): family, state, timer, retrans, sockid (sport, dport big-endian; src, dst;
-# if; cookie), expires, rqueue, wqueue, uid, inode - we read family, state, the sockid's ports and addresses and
-# the last four
-_MSG = struct.Struct("=BB2x2s2s16s16s4x8x4xIIII")
-#: The same message without the ports, which are big-endian (read with _PORTS at offset 4).
-_MSG_HEAD = struct.Struct("=BB6x16s16s4x8x4xIIII")
+# if; cookie), expires, rqueue, wqueue, uid, inode - we read family, state, the sockid's addresses and the
+# last four here, and the ports, which are big-endian, with _PORTS at offset 4
+_MSG = struct.Struct("=BB6x16s16s4x8x4xIIII")
 _PORTS = struct.Struct(">HH")
 _LENGTH_TYPE = struct.Struct("=IH")
 _RTATTR = struct.Struct("=HH")
@@ -111,7 +109,7 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
     names4: dict[bytes, str] = {}
     names6: dict[bytes, str] = {}
     state_names = _STATE_NAMES
-    message_head = _MSG_HEAD.unpack_from
+    message = _MSG.unpack_from
     ports = _PORTS.unpack_from
     bare = _NLMSGHDR.size + _MSG.size  # a message without attributes: every TIME-WAIT socket's
     remotes: dict[tuple[int, bytes, int], str] = {}  # TIME-WAIT sockets pile up toward a few destinations
@@ -132,7 +130,7 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                     code = -_ERRNO.unpack_from(buf, offset + _NLMSGHDR.size)[0]
                     raise OSError(code, f"sock_diag dump failed: {errno.errorcode.get(code, str(code))}")
                 body = offset + _NLMSGHDR.size
-                family, state, src, dst, rqueue, wqueue, uid, inode = message_head(buf, body)
+                family, state, src, dst, rqueue, wqueue, uid, inode = message(buf, body)
                 sport, dport = ports(buf, body + 4)
                 if state == TIME_WAIT and time_wait is not None:
                     remote_key = (family, dst, dport)
@@ -147,18 +145,18 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                     rows = v6
                     src_text = names6.get(src)
                     if src_text is None:
-                        src_text = names6[src] = f"[{socket.inet_ntop(inet6, src)}]"
+                        src_text = names6[src] = _address(family, src)
                     dst_text = names6.get(dst)
                     if dst_text is None:
-                        dst_text = names6[dst] = f"[{socket.inet_ntop(inet6, dst)}]"
+                        dst_text = names6[dst] = _address(family, dst)
                 else:
                     rows = v4
                     src_text = names4.get(src)
                     if src_text is None:
-                        src_text = names4[src] = socket.inet_ntop(socket.AF_INET, src[:4])
+                        src_text = names4[src] = _address(family, src)
                     dst_text = names4.get(dst)
                     if dst_text is None:
-                        dst_text = names4[dst] = socket.inet_ntop(socket.AF_INET, dst[:4])
+                        dst_text = names4[dst] = _address(family, dst)
                 local = f"{src_text}:{sport}" if sport else f"{src_text}:*"
                 remote = f"{dst_text}:{dport}" if dport else f"{dst_text}:*"
                 info = None
@@ -187,10 +185,16 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                 offset += (length + 3) & ~3
 
 
+def _address(family: int, raw: bytes) -> str:
+    """A sockid address as the rows write it: "1.2.3.4" (the first 4 of its 16 bytes) or "[::1]"."""
+    if family == socket.AF_INET6:
+        return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]"
+    return socket.inet_ntop(socket.AF_INET, raw[:4])
+
+
 def _endpoint(family: int, raw: bytes, port: int) -> str:
     """"1.2.3.4:80" or "[::1]:80" (port 0: "*"), as the rows write an address and port."""
-    address = f"[{socket.inet_ntop(socket.AF_INET6, raw)}]" if family == socket.AF_INET6 \
-        else socket.inet_ntop(socket.AF_INET, raw[:4])
+    address = _address(family, raw)
     return f"{address}:{port}" if port else f"{address}:*"
 
 
