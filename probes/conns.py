@@ -383,40 +383,35 @@ def port_of(endpoint: str) -> int | None:
 
 
 def _read_int(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as fh:
-            return int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return procfs.first_int(procfs.read_small(path))
 
 
 def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int] | None:
-    try:
-        with open(path, encoding="ascii") as fh:
-            low, high = (int(x) for x in fh.read().split()[:2])
-    except (OSError, ValueError):
+    """The kernel's ephemeral port range, read once in procfs.SETTLED_S seconds."""
+    words = (procfs.read_settled(path) or b"").split()
+    if len(words) < 2 or not (words[0].isdigit() and words[1].isdigit()):
         return None
-    return low, high
+    return int(words[0]), int(words[1])
 
 
 def conntrack(base: str = "/proc/sys/net/netfilter") -> tuple[int | None, int | None]:
-    """(entries, maximum) of the conntrack table; (None, None) on a host without conntrack."""
-    if not os.path.isdir(base):
+    """(entries, maximum) of the conntrack table; (None, None) on a host without conntrack. The
+    maximum is read once in procfs.SETTLED_S seconds."""
+    count = _read_int(f"{base}/nf_conntrack_count")
+    if count is None:
         return None, None
-    return _read_int(f"{base}/nf_conntrack_count"), _read_int(f"{base}/nf_conntrack_max")
+    return count, procfs.first_int(procfs.read_settled(f"{base}/nf_conntrack_max"))
 
 
 def nofile_limit(pid: int, proc: str = "/proc") -> int | None:
-    """The soft RLIMIT_NOFILE of ``pid`` from /proc/PID/limits (None: unreadable or unlimited)."""
-    try:
-        with open(f"{proc}/{pid}/limits", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("Max open files"):
-                    soft = line[len("Max open files"):].split()[0]
-                    return int(soft) if soft.isdigit() else None
-    except OSError:
+    """The soft RLIMIT_NOFILE of ``pid`` from /proc/PID/limits (None: unreadable or unlimited), read
+    once in procfs.SETTLED_S seconds."""
+    data = procfs.read_settled(f"{proc}/{pid}/limits")
+    at = data.find(b"\nMax open files") if data else -1
+    if data is None or at < 0:
         return None
-    return None
+    soft = data[at + len(b"\nMax open files"):].split(None, 1)[0]
+    return int(soft) if soft.isdigit() else None
 
 
 #: Processes with fewer fds than this are not looked at: far from any sane limit.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 
 
 def fd_count_by_stat(proc: str = "/proc") -> bool:
@@ -50,6 +51,39 @@ def read_small(path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+#: How long a figure that hardly ever changes (a sysctl's maximum, a process's fd limit) is kept before
+#: read_settled reads it again: a 1 Hz probe reads it once in this many seconds, at 5-10x a hot read's
+#: cost each time (a probe's second is cold), and a change made during an incident (a limit raised with
+#: prlimit, a wider port range) shows within them.
+SETTLED_S = 10.0
+_settled: dict[str, tuple[float, bytes | None]] = {}
+
+
+def read_settled(path: str) -> bytes | None:
+    """read_small(path), kept for SETTLED_S seconds. A /proc/PID path of a pid reused within them gives
+    the old process's file until then; entries older than that go when there are many (ended pids)."""
+    now = time.monotonic()
+    kept = _settled.get(path)
+    if kept is not None and now - kept[0] < SETTLED_S:
+        return kept[1]
+    if len(_settled) >= 512:  # list() copies in one step: the host probes read from two threads
+        for old, (when, _) in list(_settled.items()):
+            if now - when >= SETTLED_S:
+                _settled.pop(old, None)
+    data = read_small(path)
+    _settled[path] = (now, data)
+    return data
+
+
+def first_int(data: bytes | None) -> int | None:
+    """The first word of a /proc or /proc/sys file as an int (None: unread, empty or not a number)."""
+    words = data.split(None, 1) if data else None
+    try:
+        return int(words[0]) if words else None
+    except ValueError:
+        return None
 
 
 def real_uid(pid: int, proc: str = "/proc") -> int | None:

@@ -22,19 +22,12 @@ TOP_PROCESSES = 5
 
 def _open_fds() -> int | None:
     """System-wide allocated file handles, from the kernel's own count."""
-    try:
-        with open("/proc/sys/fs/file-nr", encoding="ascii") as fh:
-            return int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return procfs.first_int(procfs.read_small("/proc/sys/fs/file-nr"))
 
 
 def _fd_max() -> int | None:
-    try:
-        with open("/proc/sys/fs/file-max", encoding="ascii") as fh:
-            return int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    """fs.file-max, read once in procfs.SETTLED_S seconds."""
+    return procfs.first_int(procfs.read_settled("/proc/sys/fs/file-max"))
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -139,6 +132,9 @@ _ticks = CpuTicks()
 _count_fds_by_stat = procfs.fd_count_by_stat()
 _first_words: dict[tuple[int, bytes], str] = {}
 """(pid, starttime) -> the command line's first word, for processes whose kernel name fills 15 characters."""
+_uids: dict[tuple[int, bytes], int] = {}
+"""(pid, starttime) -> real uid, for the processes shown: read once while one stays in the list (a
+daemon that drops root does so as it starts, before its first second in the list)."""
 
 
 def _process_name(pid: int, start: bytes, kernel_name: str) -> str:
@@ -166,15 +162,19 @@ def _top_processes(limit: int) -> list[JSONValue]:
             continue
         kernel_name, start, rss_mb = details
         alive.add((pid, start))
-        uid = procfs.real_uid(pid)
-        if uid is None:  # ended since the reading
-            continue
+        uid = _uids.get((pid, start))
+        if uid is None:
+            uid = procfs.real_uid(pid)
+            if uid is None:  # ended since the reading
+                continue
+            _uids[pid, start] = uid
         rows.append({"pid": pid, "name": _process_name(pid, start, kernel_name), "cpu": round(cpu, 1),
                      "rss_mb": rss_mb, "user": procfs.user_name(uid),
                      # None: another user's process (root would show more)
                      "fds": procfs.fd_count(pid, _count_fds_by_stat)})
-    for key in [key for key in _first_words if key not in alive]:
-        del _first_words[key]
+    for kept in (_first_words, _uids):
+        for key in [key for key in kept if key not in alive]:
+            del kept[key]
     return rows
 
 

@@ -248,3 +248,24 @@ async def test_every_method_sees_the_same_connection_with_its_process() -> None:
         assert netlink[col] == ss[col], conns.COLUMNS[col]
     assert netlink[conns.C_ACKED] == ss[conns.C_ACKED] == 5  # 4 bytes and the SYN
     assert isinstance(netlink[conns.C_RTT], float) and isinstance(ss[conns.C_RTT], float)
+
+
+def test_a_limit_raised_with_prlimit_shows_within_the_settled_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import resource
+    import subprocess
+    import sys
+
+    from probes import procfs
+
+    monkeypatch.setattr(procfs, "SETTLED_S", 0.5)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)))
+    try:
+        assert conns.nofile_limit(child.pid) == 256
+        resource.prlimit(child.pid, resource.RLIMIT_NOFILE, (512, 4096))  # what a responder does mid-incident
+        assert conns.nofile_limit(child.pid) == 256  # kept: read once in SETTLED_S, not every second
+        time.sleep(0.6)
+        assert conns.nofile_limit(child.pid) == 512
+    finally:
+        child.kill()
+        child.wait()
