@@ -139,12 +139,18 @@ class _Trace:
                     self.last_started or "", "connect")
 
 
-class _Wire(asyncio.Protocol):
+#: Bytes one read of a connection takes (asyncio.BufferedProtocol). A plain Protocol is handed a fresh
+#: bytes of the transport's 256 KiB read size per read, which glibc maps and unmaps each time.
+_READ_ROOM = 1 << 16
+
+
+class _Wire(asyncio.BufferedProtocol):
     """The bytes of one connection, read a chunk at a time: a StreamReader costs more and cannot
     be moved onto TLS before Python 3.11 (an SSH host may run 3.10)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self._room: memoryview | None = None
         self._chunks: deque[bytes] = deque()
         self._ended = False
         self._lost: BaseException | None = None
@@ -154,8 +160,14 @@ class _Wire(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._room is None:
+            self._room = memoryview(bytearray(_READ_ROOM))
+        return self._room
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._room is not None
+        self._chunks.append(bytes(self._room[:nbytes]))
         self._wake()
 
     def eof_received(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from probes.redact import redact_url
 
@@ -101,6 +102,11 @@ def parse_target(text: str) -> Target:
     """Parse one target or raise TargetError with a one-line reason; no input makes it raise anything else."""
     if not isinstance(text, str):
         raise TargetError(f"a target must be text, not {type(text).__name__}")
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=256)  # the probes parse their own target at each tick; a Target is frozen
+def _parse_text(text: str) -> Target:
     raw = text.strip()
     if not raw:
         raise TargetError("empty target: give a host, host:port or URL")
