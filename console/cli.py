@@ -74,7 +74,10 @@ def _stop(signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         for signum in STOP_SIGNALS:
-            signal.signal(signum, _stop)  # the screen replaces these with a clean exit while it runs
+            # A signal ignored when we started stays ignored: `nohup warroom --json ... &` asked for its
+            # SIGHUP to be, so a run outlives the terminal it was started from (Python keeps SIGINT so).
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, _stop)  # the screen replaces these with a clean exit while it runs
         freeze_what_starts_import()
     args_list = list(sys.argv[1:] if argv is None else argv)
     name = args_list[0] if args_list and args_list[0] in SUBCOMMANDS else None

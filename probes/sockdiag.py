@@ -73,8 +73,8 @@ TimeWait = list[tuple[int, str]]
 _DATAGRAM_ROOM = 1 << 16
 
 
-class _DiagSocket(threading.local):
-    """Each thread's sock_diag socket and receive buffer, kept from one dump to the next.
+class _DiagSocket:
+    """One thread's sock_diag socket and receive buffer, kept from one dump to the next (_diag()).
 
     A fresh socket per dump cost a socket() and a close() each, and a fresh 1 MiB bytes per recv
     cost glibc an mmap, an mremap and a munmap each (with a TLB shootdown of the other threads):
@@ -84,17 +84,30 @@ class _DiagSocket(threading.local):
         self.sock: socket.socket | None = None
         self.buf = bytearray(_DATAGRAM_ROOM)
 
+    def open_socket(self) -> socket.socket:
+        if self.sock is None:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        return self.sock
 
-_per_thread = _DiagSocket()
+    def discard(self) -> None:
+        """Close the socket (a dump left half read would answer the next request with its rest)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __del__(self) -> None:  # the thread ended: its socket goes with it
+        self.discard()
 
 
-def _diag_socket() -> socket.socket:
-    sock = _per_thread.sock
-    if sock is None:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        _per_thread.sock = sock
-    return sock
+_per_thread = threading.local()
+
+
+def _diag() -> _DiagSocket:
+    diag: _DiagSocket | None = getattr(_per_thread, "diag", None)
+    if diag is None:
+        diag = _per_thread.diag = _DiagSocket()
+    return diag
 
 
 def dump(family: int, protocol: int, time_wait: TimeWait | None = None) -> list[list[Any]]:
@@ -144,8 +157,8 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
     bare = _NLMSGHDR.size + _MSG.size  # a message without attributes: every TIME-WAIT socket's
     remotes: dict[tuple[int, bytes, int], str] = {}  # TIME-WAIT sockets pile up toward a few destinations
 
-    sock = _diag_socket()
-    buf = _per_thread.buf
+    diag = _diag()
+    sock, buf = diag.open_socket(), diag.buf
     try:
         sock.send(header + request)
         while True:
@@ -217,9 +230,7 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                                  None, None, None, None, None, None, False])
                 offset += (length + 3) & ~3
     except BaseException:
-        # A dump left half read would answer the next request with its rest: start on a new socket.
-        _per_thread.sock = None
-        sock.close()
+        diag.discard()
         raise
 
 

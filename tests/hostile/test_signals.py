@@ -66,9 +66,18 @@ def stopped_within(proc: subprocess.Popen[bytes], timeout: float) -> int:
         pytest.fail(f"still running {timeout:g} s after the signal; its threads then:\n{stacks}")
 
 
-def run_and_signal(argv: list[str], signum: int) -> int:
+def as_a_terminals_foreground_job() -> None:
+    """Signal dispositions as a command typed at a terminal starts with, whatever the test run's own are:
+    a suite started in the background (`cmd &` in a script) ignores SIGINT and passes that on to every
+    child, and one started under nohup ignores SIGHUP (the SIGINT run then never stopped)."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def run_and_signal(argv: list[str], signum: int,
+                   start: Callable[[], None] = as_a_terminals_foreground_job) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "console.cli", *argv], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=start)
     try:
         children = wait_for(lambda: tcpdumps_of(proc.pid), 15)
         assert children, f"no tcpdump started: {proc.stderr.read().decode() if proc.poll() is not None else ''}"
@@ -88,6 +97,31 @@ def run_and_signal(argv: list[str], signum: int) -> int:
 def test_json_stream_with_a_capture_stops_tcpdump_on_each_signal(signum: int) -> None:
     code = run_and_signal(["--json", "--capture", "lo", "--capture-filter", "port 9"], signum)
     assert code in (128 + signum, 130)
+
+
+def test_a_json_stream_under_nohup_outlives_the_hangup_and_stops_on_sigterm() -> None:
+    """`nohup warroom --json ... &`: the terminal closing (SIGHUP) is what nohup asked to survive."""
+    def as_nohup_starts_it() -> None:
+        as_a_terminals_foreground_job()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "--json", "--capture", "lo", "--capture-filter",
+                             "port 9"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=as_nohup_starts_it)
+    try:
+        children = wait_for(lambda: tcpdumps_of(proc.pid), 15)
+        assert isinstance(children, list) and children, "no tcpdump started"
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the hangup stopped a run started under nohup"
+        assert all(child.is_running() for child in children)
+        proc.send_signal(signal.SIGTERM)
+        assert stopped_within(proc, 8) == 128 + signal.SIGTERM
+        assert_gone(children, within=1.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
