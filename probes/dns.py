@@ -47,7 +47,7 @@ import dns.rdatatype
 import dns.resolver
 
 from probes.redact import redact_url
-from probes.resolve import HOSTS_FILE, RESOLV_CONF, hosts_lookup
+from probes.resolve import HOSTS_FILE, RESOLV_CONF, hosts_lookup, system_resolver
 from probes.runtime import ProbeSpec, scheduled, within
 from probes.samples import ERROR_TIMEOUT, LOCAL_HOST, JSONValue, Sample
 from probes.targets import parse_target
@@ -100,9 +100,9 @@ def parse_resolver(text: str, source: str = "user") -> Resolver:
 
 
 def system_resolvers(path: str = RESOLV_CONF) -> list[Resolver]:
-    """The nameservers of /etc/resolv.conf (blocking: call through asyncio.to_thread)."""
+    """The nameservers of /etc/resolv.conf (one stat a call, a read when the file changed: no thread)."""
     try:
-        conf = dns.resolver.Resolver(filename=path, configure=True)
+        conf = system_resolver(path)
     except (dns.resolver.NoResolverConfiguration, OSError):
         return []
     out = []
@@ -234,7 +234,7 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
     asked: list[Resolver] = []
     if system and hosts_file:
         started = time.perf_counter()
-        from_hosts: list[JSONValue] = list(await asyncio.to_thread(hosts_lookup, target.host, hosts_file))
+        from_hosts: list[JSONValue] = list(hosts_lookup(target.host, hosts_file))
         if from_hosts:
             # The C library answers from the hosts file and never asks DNS ("files dns"),
             # so the system resolvers are not asked; resolvers the user named still are,
@@ -243,7 +243,7 @@ async def resolve(target_text: str, *, timeout: float, resolvers: Sequence[Resol
                          "rcode": None, "ttl": None, "cname_chain": [],
                          "time_ms": round((time.perf_counter() - started) * 1000.0, 3)})
     if system and not rows:
-        asked.extend(await asyncio.to_thread(system_resolvers, resolv_conf))
+        asked.extend(system_resolvers(resolv_conf))
     for resolver in resolvers:
         if resolver not in asked:
             asked.append(resolver)

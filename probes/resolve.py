@@ -33,6 +33,7 @@ import functools
 import ipaddress
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -56,19 +57,40 @@ GLIBC_TRY_TIMEOUT = 5.0
 ERROR_DNS = "dns"
 
 
-def hosts_lookup(name: str, path: str = HOSTS_FILE) -> list[str]:
-    """Addresses /etc/hosts gives ``name`` (blocking; hand-written: dnspython does not read hosts files)."""
-    wanted = name.rstrip(".").lower()
-    found: list[str] = []
+def file_version(path: str) -> tuple[int, int] | None:
+    """(mtime_ns, size) of ``path`` when it is a regular file; None when it is missing, unreadable or
+    not a file (a FIFO or device would block the reader, in a probe that runs every second)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size) if stat.S_ISREG(info.st_mode) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _hosts_table(path: str, version: tuple[int, int]) -> dict[str, list[str]]:
+    """Name (lower case, no final dot) -> its addresses in file order, for one version of a hosts file."""
+    table: dict[str, list[str]] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 words = line.split("#", 1)[0].split()
-                if len(words) >= 2 and wanted in (w.lower() for w in words[1:]) and words[0] not in found:
-                    found.append(words[0])
+                for name in words[1:]:
+                    found = table.setdefault(name.rstrip(".").lower(), [])
+                    if words[0] not in found:
+                        found.append(words[0])
     except OSError:
+        return {}
+    return table
+
+
+def hosts_lookup(name: str, path: str = HOSTS_FILE) -> list[str]:
+    """Addresses /etc/hosts gives ``name`` (hand-written: dnspython does not read hosts files). One stat a
+    call, so the probes call it at each tick without a thread: the file is read again when it changes."""
+    version = file_version(path)
+    if version is None:
         return []
-    return found
+    return list(_hosts_table(path, version).get(name.rstrip(".").lower(), ()))
 
 
 class LookupFailed(Exception):
@@ -107,7 +129,7 @@ def failed_sample(kind: str, target: str, exc: LookupFailed, *, host: str,
 
 
 @functools.lru_cache(maxsize=8)
-def _system_resolver(path: str, version: int) -> dns.asyncresolver.Resolver:
+def _system_resolver(path: str, version: tuple[int, int]) -> dns.asyncresolver.Resolver:
     import dns.asyncresolver
 
     resolver = dns.asyncresolver.Resolver(filename=path, configure=True)
@@ -121,14 +143,17 @@ def _system_resolver(path: str, version: int) -> dns.asyncresolver.Resolver:
 
 
 def system_resolver(path: str = RESOLV_CONF) -> dns.asyncresolver.Resolver:
-    """A resolver configured from resolv.conf; rebuilt when the file changes (blocking stat + read)."""
+    """A resolver configured from resolv.conf; rebuilt when the file changes. One stat a call (and a
+    read of the file when it changed), so the probes call it at each tick without a thread."""
     import dns.resolver
 
     try:
-        version = os.stat(path).st_mtime_ns
+        info = os.stat(path)
     except OSError as exc:
         raise dns.resolver.NoResolverConfiguration(f"cannot read {path}: {exc}") from None
-    return _system_resolver(path, version)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a device would never end
+        raise dns.resolver.NoResolverConfiguration(f"cannot read {path}: not a regular file")
+    return _system_resolver(path, (info.st_mtime_ns, info.st_size))
 
 
 def _nameservers(resolver: dns.resolver.BaseResolver) -> str:
@@ -167,7 +192,7 @@ async def _dns_lookup(name: str, timeout: float, resolv_conf: str) -> tuple[str,
     except ImportError:  # a bare host (the SSH agent without dnspython): the C library's answer
         return await _libc_lookup(name, timeout)
     try:
-        resolver = await asyncio.to_thread(system_resolver, resolv_conf)
+        resolver = system_resolver(resolv_conf)
     except dns.resolver.NoResolverConfiguration as exc:
         raise _Failure("no-resolver", f"no nameserver to ask: {exc or resolv_conf + ' lists none'}") from None
     asked = _nameservers(resolver)
@@ -235,7 +260,7 @@ async def lookup(host: str, timeout: float = DEFAULT_TIMEOUT, *, hosts_file: str
         return round((time.perf_counter() - started) * 1000.0, 3)
 
     if hosts_file:
-        pinned = await asyncio.to_thread(hosts_lookup, host, hosts_file)
+        pinned = hosts_lookup(host, hosts_file)
         if pinned:
             address = pinned[0]
             return Resolved(address, socket.AF_INET6 if ":" in address else socket.AF_INET, took(), "hosts")

@@ -188,3 +188,30 @@ async def test_a_resolv_conf_without_nameservers_says_so(tmp_path) -> None:
     sample = await tcp_probe.measure("api.test:80", timeout=1.0, lookup=_lookup(conf, tmp_path))
     assert sample.error == "dns" and sample.fields["dns_error"] == "no-resolver"
     assert "nameserver" in (sample.message or "")
+
+
+async def test_a_hosts_file_edited_between_ticks_answers_with_its_new_address(resolver, tmp_path) -> None:
+    """The hosts file is read again when it changes (an on-call engineer pinning a name mid-incident)."""
+    server, conf = resolver
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 pinned.test\n")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        first = await tcp_probe.measure(f"pinned.test:{port}", timeout=1.0, lookup=_lookup(conf, tmp_path))
+        hosts.write_text("127.0.0.2 pinned.test   # moved\n")
+        second = await tcp_probe.measure(f"pinned.test:{port}", timeout=1.0, lookup=_lookup(conf, tmp_path))
+    assert first.fields["address"] == "127.0.0.1" and second.fields["address"] == "127.0.0.2"
+    assert server.queries == []
+
+
+async def test_a_fifo_as_hosts_file_or_resolv_conf_is_said_and_never_waited_on(tmp_path) -> None:
+    """A FIFO where a file goes: opening one waits for a writer that never comes."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    lookup = resolve.Lookup.from_options({"resolv_conf": str(fifo), "hosts_file": str(fifo)})
+    sample = await tcp_probe.measure("api.test:80", timeout=1.0, lookup=lookup)
+    assert sample.error == "dns" and sample.fields["dns_error"] == "no-resolver"
+    assert "not a regular file" in (sample.message or "")
+    assert resolve.hosts_lookup("api.test", str(fifo)) == []
