@@ -11,6 +11,8 @@
    --busy-processes more (sleeping) processes, as a production host has: the host probes read /proc
    per process; and again on a host holding --time-wait TIME-WAIT sockets, as a host whose
    clients close their connections first (no keep-alive) holds: the socket reading reads every one.
+   Beside each agent figure: its wake-ups a second and what one wake-up of a sleeping python costs this
+   machine then (on this test VM it moved from ~60 to ~150 µs within an hour; the agent's figure follows it).
 2. Fan-out: --hosts sshd on 127.0.0.x; time from launching all RemoteHosts
    to the first Sample from each (target: all within 1.5 s).
 
@@ -113,6 +115,35 @@ WIRE_TARGET = 2048.0
 FAN_OUT_TARGET_S = 1.5
 
 
+#: A python that sleeps and wakes RATE times a second for SECONDS, then prints the CPU each wake-up cost it.
+_WAKEUP_LOOP = """import sys,time
+def ran():return int(open('/proc/self/schedstat').read().split()[0])
+rate,n=float(sys.argv[1]),int(sys.argv[2]);time.sleep(1/rate);start=ran()
+for _ in range(n):time.sleep(1/rate)
+print((ran()-start)/n/1000)"""
+
+
+def wakeup_cost_us(seconds: float = 5.0, rate: float = 2.0) -> float:
+    """What waking a sleeping python costs this machine now, in µs of CPU: the figure a 1 Hz agent pays
+    per wake-up before any work, and on a virtual machine the one that moves most from hour to hour
+    (a microVM exits to its host to halt and to wake), so it is measured beside each agent figure."""
+    done = subprocess.run([sys.executable, "-S", "-c", _WAKEUP_LOOP, str(rate), str(int(seconds * rate))],
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary switches of every thread of ``pid`` so far (each wake-up is one)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # a thread ended
+            continue
+        total += sum(int(n) for n in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s*(\d+)", text, re.M))
+    return total
+
+
 def host(name: str, login_shell: bool) -> HostConfig:
     return HostConfig(name) if login_shell else HostConfig(name, python=os.path.realpath(sys.executable))
 
@@ -202,6 +233,7 @@ async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, add
             agent = next(p for p in agent if "warroom-agent" in " ".join(p.cmdline()))
             await asyncio.sleep(2.0)  # settle: start-up imports are not the steady state
             start_cpu = sum(agent.cpu_times()[:2])
+            start_switches = context_switches(agent.pid)
             start_wire = wire_bytes(sshd.addr, sshd.port)
             start_channel = remote.bytes_received
             start = time.monotonic()
@@ -216,6 +248,7 @@ async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, add
             break
     wall = time.monotonic() - start  # type: ignore[operator]
     cpu = sum(agent.cpu_times()[:2]) - start_cpu  # type: ignore[union-attr,operator]
+    switches = context_switches(agent.pid) - start_switches  # type: ignore[union-attr]
     wire = wire_bytes(sshd.addr, sshd.port) - start_wire  # type: ignore[operator]
     channel = remote.bytes_received - start_channel  # type: ignore[operator]
     await stream.aclose()  # type: ignore[attr-defined]  # an async generator
@@ -235,6 +268,10 @@ async def agent_cost(lab: Lab, seconds: float, login_shell: bool, name: str, add
     rate = 100 * cpu / wall
     print(f"  agent CPU: {rate:.2f} % of one core (user+sys {cpu:.2f} s; target <= {CPU_TARGET}%: "
           f"{rate / CPU_TARGET:.2f}x)")
+    wake_us = wakeup_cost_us()
+    print(f"  of which waking up: {switches / wall:.0f} wake-ups a second; one costs a sleeping python "
+          f"{wake_us:.0f} µs of CPU on this machine now (a 2 Hz sleep loop, measured after this run), "
+          f"{switches / wall * wake_us / 1e4:.2f}% of a core at that rate")
     if "conns" in kind_names or "pools" in kind_names:
         print(f"  of which the socket table's floor: {hash_walk_line()}")
     print(f"  channel: {channel / wall:,.0f} B/s as sent (socket tables as changes); the same Samples whole: "
