@@ -11,6 +11,7 @@ from console.ui.app import AppConfig
 from console.ui.screens import AddTargetScreen, HelpScreen
 from console.ui.viewer import ViewerApp
 from probes.samples import Sample
+from tests.incident.scenario import wait_until
 from widgets.capture_view import CaptureView
 from widgets.target_row import TargetRow
 
@@ -47,8 +48,10 @@ async def test_viewer_mirrors_the_console_and_binds_no_probe_key(tmp_path: Path)
         assert running_feeds() == [console.feed.path]
         app = ViewerApp(AppConfig(hostname=""), redact=True)  # finds the newest running console itself
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(1.5)
-            assert rows(app) == ["127.0.0.1:7001"]
+            # Bounded waits, not fixed pauses: the viewer polls the feed, and a loaded machine (the
+            # whole suite at once) took longer than 1.5 s for the first rows once.
+            await wait_until(pilot, "the console's target and its backlog", lambda: rows(app) == ["127.0.0.1:7001"]
+                             and len(app.store.series(("local", "tcp", "127.0.0.1:7001"))) == 5, 10.0)
             assert "VIEWER of responder-host-zeta" in app.sub_title and app.share.on
             assert len(app.store.series(("local", "tcp", "127.0.0.1:7001"))) == 5  # the backlog came first
 
@@ -56,9 +59,8 @@ async def test_viewer_mirrors_the_console_and_binds_no_probe_key(tmp_path: Path)
             console.targets.append("127.0.0.1:7002")
             console.feed.announce()
             console.publish(Sample("tcp", "127.0.0.1:7002", time.time(), {"rtt_ms": 2.5}))
-            await pilot.pause(1.2)
-            assert rows(app) == ["127.0.0.1:7001", "127.0.0.1:7002"]
-            assert app.store.last(("local", "tcp", "127.0.0.1:7002")) is not None
+            await wait_until(pilot, "the added target", lambda: rows(app) == ["127.0.0.1:7001", "127.0.0.1:7002"]
+                             and app.store.last(("local", "tcp", "127.0.0.1:7002")) is not None, 10.0)
 
             # Keys that start or stop probes do nothing here, and share mode cannot be turned off.
             await pilot.press("a")
