@@ -13,6 +13,7 @@ import json
 import os
 import random
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,10 +92,29 @@ def zstd_then_junk(tmp: Path) -> Path:
     return path
 
 
+def _ends_mid_line(compressed: bytes) -> bool:
+    """Whether what a reader can decompress of ``compressed`` ends inside a line that does not parse."""
+    readable = zlib.decompressobj(31).decompress(compressed)
+    tail = readable.rpartition(b"\n")[2]
+    if not tail:
+        return False
+    try:
+        json.loads(tail)
+    except ValueError:
+        return True
+    return False
+
+
 def gzip_cut(tmp: Path) -> Path:
+    """A gzip recording cut short as a writer killed mid-line leaves it. The bytes depend on NOW, so the
+    cut is moved back from two thirds until it lands inside a line: at a line's end the file is only
+    shorter, not torn (that made this case fail about once in a hundred runs)."""
     path = tmp / "rec.jsonl.gz"
     data = gzip.compress(("\n".join([GOOD, GOOD2] * 200) + "\n").encode())
-    path.write_bytes(data[: len(data) * 2 // 3])
+    cut = len(data) * 2 // 3
+    while not _ends_mid_line(data[:cut]):
+        cut -= 1
+    path.write_bytes(data[:cut])
     return path
 
 
