@@ -59,7 +59,7 @@ from console.remote.host import KIND_STATUS, RemoteHost, ship_for  # noqa: E402
 from console.remote.payload import build_payload, probe_modules  # noqa: E402
 from console.remote.stream import stream_remote  # noqa: E402
 from console.settings.hosts import HostConfig  # noqa: E402
-from probes import conns, sockdiag  # noqa: E402
+from probes import procfs, sockdiag  # noqa: E402
 from probes.runtime import ProbeSpec  # noqa: E402
 
 
@@ -333,7 +333,7 @@ def hash_walk_line() -> str:
     for _ in range(50):
         sockdiag.dump_tcp(states=1 << 11)
     walk_ms = (time.process_time() - start) / 50 * 1000
-    entries = conns._read_int("/proc/sys/net/ipv4/tcp_ehash_entries")  # negative: the netns shares the host's
+    entries = procfs.read_int("/proc/sys/net/ipv4/tcp_ehash_entries")  # negative: the netns shares the host's
     buckets = "size unknown" if entries is None else f"{abs(entries):,} buckets"
     return (f"the kernel's walk of its established hash ({buckets}) takes {walk_ms:.1f} ms a reading, "
             f"{walk_ms / 10:.2f}% of a core at 1 Hz, before the first socket")

@@ -382,10 +382,6 @@ def port_of(endpoint: str) -> int | None:
     return int(port) if port.isdigit() else None
 
 
-def _read_int(path: str) -> int | None:
-    return procfs.first_int(procfs.read_small(path))
-
-
 def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int] | None:
     """The kernel's ephemeral port range, read once in procfs.SETTLED_S seconds."""
     words = (procfs.read_settled(path) or b"").split()
@@ -397,7 +393,7 @@ def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tup
 def conntrack(base: str = "/proc/sys/net/netfilter") -> tuple[int | None, int | None]:
     """(entries, maximum) of the conntrack table; (None, None) on a host without conntrack. The
     maximum is read once in procfs.SETTLED_S seconds."""
-    count = _read_int(f"{base}/nf_conntrack_count")
+    count = procfs.read_int(f"{base}/nf_conntrack_count")
     if count is None:
         return None, None
     return count, procfs.first_int(procfs.read_settled(f"{base}/nf_conntrack_max"))

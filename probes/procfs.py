@@ -86,6 +86,11 @@ def first_int(data: bytes | None) -> int | None:
         return None
 
 
+def read_int(path: str) -> int | None:
+    """The first word of a small /proc or /proc/sys file as an int (None: unread, empty or not a number)."""
+    return first_int(read_small(path))
+
+
 def real_uid(pid: int, proc: str = "/proc") -> int | None:
     """The real uid of ``pid`` (the first of /proc/PID/status's Uid: line, as psutil's username uses)."""
     status = read_small(f"{proc}/{pid}/status")

@@ -57,14 +57,14 @@ GLIBC_TRY_TIMEOUT = 5.0
 ERROR_DNS = "dns"
 
 
-def file_version(path: str) -> tuple[int, int] | None:
-    """(mtime_ns, size) of ``path`` when it is a regular file; None when it is missing, unreadable or
-    not a file (a FIFO or device would block the reader, in a probe that runs every second)."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size) if stat.S_ISREG(info.st_mode) else None
+def file_version(path: str) -> tuple[int, int]:
+    """(mtime_ns, size) of ``path``, the key its parse is kept under; OSError when it is missing or
+    unreadable, or not a regular file (a FIFO would block the read, a device would never end, in a
+    probe that runs every second)."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError("not a regular file")
+    return info.st_mtime_ns, info.st_size
 
 
 @functools.lru_cache(maxsize=8)
@@ -87,8 +87,9 @@ def _hosts_table(path: str, version: tuple[int, int]) -> dict[str, list[str]]:
 def hosts_lookup(name: str, path: str = HOSTS_FILE) -> list[str]:
     """Addresses /etc/hosts gives ``name`` (hand-written: dnspython does not read hosts files). One stat a
     call, so the probes call it at each tick without a thread: the file is read again when it changes."""
-    version = file_version(path)
-    if version is None:
+    try:
+        version = file_version(path)
+    except OSError:
         return []
     return list(_hosts_table(path, version).get(name.rstrip(".").lower(), ()))
 
@@ -148,12 +149,10 @@ def system_resolver(path: str = RESOLV_CONF) -> dns.asyncresolver.Resolver:
     import dns.resolver
 
     try:
-        info = os.stat(path)
+        version = file_version(path)
     except OSError as exc:
         raise dns.resolver.NoResolverConfiguration(f"cannot read {path}: {exc}") from None
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a device would never end
-        raise dns.resolver.NoResolverConfiguration(f"cannot read {path}: not a regular file")
-    return _system_resolver(path, (info.st_mtime_ns, info.st_size))
+    return _system_resolver(path, version)
 
 
 def _nameservers(resolver: dns.resolver.BaseResolver) -> str:

@@ -187,22 +187,13 @@ def _dump(msg_type: int, request: bytes, proto_name: str, v4: list[list[Any]], v
                     offset += (length + 3) & ~3
                     continue
                 state_name = state_names[state] if state < len(state_names) else str(state)
-                if family == inet6:
-                    rows = v6
-                    src_text = names6.get(src)
-                    if src_text is None:
-                        src_text = names6[src] = _address(family, src)
-                    dst_text = names6.get(dst)
-                    if dst_text is None:
-                        dst_text = names6[dst] = _address(family, dst)
-                else:
-                    rows = v4
-                    src_text = names4.get(src)
-                    if src_text is None:
-                        src_text = names4[src] = _address(family, src)
-                    dst_text = names4.get(dst)
-                    if dst_text is None:
-                        dst_text = names4[dst] = _address(family, dst)
+                rows, names = (v6, names6) if family == inet6 else (v4, names4)
+                src_text = names.get(src)
+                if src_text is None:
+                    src_text = names[src] = _address(family, src)
+                dst_text = names.get(dst)
+                if dst_text is None:
+                    dst_text = names[dst] = _address(family, dst)
                 local = f"{src_text}:{sport}" if sport else f"{src_text}:*"
                 remote = f"{dst_text}:{dport}" if dport else f"{dst_text}:*"
                 info = None

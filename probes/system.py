@@ -22,7 +22,7 @@ TOP_PROCESSES = 5
 
 def _open_fds() -> int | None:
     """System-wide allocated file handles, from the kernel's own count."""
-    return procfs.first_int(procfs.read_small("/proc/sys/fs/file-nr"))
+    return procfs.read_int("/proc/sys/fs/file-nr")
 
 
 def _fd_max() -> int | None:

@@ -7,12 +7,13 @@ checks that the run ends and no tcpdump of it is left, within a second of the ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -74,23 +75,31 @@ def as_a_terminals_foreground_job() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def run_and_signal(argv: list[str], signum: int,
-                   start: Callable[[], None] = as_a_terminals_foreground_job) -> int:
+@contextlib.contextmanager
+def capturing_run(argv: list[str], start: Callable[[], None] = as_a_terminals_foreground_job
+                  ) -> Iterator[tuple[subprocess.Popen[bytes], list[psutil.Process]]]:
+    """A warroom run of ``argv`` (its signal dispositions set by ``start``) once its tcpdump runs; killed
+    on the way out if it is still running."""
     proc = subprocess.Popen([sys.executable, "-m", "console.cli", *argv], cwd=ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=start)
     try:
         children = wait_for(lambda: tcpdumps_of(proc.pid), 15)
         assert children, f"no tcpdump started: {proc.stderr.read().decode() if proc.poll() is not None else ''}"
         assert isinstance(children, list)
+        yield proc, children
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_and_signal(argv: list[str], signum: int) -> int:
+    with capturing_run(argv) as (proc, children):
         time.sleep(0.3)
         proc.send_signal(signum)
         code = stopped_within(proc, 8)
         assert_gone(children, within=1.0)
         return code
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
@@ -105,12 +114,8 @@ def test_a_json_stream_under_nohup_outlives_the_hangup_and_stops_on_sigterm() ->
         as_a_terminals_foreground_job()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "--json", "--capture", "lo", "--capture-filter",
-                             "port 9"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=as_nohup_starts_it)
-    try:
-        children = wait_for(lambda: tcpdumps_of(proc.pid), 15)
-        assert isinstance(children, list) and children, "no tcpdump started"
+    with capturing_run(["--json", "--capture", "lo", "--capture-filter", "port 9"], as_nohup_starts_it) as (
+            proc, children):
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         assert proc.poll() is None, "the hangup stopped a run started under nohup"
@@ -118,10 +123,6 @@ def test_a_json_stream_under_nohup_outlives_the_hangup_and_stops_on_sigterm() ->
         proc.send_signal(signal.SIGTERM)
         assert stopped_within(proc, 8) == 128 + signal.SIGTERM
         assert_gone(children, within=1.0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
