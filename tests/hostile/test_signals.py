@@ -39,9 +39,18 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> object:
     return predicate()
 
 
+def is_capturing_tcpdump(proc: psutil.Process) -> bool:
+    """The capture itself (``tcpdump -i IF ... -w -``), not the short-lived ``tcpdump -d`` that checks the
+    filter before it: a test that took that one for the capture saw it end a second later, on its own."""
+    try:
+        return proc.name() == "tcpdump" and "-w" in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
 def tcpdumps_of(pid: int) -> list[psutil.Process]:
     try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "tcpdump"]
+        return [p for p in psutil.Process(pid).children(recursive=True) if is_capturing_tcpdump(p)]
     except psutil.NoSuchProcess:
         return []
 
