@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.filter import LineFilter
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -165,6 +166,17 @@ class WarroomApp(ReplayControls, App[int]):
 
     paused: reactive[bool] = reactive(False)
     """Freezes what the panes show (to read or screenshot); probes keep recording."""
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, except its Linux terminal driver: ours sleeps between keys (input_driver)."""
+        chosen = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if chosen is LinuxDriver:
+            from console.ui.input_driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return chosen
 
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
