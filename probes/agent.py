@@ -54,6 +54,10 @@ ERROR_UNAVAILABLE = "unavailable"
 #: Seconds without any line from the console before the agent assumes the link is dead.
 DEFAULT_KEEPALIVE_TIMEOUT = 30.0
 
+#: Seconds between the watchdog's looks at its parent process (sshd's session): an agent whose
+#: parent died (and whose stdin some other process still holds open) exits within this.
+PARENT_CHECK_S = 2.0
+
 #: Kinds whose Samples are snapshots sent as changes (under "deltas"): big, and mostly the same each second.
 DELTA_KINDS = frozenset({"conns_table", "pools"})
 
@@ -236,9 +240,13 @@ class Agent:
             self.stop("asked to stop")
 
     async def watchdog(self, original_ppid: int) -> None:
-        """Exit when the console can no longer reach us, even if stdin never sees EOF."""
+        """Exit when the console can no longer reach us, even if stdin never sees EOF.
+
+        It wakes when the keepalive or the lifetime runs out, and every PARENT_CHECK_S to look at
+        its parent: not on a fixed short beat (it was 0.5 s), each wake-up of a sleeping agent costs
+        ~130 µs of CPU on a virtual host before any work.
+        """
         while not self.done.is_set():
-            await asyncio.sleep(0.5)
             now = time.monotonic()
             if os.getppid() != original_ppid:
                 self.stop("parent process gone")
@@ -246,6 +254,10 @@ class Agent:
                 self.stop(f"no keepalive from the console for {self.keepalive_timeout:g} s")
             elif self.max_lifetime is not None and now - self.started > self.max_lifetime:
                 self.stop(f"max lifetime {self.max_lifetime:g} s reached")
+            else:
+                due = min(PARENT_CHECK_S, self.last_input + self.keepalive_timeout - now,
+                          PARENT_CHECK_S if self.max_lifetime is None else self.started + self.max_lifetime - now)
+                await asyncio.sleep(max(due, 0.0) + 0.01)  # just past the deadline, not a hair before it
 
 
 #: Where a module a probe needs comes from, for the line that says it is missing (C extensions cannot travel).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -370,3 +371,44 @@ def test_capture_script_puts_sudo_right_before_tcpdump() -> None:
     script = capture_command(interface="eth0", bpf="port 5432", count=10, seconds=5, sudo=True)
     assert "setsid timeout -s INT 5 sudo -n tcpdump -U -w - -n -c 10" in shlex.split(script)[-1]
     assert "sudo" not in capture_command(interface="eth0", count=10, seconds=5)
+
+
+def test_agent_exits_when_its_parent_dies_even_with_stdin_open() -> None:
+    """sshd's session process killed while something else still holds the agent's stdin: the watchdog's
+    look at its parent ends it, with nothing of it left running."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The shell is the agent's parent; it waits, and the agent shares the shell's stdin pipe with us
+    # (through fd 3: sh gives a command run with & /dev/null as its stdin, before its own redirections).
+    parent = subprocess.Popen(["sh", "-c", f"exec 3<&0; {shlex.quote(sys.executable)} -m probes.agent <&3 3<&- & "
+                               "echo $!; wait"],
+                              cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    assert parent.stdin is not None and parent.stdout is not None
+    agent_pid = int(parent.stdout.readline())
+    try:
+        parent.stdin.write(request_line("h", [ProbeSpec("tcp", "127.0.0.1:9", interval=0.5)]))
+        parent.stdin.flush()
+        assert json.loads(parent.stdout.readline())["hello"]["pid"] == agent_pid
+        assert json.loads(parent.stdout.readline())["kind"] == "tcp"  # a first Sample: the agent runs
+        parent.kill()
+        parent.wait(5)
+        killed = time.monotonic()
+        while time.monotonic() - killed < 6 and os.path.exists(f"/proc/{agent_pid}") and \
+                not _is_zombie(agent_pid):
+            time.sleep(0.05)
+        gone_after = time.monotonic() - killed
+        assert not os.path.exists(f"/proc/{agent_pid}") or _is_zombie(agent_pid), \
+            "the agent outlived its parent by 6 s with its stdin still open"
+        assert gone_after < 4.0  # PARENT_CHECK_S is 2 s; the rest is slack for a loaded machine
+    finally:
+        parent.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(agent_pid, 9)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
