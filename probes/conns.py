@@ -211,9 +211,7 @@ class OwnerScan:
         last_counts, last_unreadable = self._counts, self._unreadable
         unreadable: set[int] = set()
         self._links_unreadable = {pid for pid in self._links_unreadable if pid % FD_RECOUNT_EVERY != turn}
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
+        for entry in procfs.pid_entries(proc):
             pid = int(entry)
             if pid != me and pid % FD_RECOUNT_EVERY != turn:  # not its turn: keep what the last count said
                 before = last_counts.get(pid)

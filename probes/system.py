@@ -79,9 +79,7 @@ class CpuTicks:
         usage: list[tuple[float, int]] = []
         last, last_stat, shown = self._last, self._stat, self._shown
         reads = 0
-        for entry in os.listdir(self.proc):
-            if not entry.isdigit():
-                continue
+        for entry in procfs.pid_entries(self.proc):
             pid = int(entry)
             before = last.get(pid)
             if before is not None and before[3] == 0.0 and pid % IDLE_EVERY != turn and pid not in shown:

@@ -269,3 +269,47 @@ def test_a_limit_raised_with_prlimit_shows_within_the_settled_time(monkeypatch) 
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_process_list_follows_a_process_that_starts_and_one_that_ends() -> None:
+    """The host probes' list of pids (procfs.pid_entries) is listed only when /proc/loadavg's task count
+    or last pid moved: a process started or ended between two readings is in, or out of, the next one."""
+    import subprocess
+
+    from probes import procfs
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert str(child.pid) in procfs.pid_entries()
+    finally:
+        child.kill()
+        child.wait()
+    assert str(child.pid) not in procfs.pid_entries()
+
+
+def test_the_process_list_is_kept_while_loadavg_says_nothing_started_or_ended(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from probes import procfs
+
+    proc = tmp_path / "proc"
+    for pid in ("1", "20"):
+        (proc / pid).mkdir(parents=True)
+    (proc / "self").mkdir()
+    loadavg = proc / "loadavg"
+    loadavg.write_text("0.00 0.01 0.05 1/90 300\n")
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "20"]
+    (proc / "31").mkdir()  # a process whose start loadavg does not show (another pid namespace's)
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "20"]  # kept: both figures stayed
+    loadavg.write_text("0.00 0.01 0.05 1/91 301\n")  # a fork: a task more, the last pid moved
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "20", "31"]
+    (proc / "20").rmdir()
+    loadavg.write_text("0.00 0.01 0.05 1/90 301\n")  # an exit: a task less
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "31"]
+    (proc / "42").mkdir()
+    monkeypatch.setattr(procfs, "PIDS_KEPT_S", 0.0)  # kept no longer than this, whatever loadavg says
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "31", "42"]
+    loadavg.unlink()  # no loadavg (not Linux's /proc): listed every time
+    (proc / "43").mkdir()
+    monkeypatch.setattr(procfs, "PIDS_KEPT_S", 10.0)
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "31", "42", "43"]
+    (proc / "44").mkdir()
+    assert sorted(procfs.pid_entries(str(proc))) == ["1", "31", "42", "43", "44"]
